@@ -1,0 +1,50 @@
+# mentor-connections — every target creates/updates .venv on its own first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: venv test test-fast demo lint fmt bench up clean synth
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip>=25.1"
+	$(PY) -m pip install --quiet --disable-pip-version-check -e . --group dev --group infra
+	@touch $(STAMP)
+
+## The full suite (unit, integration against moto/Radicale/emulators, e2e through the local gateway, infra synth).
+test: $(STAMP)
+	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+## Unit tests only.
+test-fast: $(STAMP)
+	$(PY) -m pytest -p no:cacheprovider tests/unit $(PYTEST_ARGS)
+
+## Start the local stack, run the whole story end to end, print it.
+demo: $(STAMP)
+	$(PY) -m devstack demo
+
+## Start the local stack and keep it running (Ctrl-C to stop).
+up: $(STAMP)
+	$(PY) -m devstack up
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy shared functions devstack infra bench
+
+fmt: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+synth: $(STAMP)
+	cd infra && ../$(VENV)/bin/cdk synth 2>/dev/null || npx --yes aws-cdk@2 synth --app "../$(PY) app.py"
+
+clean:
+	rm -rf $(VENV) .devstack cdk.out .mypy_cache .ruff_cache .hypothesis

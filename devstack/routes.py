@@ -1,0 +1,269 @@
+"""What runs where: the local equivalent of the infra wiring, and how a function is invoked.
+
+Three tables describe every event source of the system:
+
+* :data:`ROUTES` — API Gateway (HTTP API) routes → Lambda function, with the JWT-authorizer flag;
+* :data:`QUEUE_WORKERS` — SQS queue → worker function (event source mappings);
+* :data:`SCHEDULES` — EventBridge schedules → function.
+
+A later issue that adds a function adds its module (``functions/<name>/handler.py``) and, if the
+function is new to these tables, one line here. A route whose module does not exist yet answers
+``501 {"message":"Not Implemented"}``; a queue whose worker does not exist yet is left alone.
+
+The second half of the module is the "Lambda runtime" the gateway, pumps and scheduler share:
+:func:`load_handler` imports ``functions.<name>.handler.lambda_handler`` in-process and
+:class:`LambdaContext` stands in for the runtime's context object.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+ACCOUNT_ID: Final = "123456789012"  # moto's default account
+DEFAULT_REGION: Final = "us-east-1"
+
+Handler = Callable[[Any, Any], Any]
+
+_VARIABLE = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)(\+?)\}$")
+_METHODS: Final = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY"})
+
+
+def handler_module(function: str) -> str:
+    """The module that holds ``lambda_handler`` for ``function``."""
+    return f"functions.{function}.handler"
+
+
+@dataclass(frozen=True)
+class Route:
+    """One HTTP API route: ``method`` + ``path`` (API Gateway route-key syntax) → function.
+
+    ``path`` follows API Gateway's rules: literal segments, whole-segment variables ``{name}`` and
+    a final greedy ``{name+}``. A variable must be a whole segment (``/feeds/{token}``, not
+    ``/feeds/{token}.ics``) because that is all API Gateway accepts, so the local table can be
+    deployed as is. ``auth`` means the JWT authorizer guards the route. ``module`` overrides
+    where the handler lives (tests point it at their own modules).
+    """
+
+    method: str
+    path: str
+    function: str
+    auth: bool
+    module: str | None = None
+    timeout_s: float = 29.0
+    segments: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.method not in _METHODS:
+            raise ValueError(f"unsupported method {self.method!r}")
+        if not self.path.startswith("/") or (self.path != "/" and self.path.endswith("/")):
+            raise ValueError(f"route path must start with '/' and not end with one: {self.path!r}")
+        segments = tuple(s for s in self.path.split("/")[1:] if s) if self.path != "/" else ()
+        for i, segment in enumerate(segments):
+            if "{" in segment or "}" in segment:
+                match = _VARIABLE.match(segment)
+                if match is None:
+                    raise ValueError(
+                        f"path variable must be a whole segment ({{name}} or {{name+}}): {self.path!r}"
+                    )
+                if match.group(2) and i != len(segments) - 1:
+                    raise ValueError(f"greedy variable must be the last segment: {self.path!r}")
+        object.__setattr__(self, "segments", segments)
+
+    @property
+    def key(self) -> str:
+        """The route key, as in ``requestContext.routeKey`` (``"GET /connections/{provider}"``)."""
+        return f"{self.method} {self.path}"
+
+    @property
+    def handler_module(self) -> str:
+        return self.module or handler_module(self.function)
+
+    def match(self, path: str) -> dict[str, str] | None:
+        """Path parameters if ``path`` (already percent-decoded, no query) matches, else ``None``."""
+        parts = path.split("/")[1:] if path != "/" else []
+        params: dict[str, str] = {}
+        for i, segment in enumerate(self.segments):
+            variable = _VARIABLE.match(segment)
+            if variable and variable.group(2):  # greedy: the rest of the path, at least one segment
+                rest = parts[i:]
+                if not rest or not rest[0]:
+                    return None
+                params[variable.group(1)] = "/".join(rest)
+                return params
+            if i >= len(parts):
+                return None
+            if variable:
+                if not parts[i]:
+                    return None
+                params[variable.group(1)] = parts[i]
+            elif parts[i] != segment:
+                return None
+        return params if len(parts) == len(self.segments) else None
+
+    def specificity(self) -> tuple[int, ...]:
+        """Sort key: literal segments beat variables, variables beat greedy ones, methods beat ANY."""
+        rank = []
+        for segment in self.segments:
+            variable = _VARIABLE.match(segment)
+            rank.append(0 if variable is None else (2 if variable.group(2) else 1))
+        return (*rank, 1 if self.method == "ANY" else 0)
+
+
+@dataclass(frozen=True)
+class QueueWorker:
+    """An SQS event source mapping: messages of ``queue`` (local queue name) → ``function``."""
+
+    queue: str
+    function: str
+    module: str | None = None
+    batch_size: int = 10
+    timeout_s: float = 60.0
+
+    @property
+    def handler_module(self) -> str:
+        return self.module or handler_module(self.function)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """An EventBridge schedule: ``function`` every ``interval_s`` seconds (``rate(...)``)."""
+
+    name: str
+    function: str
+    interval_s: float
+    module: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    timeout_s: float = 60.0
+
+    @property
+    def handler_module(self) -> str:
+        return self.module or handler_module(self.function)
+
+
+def _mentor(method: str, path: str, function: str) -> Route:
+    return Route(method, path, function, auth=True)
+
+
+def _public(method: str, path: str, function: str) -> Route:
+    return Route(method, path, function, auth=False)
+
+
+#: Every route of PRODUCT.md §3.
+ROUTES: Final[tuple[Route, ...]] = (
+    # connections_api — /connections/*, /mentors/me/* (mentor, JWT)
+    _mentor("GET", "/connections", "connections_api"),
+    _mentor("POST", "/connections/{provider}/authorize", "connections_api"),  # google, zoom
+    _mentor("POST", "/connections/apple", "connections_api"),
+    _mentor("GET", "/connections/google/calendars", "connections_api"),
+    _mentor("PUT", "/connections/google/calendar", "connections_api"),
+    _mentor("DELETE", "/connections/{provider}", "connections_api"),  # ?revoke=true
+    _mentor("GET", "/mentors/me/busy", "connections_api"),
+    _mentor("GET", "/mentors/me/feed", "connections_api"),
+    _mentor("POST", "/mentors/me/feed/rotate", "connections_api"),
+    # oauth_callback — the browser comes back from Google / Zoom (no JWT: `state` binds the mentor)
+    _public("GET", "/oauth/{provider}/callback", "oauth_callback"),
+    # classes_api — classes (mentor) and bookings
+    _mentor("POST", "/classes", "classes_api"),
+    _mentor("GET", "/classes/{id}", "classes_api"),
+    _mentor("PATCH", "/classes/{id}/sessions/{sid}", "classes_api"),
+    _mentor("DELETE", "/classes/{id}/sessions/{sid}", "classes_api"),
+    # POST /bookings is a *platform* route (checkout creates the booking). Until the platform has
+    # its own credential it is guarded by the same JWT authorizer as mentor routes.
+    _mentor("POST", "/bookings", "classes_api"),
+    # "mentor or ?token=": an HTTP API authorizer is all-or-nothing per route, so these routes
+    # have none and the handler checks either the booking token or the mentor's bearer JWT.
+    _public("GET", "/bookings/{id}", "classes_api"),
+    _public("POST", "/bookings/{id}/cancel", "classes_api"),
+    # webhooks — signed by the provider, verified in the handler
+    _public("POST", "/webhooks/stripe", "stripe_webhook"),
+    _public("POST", "/webhooks/zoom", "provider_webhooks"),
+    _public("POST", "/webhooks/google", "provider_webhooks"),
+    # calendar_feed — GET /feeds/<token>.ics: API Gateway variables are whole segments, so the
+    # route is /feeds/{token} and pathParameters.token is "<token>.ics" (the handler strips it).
+    _public("GET", "/feeds/{token}", "calendar_feed"),
+)
+
+#: Queue (local name, see devstack.aws) → worker function.
+QUEUE_WORKERS: Final[tuple[QueueWorker, ...]] = (
+    QueueWorker("meetings", "mint_meeting"),
+    QueueWorker("busy-sync", "busy_sync"),
+)
+
+#: Schedules. calendar_poll (every 5 minutes) arrives with its issue.
+SCHEDULES: Final[tuple[Schedule, ...]] = ()
+
+
+# --- the in-process "Lambda runtime" ----------------------------------------------------------
+
+
+class FunctionNotFoundError(LookupError):
+    """The function's handler module does not exist (yet)."""
+
+
+def load_handler(module: str) -> Handler:
+    """Import ``module`` and return its ``lambda_handler``.
+
+    Raises :class:`FunctionNotFoundError` only when the module itself (or one of its packages) is
+    missing; an import error *inside* an existing module propagates (that is a bug, not a gap).
+    """
+    try:
+        imported = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        parts = module.split(".")
+        prefixes = {".".join(parts[: i + 1]) for i in range(len(parts))}
+        if exc.name in prefixes:
+            raise FunctionNotFoundError(module) from exc
+        raise
+    handler = getattr(imported, "lambda_handler", None)
+    if not callable(handler):
+        raise FunctionNotFoundError(f"{module}.lambda_handler")
+    return handler  # type: ignore[no-any-return]
+
+
+def function_exists(module: str) -> bool:
+    """Whether ``module`` can be imported (without importing it)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+class LambdaContext:
+    """What the Lambda runtime passes as ``context`` (the attributes Powertools reads)."""
+
+    def __init__(
+        self,
+        function_name: str,
+        *,
+        timeout_s: float = 30.0,
+        memory_limit_in_mb: int = 512,
+        region: str = DEFAULT_REGION,
+        account_id: str = ACCOUNT_ID,
+    ) -> None:
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = f"arn:aws:lambda:{region}:{account_id}:function:{function_name}"
+        self.memory_limit_in_mb = memory_limit_in_mb
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = time.strftime("%Y/%m/%d/[$LATEST]") + uuid.uuid4().hex
+        self.identity = None
+        self.client_context = None
+        self.tenant_id = None
+        self._deadline = time.monotonic() + timeout_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def invoke(module: str, function: str, event: Any, *, timeout_s: float, region: str = DEFAULT_REGION) -> Any:
+    """Invoke ``module.lambda_handler(event, context)`` in this process and return its result."""
+    handler = load_handler(module)
+    return handler(event, LambdaContext(function, timeout_s=timeout_s, region=region))

@@ -1,0 +1,1 @@
+"""CDK app for mentor-connections (``cdk.json`` → ``python -m infra.app``)."""

@@ -1,0 +1,1 @@
+"""mentor-connections domain code and adapters, shared by every Lambda function."""

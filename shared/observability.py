@@ -1,0 +1,95 @@
+"""Logger, Tracer and Metrics for every function, plus secret masking.
+
+All functions import ``logger``, ``tracer`` and ``metrics`` from here and decorate their handler in
+the same order::
+
+    @logger.inject_lambda_context(correlation_id_path=...)
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics(capture_cold_start_metric=True)
+    def lambda_handler(event, context): ...
+
+The logger's formatter masks anything secret-shaped in the *rendered* line (so secrets hidden in
+exception text, nested dicts or f-strings are caught too): bearer tokens, JWTs, Google/Zoom/Stripe
+token shapes, Apple app-specific passwords, values of secret-named keys, and every plaintext the
+vault has handed out in this process (see :func:`register_secret`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+MASK = "*****"
+
+# Shapes of secrets we handle. Keep them specific: masking ordinary ids would make logs useless.
+_SECRET_PATTERNS: tuple[re.Pattern[str], ...] = (
+    re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"),  # JWT
+    re.compile(r"\bya29\.[A-Za-z0-9._-]{8,}"),  # Google access token
+    re.compile(r"\b1//[A-Za-z0-9._-]{8,}"),  # Google refresh token
+    re.compile(r"\b(?:whsec|sk_live|sk_test|rk_live|rk_test)_[A-Za-z0-9]{8,}"),  # Stripe secrets
+    re.compile(r"\b[a-z]{4}-[a-z]{4}-[a-z]{4}-[a-z]{4}\b"),  # Apple app-specific password
+    re.compile(r"(?i)\bbasic\s+[A-Za-z0-9+/=]{8,}"),
+)
+# "access_token": "…", refresh_token=…, 'password': '…', client_secret: … (JSON, repr or form style).
+_SECRET_KEYS = (
+    r"access_token|refresh_token|id_token|client_secret|password|app_specific_password|"
+    r"appSpecificPassword|secret|secret_token|authorization|code_verifier|plainToken|bookingToken|token"
+)
+_KEY_VALUE = re.compile(
+    r"""(?ix)
+    (?P<key>["']?(?:"""
+    + _SECRET_KEYS
+    + r""")["']?\s*[:=]\s*)
+    (?P<q>\\?["']?)
+    (?P<val>(?!\*{5})[^"'\s,&}\\]{4,})
+    """
+)
+
+_registry_lock = threading.Lock()
+_registered: OrderedDict[str, None] = OrderedDict()
+_REGISTRY_MAX = 4096
+
+
+def register_secret(value: str) -> None:
+    """Remember ``value`` so that any log line containing it is masked (bounded, most recent kept)."""
+    if len(value) < 6:
+        return
+    with _registry_lock:
+        _registered[value] = None
+        _registered.move_to_end(value)
+        while len(_registered) > _REGISTRY_MAX:
+            _registered.popitem(last=False)
+
+
+def mask_secrets(text: str) -> str:
+    """Return ``text`` with every secret-shaped substring replaced by ``*****``."""
+    with _registry_lock:
+        known = list(_registered)
+    for value in known:
+        if value in text:
+            text = text.replace(value, MASK)
+            escaped = json.dumps(value)[1:-1]
+            if escaped != value:
+                text = text.replace(escaped, MASK)
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(MASK, text)
+    return _KEY_VALUE.sub(lambda m: f"{m.group('key')}{m.group('q')}{MASK}", text)
+
+
+class MaskingFormatter(LambdaPowertoolsFormatter):
+    """Powertools' JSON formatter whose output has secrets masked."""
+
+    def format(self, record: Any) -> str:
+        return mask_secrets(super().format(record))
+
+
+logger = Logger(logger_formatter=MaskingFormatter())
+tracer = Tracer()
+metrics = Metrics(namespace="MentorConnections")

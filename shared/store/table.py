@@ -1,0 +1,160 @@
+"""Thin typed access to the single table through a boto3 DynamoDB *client*.
+
+The low-level client (not the resource API) keeps the import graph and cold start small; items
+are (de)serialised with boto3's TypeSerializer / TypeDeserializer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from shared.store.errors import ConflictError
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def to_item(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Serialise a plain dict (``None`` values dropped) into DynamoDB's attribute-value shape."""
+    return {k: _serializer.serialize(v) for k, v in values.items() if v is not None}
+
+
+def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """Deserialise a DynamoDB item; binary attributes come back as ``bytes``."""
+    out: dict[str, Any] = {}
+    for key, value in item.items():
+        plain = _deserializer.deserialize(value)
+        if hasattr(plain, "value") and isinstance(plain.value, bytes):  # boto3 Binary
+            plain = bytes(plain.value)
+        out[key] = plain
+    return out
+
+
+def is_conditional_failure(exc: ClientError) -> bool:
+    """Whether ``exc`` is a failed condition (single write or inside a transaction)."""
+    code = exc.response.get("Error", {}).get("Code", "")
+    if code == "ConditionalCheckFailedException":
+        return True
+    if code == "TransactionCanceledException":
+        reasons = exc.response.get("CancellationReasons", [])
+        return any(r.get("Code") == "ConditionalCheckFailed" for r in reasons)
+    return False
+
+
+class Table:
+    """A DynamoDB table addressed by name through an injected client."""
+
+    def __init__(self, client: Any, name: str) -> None:
+        self.client = client
+        self.name = name
+
+    def get(self, pk: str, sk: str, *, consistent: bool = True) -> dict[str, Any] | None:
+        """The item at (pk, sk), or ``None``."""
+        resp = self.client.get_item(TableName=self.name, Key=to_item({"PK": pk, "SK": sk}), ConsistentRead=consistent)
+        item = resp.get("Item")
+        return from_item(item) if item else None
+
+    def put(
+        self,
+        values: Mapping[str, Any],
+        *,
+        condition: str | None = None,
+        names: Mapping[str, str] | None = None,
+        values_: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Put an item, optionally conditional; a failed condition raises :class:`ConflictError`."""
+        kwargs: dict[str, Any] = {"TableName": self.name, "Item": to_item(values)}
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        if names:
+            kwargs["ExpressionAttributeNames"] = dict(names)
+        if values_:
+            kwargs["ExpressionAttributeValues"] = to_item(values_)
+        try:
+            self.client.put_item(**kwargs)
+        except ClientError as exc:
+            if is_conditional_failure(exc):
+                raise ConflictError(f"conditional put failed for {values.get('PK')}/{values.get('SK')}") from exc
+            raise
+
+    def update(
+        self,
+        pk: str,
+        sk: str,
+        *,
+        expression: str,
+        condition: str | None = None,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """UpdateItem returning the new item; a failed condition raises :class:`ConflictError`."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.name,
+            "Key": to_item({"PK": pk, "SK": sk}),
+            "UpdateExpression": expression,
+            "ReturnValues": "ALL_NEW",
+        }
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        if names:
+            kwargs["ExpressionAttributeNames"] = dict(names)
+        if values:
+            kwargs["ExpressionAttributeValues"] = to_item(values)
+        try:
+            resp = self.client.update_item(**kwargs)
+        except ClientError as exc:
+            if is_conditional_failure(exc):
+                raise ConflictError(f"conditional update failed for {pk}/{sk}") from exc
+            raise
+        return from_item(resp.get("Attributes", {}))
+
+    def delete(self, pk: str, sk: str, *, condition: str | None = None) -> None:
+        """Delete (pk, sk); a failed condition raises :class:`ConflictError`."""
+        kwargs: dict[str, Any] = {"TableName": self.name, "Key": to_item({"PK": pk, "SK": sk})}
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        try:
+            self.client.delete_item(**kwargs)
+        except ClientError as exc:
+            if is_conditional_failure(exc):
+                raise ConflictError(f"conditional delete failed for {pk}/{sk}") from exc
+            raise
+
+    def query(
+        self,
+        pk: str,
+        *,
+        sk_prefix: str | None = None,
+        index: str | None = None,
+        page_size: int = 100,
+    ) -> Iterator[dict[str, Any]]:
+        """Every item under partition ``pk`` (optionally with an SK prefix), paged lazily."""
+        pk_attr, sk_attr = ("GSI1PK", "GSI1SK") if index else ("PK", "SK")
+        expression = "#pk = :pk"
+        names = {"#pk": pk_attr}
+        values: dict[str, Any] = {":pk": pk}
+        if sk_prefix:
+            expression += " AND begins_with(#sk, :sk)"
+            names["#sk"] = sk_attr
+            values[":sk"] = sk_prefix
+        kwargs: dict[str, Any] = {
+            "TableName": self.name,
+            "KeyConditionExpression": expression,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": to_item(values),
+            "Limit": page_size,
+        }
+        if index:
+            kwargs["IndexName"] = index
+        while True:
+            resp = self.client.query(**kwargs)
+            for item in resp.get("Items", []):
+                yield from_item(item)
+            last = resp.get("LastEvaluatedKey")
+            if not last:
+                return
+            kwargs["ExclusiveStartKey"] = last
