@@ -6,6 +6,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .PHONY: venv test test-fast demo lint fmt bench up clean synth
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 18,20
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
 venv: $(STAMP)
 
@@ -43,8 +45,9 @@ fmt: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench
 
+## Synthesise the CloudFormation template into cdk.out/ (cdk-nag runs as part of it).
 synth: $(STAMP)
-	cd infra && ../$(VENV)/bin/cdk synth 2>/dev/null || npx --yes aws-cdk@2 synth --app "../$(PY) app.py"
+	$(PY) -m infra.app && ls cdk.out/*.template.json
 
 clean:
 	rm -rf $(VENV) .devstack cdk.out .mypy_cache .ruff_cache .hypothesis

@@ -12,7 +12,7 @@ from infra.stack import MentorConnectionsStack
 
 def build_app(*, nag: bool = True) -> App:
     """The CDK app with the stack and cdk-nag's AWS Solutions checks applied."""
-    app = App()
+    app = App(outdir=os.environ.get("CDK_OUTDIR", "cdk.out"))
     env = Environment(
         account=os.environ.get("CDK_DEFAULT_ACCOUNT"),
         region=os.environ.get("CDK_DEFAULT_REGION", "us-east-1"),

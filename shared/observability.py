@@ -73,11 +73,10 @@ def mask_secrets(text: str) -> str:
     with _registry_lock:
         known = list(_registered)
     for value in known:
-        if value in text:
-            text = text.replace(value, MASK)
-            escaped = json.dumps(value)[1:-1]
-            if escaped != value:
-                text = text.replace(escaped, MASK)
+        # The raw value, and its JSON-escaped form as it appears inside a rendered JSON log line.
+        for form in {value, json.dumps(value)[1:-1]}:
+            if form in text:
+                text = text.replace(form, MASK)
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub(MASK, text)
     return _KEY_VALUE.sub(lambda m: f"{m.group('key')}{m.group('q')}{MASK}", text)

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "18,20")
 
 from aws_cdk import Stack  # noqa: E402
 from aws_cdk.assertions import Annotations, Match, Template  # noqa: E402

@@ -1,0 +1,1 @@
+"""Provider adapters: Google (Calendar + Meet), Zoom, Apple (iCloud CalDAV)."""
