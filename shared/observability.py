@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import warnings
 from collections import OrderedDict
 from typing import Any
 
@@ -88,6 +89,9 @@ class MaskingFormatter(LambdaPowertoolsFormatter):
     def format(self, record: Any) -> str:
         return mask_secrets(super().format(record))
 
+
+# A handler that publishes only the cold-start metric is normal; Powertools warns about it each time.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 logger = Logger(logger_formatter=MaskingFormatter())
 tracer = Tracer()
