@@ -8,11 +8,11 @@ import pytest
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "18,20")
 
-from aws_cdk import Stack  # noqa: E402
-from aws_cdk.assertions import Annotations, Match, Template  # noqa: E402
+from aws_cdk import Stack
+from aws_cdk.assertions import Annotations, Match, Template
 
-from infra.app import build_app  # noqa: E402
-from shared.store import schema  # noqa: E402
+from infra.app import build_app
+from shared.store import schema
 
 
 @pytest.fixture(scope="module")

@@ -104,11 +104,10 @@ def test_canaries_appear_in_no_log_line_and_no_attribute(
     # When they are sealed, stored, read back and opened — with the code logging what it does
     for provider, cred in ((Provider.GOOGLE, google), (Provider.ZOOM, zoom), (Provider.APPLE, apple)):
         blob = vault.seal_credential(cred, mentor_id="m1", provider=provider.value)
-        store.save_connection(
-            Connection(mentor_id="m1", provider=provider, credential=blob), expected_version=None
-        )
+        store.save_connection(Connection(mentor_id="m1", provider=provider, credential=blob), expected_version=None)
         loaded = store.get_connection("m1", provider)
-        assert loaded is not None and loaded.credential is not None
+        assert loaded is not None
+        assert loaded.credential is not None
         opened = vault.open_credential(loaded.credential, mentor_id="m1", provider=provider.value)
         assert opened == cred
         logger.info("opened credential", extra={"credential": opened, "dump": opened.model_dump()})
