@@ -9,11 +9,21 @@ they are heavy for a Lambda cold start (and pull in a native/Dafny runtime); wha
 * the plaintext branch keys are held in a bounded :class:`KeyCache` (max age, max uses, max
   entries) keyed by ``sha256(wrapped key)``, so a warm process makes one KMS ``Decrypt`` per branch
   per cache lifetime instead of one per record.
+
+Rotation: every sealed record carries the KMS key ARN and its own wrapped branch key, so records
+stay readable whatever the configuration says now (KMS's automatic rotation keeps the ARN and is
+transparent). Switching ``KMS_KEY_ID`` to another key starts a new branch for the current period
+under that key (the period's branch item is replaced); :meth:`shared.vault.Vault.reseal` moves old
+records over. Re-pointing an *alias* without changing ``KMS_KEY_ID`` takes effect at the next period,
+since the configured id is unchanged; configure the new key's id or ARN to switch at once.
+During a rollout where processes disagree on the key, each may replace the item when its cached
+copy ages out: a few extra ``GenerateDataKey`` calls, never an unreadable record.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -42,6 +52,35 @@ _INTEGRITY_CODES: Final = frozenset(
         "InvalidKeyUsageException",
     }
 )
+
+
+class _DropKmsPlaintext(logging.Filter):
+    """Drops botocore DEBUG records that would print a KMS response body with a ``Plaintext`` key.
+
+    botocore logs every response body at DEBUG (``botocore.parsers``): with DEBUG logging turned on,
+    GenerateDataKey / Decrypt answers would put plaintext branch keys in the logs. Filters on a
+    logger only run for records it would emit, so this costs nothing when DEBUG is off.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            return "Plaintext" not in record.getMessage()
+        except Exception:  # a record we cannot render is not worth the risk
+            return False
+
+
+_PLAINTEXT_FILTER: Final = _DropKmsPlaintext()
+
+
+def guard_botocore_logs() -> None:
+    """Install the KMS-plaintext filter on botocore's loggers (idempotent; done at import)."""
+    for name in ("botocore.parsers", "botocore.endpoint", "botocore.awsrequest", "botocore.retryhandler"):
+        target = logging.getLogger(name)
+        if _PLAINTEXT_FILTER not in target.filters:
+            target.addFilter(_PLAINTEXT_FILTER)
+
+
+guard_botocore_logs()
 
 
 class KmsApi(Protocol):
@@ -204,7 +243,7 @@ class BranchKeyring:
         self._store = store
         self.kms_key_id = kms_key_id
         self.period = period
-        self.cache = cache or KeyCache()
+        self.cache = cache if cache is not None else KeyCache()
         self._now = now or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
         self._current: tuple[BranchRecord, float] | None = None

@@ -1,5 +1,7 @@
 """The vault: seal and open credentials bound to a mentor and a provider.
 
+Errors: :class:`VaultError` (base), :class:`VaultIntegrityError`, :class:`VaultUnavailableError`.
+
 Usage::
 
     vault = default_vault()
@@ -54,7 +56,11 @@ class Vault:
         return self.keyring.cache
 
     def seal(self, plaintext: bytes, *, mentor_id: str, provider: str) -> bytes:
-        """Seal ``plaintext`` for ``(mentor_id, provider)`` under the current branch key."""
+        """Seal ``plaintext`` for ``(mentor_id, provider)`` under the current branch key.
+
+        Raises ``ValueError`` for an empty mentor id or provider, :class:`VaultUnavailableError`
+        when KMS or the table cannot be reached.
+        """
         context = SealContext(mentor_id, provider)
         branch = self.keyring.current()
         record = branch.record
@@ -68,8 +74,12 @@ class Vault:
         )
 
     def open(self, sealed: bytes, *, mentor_id: str, provider: str) -> bytes:
-        """The plaintext of ``sealed``; raises :class:`VaultError` if it is not exactly what was sealed
-        for ``(mentor_id, provider)``."""
+        """The plaintext of ``sealed``.
+
+        Raises :class:`VaultIntegrityError` if it is not exactly what was sealed for
+        ``(mentor_id, provider)`` (tampered, truncated, copied from another row, unknown format) and
+        :class:`VaultUnavailableError` when KMS cannot be reached; both are :class:`VaultError`.
+        """
         return open_sealed(sealed, context=SealContext(mentor_id, provider), unwrap=self.keyring.unwrap)
 
     def inspect(self, sealed: bytes) -> Header:
