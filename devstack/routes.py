@@ -69,9 +69,7 @@ class Route:
             if "{" in segment or "}" in segment:
                 match = _VARIABLE.match(segment)
                 if match is None:
-                    raise ValueError(
-                        f"path variable must be a whole segment ({{name}} or {{name+}}): {self.path!r}"
-                    )
+                    raise ValueError(f"path variable must be a whole segment ({{name}} or {{name+}}): {self.path!r}")
                 if match.group(2) and i != len(segments) - 1:
                     raise ValueError(f"greedy variable must be the last segment: {self.path!r}")
         object.__setattr__(self, "segments", segments)

@@ -40,7 +40,7 @@ def test_known_shapes_are_masked(secret: str) -> None:
         "{'refresh_token': 'opaque-canary-1', 'scope': 'x'}",
         "grant_type=refresh_token&refresh_token=opaque-canary-1&client_id=abc",
         "client_secret=opaque-canary-1",
-        'Authorization: Bearer opaque-canary-1',
+        "Authorization: Bearer opaque-canary-1",
         '"password": "opaque-canary-1"',
     ],
 )
@@ -50,7 +50,7 @@ def test_values_of_secret_named_keys_are_masked(line: str) -> None:
 
 def test_registered_secrets_are_masked_even_without_a_known_shape() -> None:
     # Given a vault-opened secret with no recognisable shape
-    register_secret("Zq8-opaque\\canary\"value")
+    register_secret('Zq8-opaque\\canary"value')
     # When it appears raw or JSON-escaped / Then both forms are masked
     assert "opaque" not in mask_secrets('token was Zq8-opaque\\canary"value')
     assert "opaque" not in mask_secrets(json.dumps({"note": 'Zq8-opaque\\canary"value'}))

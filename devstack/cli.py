@@ -1,0 +1,180 @@
+"""``python -m devstack``: run the local stack and talk to it.
+
+    up                       start everything; print ONE JSON line of endpoints on stdout when
+                             ready (then logs go to stderr); run until SIGINT / SIGTERM.
+                             Writes .devstack/state.json while running.
+    token --mentor ID        print a bearer token the running gateway accepts;
+          [--plan P]         with a plan, also upsert the mentor's profile (plan) in the table
+          [--ttl S] [--scope "a b"]
+    demo                     run the end-to-end story (devstack/demo.py)
+
+The devstack directory is ``<repo>/.devstack`` (git-ignored) or ``$DEVSTACK_DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from devstack.jwt import LocalIssuer, devstack_dir
+
+STATE_FILE = "state.json"
+PLANS = ("free", "pro", "premium")
+
+
+def state_path() -> Path:
+    return devstack_dir() / STATE_FILE
+
+
+def read_state() -> dict[str, Any]:
+    """The running stack's state (``up`` writes it); ``FileNotFoundError`` if none is running."""
+    data: dict[str, Any] = json.loads(state_path().read_text())
+    return data
+
+
+def _write_state(state: dict[str, Any]) -> None:
+    path = state_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{STATE_FILE}.{os.getpid()}")
+    tmp.write_text(json.dumps(state, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _remove_state(pid: int) -> None:
+    with contextlib.suppress(FileNotFoundError, ValueError):
+        if read_state().get("pid") == pid:
+            state_path().unlink()
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    from devstack.stack import LocalStack
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        logging.getLogger("devstack").info("signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    stack = LocalStack(host=args.host, api_port=args.api_port, aws_port=args.aws_port, retry_delay_s=args.retry_delay)
+    with stack:
+        endpoints = stack.endpoints()
+        ready_s = round(time.monotonic() - started, 3)
+        _write_state(
+            {
+                "pid": os.getpid(),
+                "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "ready_s": ready_s,
+                "endpoints": endpoints,
+                "environment": stack.environment(),
+                "issuer": {
+                    "iss": stack.issuer.issuer,
+                    "aud": stack.issuer.audience,
+                    "kid": stack.issuer.kid,
+                    "key_dir": str(stack.issuer.key_dir),
+                },
+            }
+        )
+        sys.stdout.write(json.dumps(endpoints, separators=(",", ":")) + "\n")
+        sys.stdout.flush()
+        # stdout carries exactly one line: everything after it (function logs, metrics) → stderr.
+        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+        sys.stdout = sys.stderr
+        logging.getLogger("devstack").info("ready in %.2f s (Ctrl-C to stop)", ready_s)
+        try:
+            while not stop.wait(0.5):
+                pass
+        finally:
+            _remove_state(os.getpid())
+    return 0
+
+
+def _upsert_plan(mentor: str, plan: str) -> None:
+    """Set the mentor's plan in the running stack's table, through the shared store."""
+    from devstack.aws import boto_client
+    from shared.store import Store, Table
+
+    endpoints = read_state()["endpoints"]
+    dynamodb = boto_client("dynamodb", endpoints["aws"], endpoints.get("region", "us-east-1"))
+    Store(Table(dynamodb, endpoints["table"])).upsert_mentor(mentor, plan=plan)
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    claims: dict[str, Any] = {}
+    if args.scope:
+        claims["scope"] = args.scope
+    if args.plan:
+        try:
+            _upsert_plan(args.mentor, args.plan)
+        except FileNotFoundError:
+            print(
+                f"no running local stack ({state_path()} missing): start `python -m devstack up` first",
+                file=sys.stderr,
+            )
+            return 1
+        except Exception as exc:
+            print(f"could not set the plan in the running stack: {exc}", file=sys.stderr)
+            return 1
+    print(LocalIssuer().issue(args.mentor, args.ttl, **claims))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    try:
+        demo = importlib.import_module("devstack.demo")
+    except ModuleNotFoundError as exc:
+        if exc.name != "devstack.demo":
+            raise
+        print("the demo is not written yet (devstack/demo.py is missing)", file=sys.stderr)
+        return 2
+    result = demo.main()
+    return result if isinstance(result, int) else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m devstack", description="Run the local stack and talk to it.")
+    parser.add_argument("--log-level", default=os.environ.get("DEVSTACK_LOG_LEVEL", "INFO"))
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("up", help="start the local stack and keep it running")
+    up.add_argument("--host", default="127.0.0.1", help="loopback address to listen on")
+    up.add_argument("--api-port", type=int, default=0, help="API gateway port (0: a free one)")
+    up.add_argument("--aws-port", type=int, default=0, help="moto port (0: a free one)")
+    up.add_argument("--retry-delay", type=int, default=1, help="seconds before a failed SQS message retries")
+    up.set_defaults(func=cmd_up)
+
+    token = commands.add_parser("token", help="print a bearer token for a mentor")
+    token.add_argument("--mentor", required=True, help="mentor id (the token's sub)")
+    token.add_argument("--plan", choices=PLANS, help="also set the mentor's plan in the running stack")
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
+    token.add_argument("--scope", help="space-separated scopes (the scope claim)")
+    token.set_defaults(func=cmd_token)
+
+    demo = commands.add_parser("demo", help="run the end-to-end story")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    result: int = args.func(args)
+    return result
