@@ -1,5 +1,7 @@
 """Shared fixtures.
 
+``aws_env`` / ``store`` — moto in-process (table + KMS key + alias), for unit and component tests.
+
 ``local_stack`` — the whole local stack (moto + bootstrap, API gateway, SQS pumps, scheduler),
 started once per session on loopback. While it runs, ``os.environ`` points the functions at it
 (``AWS_ENDPOINT_URL``, ``TABLE_NAME``, queue URLs, ``API_URL`` …); it is restored at the end.
@@ -12,9 +14,15 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
+from moto import mock_aws
 
 from devstack.jwt import LocalIssuer
 from devstack.stack import LocalStack
+from shared import aws, config
+from shared.store import Store, Table
+from shared.store.schema import create_table
+
+TABLE = "mentor-connections-test"
 
 
 @pytest.fixture(scope="session")
@@ -40,3 +48,40 @@ def mentor_headers(local_stack: LocalStack) -> Callable[..., dict[str, str]]:
         return {"authorization": f"Bearer {local_stack.token(mentor_id, **claims)}"}
 
     return make
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Moto-backed AWS with the project's table and KMS key; env as a deployed function sees it."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "TABLE_NAME": TABLE,
+        "KMS_KEY_ID": "alias/mentor-connections",
+        "POWERTOOLS_TRACE_DISABLED": "1",
+        "POWERTOOLS_SERVICE_NAME": "tests",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    config.reset_settings()
+    aws.reset_clients()
+    with mock_aws():
+        create_table(aws.client("dynamodb"), TABLE)
+        kms = aws.client("kms")
+        key = kms.create_key(Description="mentor-connections vault")["KeyMetadata"]["KeyId"]
+        kms.create_alias(AliasName="alias/mentor-connections", TargetKeyId=key)
+        yield
+    config.reset_settings()
+    aws.reset_clients()
+    from shared.store import default_store
+
+    default_store.cache_clear()
+
+
+@pytest.fixture
+def store(aws_env: None) -> Store:
+    """A repository over the mocked table."""
+    return Store(Table(aws.client("dynamodb"), TABLE))

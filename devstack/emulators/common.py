@@ -358,6 +358,21 @@ class EmulatorState:
     def now(self) -> float:
         return self.clock.now()
 
+    # Token operations the shared admin routes call; each emulator implements them.
+    settings: Any
+
+    def revoke_token(self, token: str) -> bool:
+        """Revoke one token server-side (and what the provider revokes with it)."""
+        raise NotImplementedError
+
+    def revoke_user(self, email: str) -> int:
+        """Revoke every token of a user; returns how many."""
+        raise NotImplementedError
+
+    def expire_access_tokens(self, email: str | None = None, token: str | None = None) -> int:
+        """Expire access tokens now (all, a user's, or one); returns how many."""
+        raise NotImplementedError
+
     # Subclasses extend these.
     def snapshot(self) -> JSONDict:
         return {
@@ -501,6 +516,31 @@ def install_common(app: Flask, state: EmulatorState, fault_responder: FaultRespo
     def _admin_requests_clear() -> ResponseReturnValue:
         state.requests.clear()
         return empty_response()
+
+    @app.post(f"{ADMIN_PREFIX}/tokens/revoke")
+    def _admin_revoke() -> ResponseReturnValue:
+        body = request_json_object() or {}
+        if body.get("token"):
+            return json_response({"revoked": int(state.revoke_token(str(body["token"])))})
+        if body.get("email"):
+            return json_response({"revoked": state.revoke_user(str(body["email"]))})
+        return json_response({"error": "give token or email"}, 400)
+
+    @app.post(f"{ADMIN_PREFIX}/tokens/expire")
+    def _admin_expire() -> ResponseReturnValue:
+        body = request_json_object() or {}
+        expired = state.expire_access_tokens(email=body.get("email"), token=body.get("token"))
+        return json_response({"expired": expired})
+
+    @app.post(f"{ADMIN_PREFIX}/settings")
+    def _admin_settings() -> ResponseReturnValue:
+        body = request_json_object() or {}
+        with state.lock:
+            for key, value in body.items():
+                if not hasattr(state.settings, key):
+                    return json_response({"error": f"unknown setting {key}"}, 400)
+                setattr(state.settings, key, value)
+            return json_response(asdict(state.settings))
 
 
 # --------------------------------------------------------------------------------------------

@@ -313,7 +313,7 @@ class GoogleState(EmulatorState):
         self._init_data()
 
     def _init_data(self) -> None:
-        self.settings = GoogleSettings()
+        self.settings: GoogleSettings = GoogleSettings()
         self.clients: dict[str, OAuthClient] = {}
         self.users: dict[str, GoogleUser] = {}
         self.calendars: dict[str, GoogleCalendar] = {}
@@ -430,6 +430,10 @@ class GoogleState(EmulatorState):
             return user
 
     # ---- tokens --------------------------------------------------------------------------
+
+    def revoke_token(self, token: str) -> bool:
+        """Revoke an access or refresh token and everything of the same grant."""
+        return self.revoke_grant(token)
 
     def revoke_grant(self, token: str) -> bool:
         """Revoke an access or refresh token and everything of the same grant."""
@@ -1953,30 +1957,6 @@ def _install_admin(app: Flask, state: GoogleState) -> None:
             if "scopes" in b:
                 state.next_grant_scopes = list(b["scopes"]) if b["scopes"] is not None else None
             return json_response(state.snapshot()["consent"])
-
-    @app.post(f"{a}/tokens/revoke")
-    def admin_revoke() -> ResponseReturnValue:
-        b = request_json_object() or {}
-        if b.get("token"):
-            return json_response({"revoked": int(state.revoke_grant(str(b["token"])))})
-        if b.get("email"):
-            return json_response({"revoked": state.revoke_user(str(b["email"]))})
-        return json_response({"error": "give token or email"}, 400)
-
-    @app.post(f"{a}/tokens/expire")
-    def admin_expire() -> ResponseReturnValue:
-        b = request_json_object() or {}
-        return json_response({"expired": state.expire_access_tokens(email=b.get("email"), token=b.get("token"))})
-
-    @app.post(f"{a}/settings")
-    def admin_settings() -> ResponseReturnValue:
-        b = request_json_object() or {}
-        with state.lock:
-            for k, v in b.items():
-                if not hasattr(state.settings, k):
-                    return json_response({"error": f"unknown setting {k}"}, 400)
-                setattr(state.settings, k, v)
-            return json_response(asdict(state.settings))
 
     @app.post(f"{a}/calendars/<calendar_id>/events")
     def admin_seed_event(calendar_id: str) -> ResponseReturnValue:

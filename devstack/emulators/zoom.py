@@ -310,7 +310,7 @@ class ZoomState(EmulatorState):
         self._init_data()
 
     def _init_data(self) -> None:
-        self.settings = ZoomSettings()
+        self.settings: ZoomSettings = ZoomSettings()
         self.account_id = random_from("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_", 22)
         self.clients: dict[str, ZoomClient] = {}
         self.users: dict[str, ZoomUser] = {}
@@ -1156,30 +1156,6 @@ def _install_admin(app: Flask, state: ZoomState) -> None:
             if b.get("deny") is not None:
                 state.deny_next = int(b["deny"])
             return json_response(state.snapshot()["consent"])
-
-    @app.post(f"{a}/tokens/revoke")
-    def admin_revoke() -> ResponseReturnValue:
-        b = request_json_object() or {}
-        if b.get("token"):
-            return json_response({"revoked": int(state.revoke_token(str(b["token"])))})
-        if b.get("email"):
-            return json_response({"revoked": state.revoke_user(str(b["email"]))})
-        return json_response({"error": "give token or email"}, 400)
-
-    @app.post(f"{a}/tokens/expire")
-    def admin_expire() -> ResponseReturnValue:
-        b = request_json_object() or {}
-        return json_response({"expired": state.expire_access_tokens(email=b.get("email"), token=b.get("token"))})
-
-    @app.post(f"{a}/settings")
-    def admin_settings() -> ResponseReturnValue:
-        b = request_json_object() or {}
-        with state.lock:
-            for k, v in b.items():
-                if not hasattr(state.settings, k):
-                    return json_response({"error": f"unknown setting {k}"}, 400)
-                setattr(state.settings, k, v)
-            return json_response(asdict(state.settings))
 
     @app.post(f"{a}/webhooks/url_validation")
     def admin_url_validation() -> ResponseReturnValue:

@@ -10,13 +10,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from moto import mock_aws
 from pydantic import SecretStr
 
-from shared import aws, config
+from shared import aws
 from shared.observability import logger
-from shared.store import Connection, Provider, Store, Table
-from shared.store.schema import create_table
+from shared.store import Connection, Provider, Store
 from shared.vault import AppleCredential, OAuthCredential, Vault
 from shared.vault.branch_store import DynamoBranchStore
 from shared.vault.keys import KeyCache
@@ -42,32 +40,23 @@ def captured_logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Store, Vault, list[bytes]]]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": "us-east-1",
-        "TABLE_NAME": "canary",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    config.reset_settings()
-    aws.reset_clients()
-    with mock_aws():
-        ddb, kms = aws.client("dynamodb"), aws.client("kms")
-        create_table(ddb, "canary")
-        key = kms.create_key()["KeyMetadata"]["KeyId"]
-        data_keys: list[bytes] = []
+def env(aws_env: None, store: Store) -> tuple[Store, Vault, list[bytes]]:
+    """The project's table and KMS key (moto), a vault on them, and every data key KMS hands out."""
+    ddb, kms = aws.client("dynamodb"), aws.client("kms")
+    data_keys: list[bytes] = []
 
-        def remember_plaintext_keys(parsed: dict[str, object], **_: object) -> None:
-            if isinstance(parsed.get("Plaintext"), bytes):
-                data_keys.append(parsed["Plaintext"])  # type: ignore[arg-type]
+    def remember_plaintext_keys(parsed: dict[str, object], **_: object) -> None:
+        if isinstance(parsed.get("Plaintext"), bytes):
+            data_keys.append(parsed["Plaintext"])  # type: ignore[arg-type]
 
-        kms.meta.events.register("after-call.kms", lambda http_response, parsed, **kw: remember_plaintext_keys(parsed))
-        vault = Vault(kms=kms, store=DynamoBranchStore(ddb, "canary"), kms_key_id=key, cache=KeyCache())
-        yield Store(Table(ddb, "canary")), vault, data_keys
-    config.reset_settings()
-    aws.reset_clients()
+    kms.meta.events.register("after-call.kms", lambda http_response, parsed, **kw: remember_plaintext_keys(parsed))
+    vault = Vault(
+        kms=kms,
+        store=DynamoBranchStore(ddb, store.table.name),
+        kms_key_id="alias/mentor-connections",
+        cache=KeyCache(),
+    )
+    return store, vault, data_keys
 
 
 def _forms(secret: str | bytes) -> list[str]:
@@ -125,7 +114,7 @@ def test_canaries_appear_in_no_log_line_and_no_attribute(
         for form in _forms(key):
             assert form not in logs, "an unwrapped branch key leaked into logs"
     # And no stored attribute of any item holds one, in any encoding
-    scanned = store.table.client.scan(TableName="canary")["Items"]
+    scanned = store.table.client.scan(TableName=store.table.name)["Items"]
     dump = repr(scanned)
     for name, value in canaries.items():
         for form in _forms(value):
