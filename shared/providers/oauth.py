@@ -252,7 +252,8 @@ class OAuthClient:
             with self._session() as session:
                 if self.app.provider is Provider.GOOGLE:
                     # Google: POST /revoke?token=… (form content type, no client auth needed).
-                    response: httpx.Response = session.post(
+                    response: httpx.Response = session.request(
+                        "POST",
                         self.app.revoke_url,
                         params={"token": token.get_secret_value()},
                         headers={"content-type": "application/x-www-form-urlencoded"},
