@@ -82,6 +82,29 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture
+def atomic_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make moto's item writes atomic, as DynamoDB's are.
+
+    DynamoDB evaluates a condition and applies the write as one step; moto's in-process backend
+    does not lock, so two threads can both pass a condition. Race tests use this fixture so they
+    test *our* conditional logic, not moto's missing isolation.
+    """
+    import threading
+
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items", "get_item"):
+        original = getattr(DynamoDBBackend, name)
+
+        def locked(self: object, *args: object, __original: object = original, **kwargs: object) -> object:
+            with lock:
+                return __original(self, *args, **kwargs)  # type: ignore[operator]
+
+        monkeypatch.setattr(DynamoDBBackend, name, locked)
+
+
+@pytest.fixture
 def store(aws_env: None) -> Store:
     """A repository over the mocked table."""
     return Store(Table(aws.client("dynamodb"), TABLE))

@@ -72,6 +72,7 @@ def test_connection_update_uses_optimistic_locking(store: Store) -> None:
     assert current.credential == b"sealed-bytes"
 
 
+@pytest.mark.usefixtures("atomic_dynamodb")
 def test_racing_writers_exactly_one_wins(store: Store) -> None:
     # Given a connection at version 1 and 8 writers that all read version 1
     store.save_connection(_google(), expected_version=None)
