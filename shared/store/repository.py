@@ -40,16 +40,7 @@ class Store:
     def get_mentor(self, mentor_id: str) -> Mentor | None:
         """The mentor's profile, or ``None`` if it was never written."""
         item = self.table.get(mentor_pk(mentor_id), "PROFILE")
-        if item is None:
-            return None
-        return Mentor(
-            mentor_id=mentor_id,
-            plan=item.get("plan", "free"),
-            email=item.get("email"),
-            timezone=item.get("timezone", "UTC"),
-            version=int(item.get("version", 0)),
-            updated_at=item["updated_at"],
-        )
+        return _mentor_from_item(mentor_id, item) if item else None
 
     def upsert_mentor(self, mentor_id: str, **fields: Any) -> Mentor:
         """Create the profile or update the given fields (``plan``, ``email``, ``timezone``)."""
@@ -77,14 +68,7 @@ class Store:
             names=names,
             values=values,
         )
-        return Mentor(
-            mentor_id=mentor_id,
-            plan=item.get("plan", "free"),
-            email=item.get("email"),
-            timezone=item.get("timezone", "UTC"),
-            version=int(item["version"]),
-            updated_at=item["updated_at"],
-        )
+        return _mentor_from_item(mentor_id, item)
 
     # -- connections -------------------------------------------------------------------------
     def get_connection(self, mentor_id: str, provider: Provider | str) -> Connection | None:
@@ -185,6 +169,17 @@ class Store:
         except ConflictError:
             return False
         return True
+
+
+def _mentor_from_item(mentor_id: str, item: dict[str, Any]) -> Mentor:
+    return Mentor(
+        mentor_id=mentor_id,
+        plan=item.get("plan", "free"),
+        email=item.get("email"),
+        timezone=item.get("timezone", "UTC"),
+        version=int(item.get("version", 0)),
+        updated_at=item["updated_at"],
+    )
 
 
 def _plain(value: Any) -> Any:
