@@ -1,7 +1,8 @@
 """``python -m devstack``: run the local stack and talk to it.
 
-    up                       start everything; print ONE JSON line of endpoints on stdout when
-                             ready (then logs go to stderr); run until SIGINT / SIGTERM.
+    up                       start everything (moto, gateway, Google/Zoom emulators, Radicale);
+          [--no-providers]   print ONE JSON line of endpoints on stdout when ready (then logs go
+                             to stderr); run until SIGINT / SIGTERM.
                              Writes .devstack/state.json while running.
     token --mentor ID        print a bearer token the running gateway accepts;
           [--plan P]         with a plan, also upsert the mentor's profile (plan) in the table
@@ -70,7 +71,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    stack = LocalStack(host=args.host, api_port=args.api_port, aws_port=args.aws_port, retry_delay_s=args.retry_delay)
+    stack = LocalStack(
+        host=args.host,
+        api_port=args.api_port,
+        aws_port=args.aws_port,
+        retry_delay_s=args.retry_delay,
+        providers=args.providers,
+    )
     with stack:
         endpoints = stack.endpoints()
         ready_s = round(time.monotonic() - started, 3)
@@ -155,6 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--api-port", type=int, default=0, help="API gateway port (0: a free one)")
     up.add_argument("--aws-port", type=int, default=0, help="moto port (0: a free one)")
     up.add_argument("--retry-delay", type=int, default=1, help="seconds before a failed SQS message retries")
+    up.add_argument(
+        "--no-providers",
+        dest="providers",
+        action="store_false",
+        help="leave out the Google and Zoom emulators and Radicale (CalDAV)",
+    )
     up.set_defaults(func=cmd_up)
 
     token = commands.add_parser("token", help="print a bearer token for a mentor")

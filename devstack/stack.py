@@ -5,8 +5,10 @@
         httpx.get(stack.api_url + "/connections", headers={"authorization": f"Bearer {token}"})
         stack.drain()
 
-Start order: moto (+ bootstrap) → the environment the functions read → extra components (the
-provider emulators and Radicale, added by later issues) → API gateway → SQS pumps → scheduler.
+Start order: moto (+ bootstrap) → the environment the functions read → components (by default the
+Google and Zoom emulators and Radicale, see :mod:`devstack.providers`; ``providers=False`` leaves
+them out) → API gateway → each component's optional ``bind_api(api_url)`` hook (e.g. to register
+``<API_URL>/oauth/google/callback`` with an emulator's OAuth client) → SQS pumps → scheduler.
 Stop is the reverse, and restores the environment as it was.
 
 A component is anything with ``start()``, ``stop()``, ``endpoints()`` (name → URL, merged into
@@ -84,6 +86,7 @@ class LocalStack:
         queue_workers: Iterable[QueueWorker] = QUEUE_WORKERS,
         schedules: Iterable[Schedule] = SCHEDULES,
         components: Iterable[Component] = (),
+        providers: bool = True,
         host: str = "127.0.0.1",
         api_port: int = 0,
         aws_port: int = 0,
@@ -101,7 +104,12 @@ class LocalStack:
         self.queue_workers = list(queue_workers)
         intervals = schedule_intervals or {}
         self.schedules = [replace(s, interval_s=intervals[s.name]) if s.name in intervals else s for s in schedules]
-        self.components: list[Component] = list(components)
+        self.components: list[Component] = []
+        if providers:
+            from devstack.providers import provider_components
+
+            self.components.extend(provider_components(host))
+        self.components.extend(components)
         self.extra_env = dict(env or {})
         self.issuer = issuer or LocalIssuer()
         self.moto = MotoServer(host, aws_port)
@@ -149,6 +157,8 @@ class LocalStack:
         self.gateway.start()
         self._started.append(self.gateway)
         self._apply_env(self.gateway.environment())
+        for component in self.components:
+            self._bind_api(component)
         self._apply_env(self.extra_env)
         pumps = Pumps(
             self._aws.endpoint_url,
@@ -172,11 +182,25 @@ class LocalStack:
         self._started.append(component)
         self._apply_env(dict(component.environment()))
 
+    def _bind_api(self, component: Component) -> None:
+        """Tell a component the gateway's URL, if it wants it (optional ``bind_api(api_url)``)."""
+        bind = getattr(component, "bind_api", None)
+        if callable(bind):
+            bind(self.gateway.url)
+
     def add_component(self, component: Component) -> None:
         """Add a component; started now if the stack is running (its environment applied)."""
         self.components.append(component)
         if self.running:
             self._start_component(component)
+            self._bind_api(component)
+
+    def component(self, name: str) -> Any:
+        """The component called ``name`` (``"google"``, ``"zoom"``, ``"caldav"`` …); ``KeyError``."""
+        for component in self.components:
+            if component.name == name:
+                return component
+        raise KeyError(name)
 
     def stop(self) -> None:
         """Stop everything that started (reverse order) and restore the environment."""

@@ -119,7 +119,7 @@ class Store:
                 continue
             values[f":{key}"] = _plain(value)
             sets.append(f"#{key} = :{key}")
-        if "status" in changes:
+        if "status" in changes and Provider(provider) in SYNCED_PROVIDERS:
             sync = _sync_index_keys(Provider(provider), ConnectionStatus(changes["status"]), mentor_id)
             names.update({"#g1pk": "GSI1PK", "#g1sk": "GSI1SK"})
             if sync:
@@ -144,11 +144,13 @@ class Store:
         Only the first caller wins (conditional on the current status), so the mentor gets one
         e-mail however many workers notice the revoked token at once.
         """
+        # Calendar connections leave the sync index (sync stops); Zoom keeps its user lookup.
+        removes = "credential, GSI1PK, GSI1SK" if Provider(provider) in SYNCED_PROVIDERS else "credential"
         try:
             self.table.update(
                 mentor_pk(mentor_id),
                 connection_sk(provider),
-                expression="SET #s = :nr, #r = :reason, #u = :u, #v = #v + :one REMOVE credential, GSI1PK, GSI1SK",
+                expression="SET #s = :nr, #r = :reason, #u = :u, #v = #v + :one REMOVE " + removes,
                 condition="attribute_exists(PK) AND #s <> :nr",
                 names={"#s": "status", "#r": "status_reason", "#u": "updated_at", "#v": "version"},
                 values={
@@ -196,6 +198,19 @@ def _sync_index_keys(provider: Provider, status: ConnectionStatus, mentor_id: st
     return {}
 
 
+def zoom_user_pk(zoom_user_id: str) -> str:
+    """GSI1 partition of a Zoom connection: found by Zoom user id when Zoom deauthorizes the app."""
+    return f"ZOOMUSER#{zoom_user_id}"
+
+
+def _index_keys(conn: Connection) -> dict[str, str]:
+    """GSI1 keys of a connection: calendar sync (google/apple, while connected) or Zoom user lookup."""
+    if conn.provider is Provider.ZOOM and conn.account_id:
+        # Kept whatever the status, so a deauthorization also finds a needs_reconnect connection.
+        return {"GSI1PK": zoom_user_pk(conn.account_id), "GSI1SK": conn.mentor_id}
+    return _sync_index_keys(conn.provider, conn.status, conn.mentor_id)
+
+
 def _connection_to_item(conn: Connection) -> dict[str, Any]:
     item: dict[str, Any] = {
         "PK": mentor_pk(conn.mentor_id),
@@ -214,7 +229,7 @@ def _connection_to_item(conn: Connection) -> dict[str, Any]:
         "connected_at": _iso(conn.connected_at),
         "updated_at": _iso(conn.updated_at),
     }
-    item.update(_sync_index_keys(conn.provider, conn.status, conn.mentor_id))
+    item.update(_index_keys(conn))
     return item
 
 

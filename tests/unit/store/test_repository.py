@@ -153,3 +153,25 @@ def test_query_pages_through_many_items(store: Store) -> None:
     # When the sync index is read / Then every one comes back, in order
     seen = [i["GSI1SK"] for i in store.table.query("SYNC#google", index="GSI1", page_size=100)]
     assert seen == [f"m{n:03d}" for n in range(250)]
+
+
+def test_zoom_connections_are_found_by_zoom_user_through_every_status(store: Store) -> None:
+    # Given a Zoom connection with the Zoom user id as its account id
+    store.save_connection(
+        Connection(mentor_id="m1", provider=Provider.ZOOM, account_id="zU-42", credential=b"x"), expected_version=None
+    )
+
+    def owners() -> list[str]:
+        return [i["GSI1SK"] for i in store.table.query("ZOOMUSER#zU-42", index="GSI1")]
+
+    # Then the user lookup finds it, also after its token was revoked (needs_reconnect)
+    assert owners() == ["m1"]
+    assert store.mark_needs_reconnect("m1", Provider.ZOOM, "invalid_grant") is True
+    assert owners() == ["m1"]
+    # And a status update leaves the lookup alone; deleting removes it
+    current = store.get_connection("m1", Provider.ZOOM)
+    assert current is not None
+    store.update_connection("m1", Provider.ZOOM, expected_version=current.version, status=ConnectionStatus.CONNECTED)
+    assert owners() == ["m1"]
+    store.delete_connection("m1", Provider.ZOOM)
+    assert owners() == []

@@ -1,0 +1,1 @@
+"""provider_webhooks: signed webhooks from providers (``POST /webhooks/zoom``)."""

@@ -1,0 +1,53 @@
+"""provider_webhooks: Zoom's signed webhooks (PRODUCT.md §2.2, specs/NOTES.md §2).
+
+Thin: take the raw body byte-exact from the API Gateway v2 event → ``shared.webhooks`` → map.
+``POST /webhooks/zoom`` answers the ``endpoint.url_validation`` challenge and acts on
+``app_deauthorized``; a bad or stale signature is 401 ``invalid_signature``, a malformed body 400.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from shared.api import ApiError, build_resolver
+from shared.config import ProviderSettings, settings
+from shared.observability import logger, metrics, tracer
+from shared.store import default_store
+from shared.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, process_zoom_webhook
+
+app = build_resolver()
+
+
+def raw_body() -> bytes:
+    """The request body exactly as the provider sent it (what the signature covers)."""
+    event = app.current_event
+    body = event.body or ""
+    if not event.is_base64_encoded:
+        return body.encode("utf-8")
+    try:
+        return base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(HTTPStatus.BAD_REQUEST, "invalid_request", "The body is not valid base64.") from None
+
+
+@app.post("/webhooks/zoom")
+@tracer.capture_method
+def zoom_webhook() -> dict[str, Any]:
+    """Zoom's URL-validation challenge and app events, signed with the webhook secret token."""
+    sent = app.current_event.headers  # case-insensitive
+    headers = {name: sent.get(name) for name in (SIGNATURE_HEADER, TIMESTAMP_HEADER)}
+    secret = settings(ProviderSettings).zoom_webhook_secret_token.get_secret_value()
+    return process_zoom_webhook(default_store(), secret, headers=headers, body=raw_body())
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
