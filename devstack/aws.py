@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
+import subprocess
+import sys
+import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -47,35 +52,61 @@ def boto_client(service: str, endpoint_url: str, region: str = DEFAULT_REGION) -
 
 
 class MotoServer:
-    """moto's server mode in a background thread, on loopback."""
+    """moto's server mode in its own process, on loopback.
+
+    A separate process, not moto's ``ThreadedMotoServer``: moto keeps its backends in module-level
+    state, so an in-process server would share (and lose) its tables and queues whenever a test
+    in the same process enters or leaves ``mock_aws()``. Like a real AWS endpoint, the local
+    stack's state now lives only behind its URL.
+    """
 
     name = "aws"
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, ready_timeout_s: float = 20.0) -> None:
         self.host = host
         self.port = port
-        self._server: Any = None
+        self.ready_timeout_s = ready_timeout_s
+        self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        if self._server is None:
+        if self._process is None:
             raise RuntimeError("moto server not started")
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> None:
-        from moto.server import ThreadedMotoServer
-
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log per request
-        server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
-        server.start()
-        self.host, self.port = server.get_host_and_port()
-        self._server = server
-        log.debug("moto listening on %s", self.url)
+        if self.port == 0:
+            with socket.socket() as probe:
+                probe.bind((self.host, 0))
+                self.port = probe.getsockname()[1]
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )
+        deadline = time.monotonic() + self.ready_timeout_s
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"moto server exited with {self._process.returncode} (port {self.port} busy?)")
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.2):
+                    log.debug("moto listening on %s", self.url)
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise TimeoutError(f"moto server not ready on {self.host}:{self.port} after {self.ready_timeout_s}s")
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(timeout=5)
+            self._process = None
 
     def endpoints(self) -> dict[str, str]:
         return {"aws": self.url}

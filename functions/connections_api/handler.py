@@ -3,17 +3,22 @@
 Thin: parse → call ``shared.connections`` → map. Routes are added here as issues land.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: Powertools reads the route signatures (bodies, query
+# parameters, return types) at runtime through the tracer's wrapper, so they must be real objects.
+from http import HTTPStatus
+from typing import Annotated, Any
 
-from typing import Any
-
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from shared import connections
 from shared.api import build_resolver, mentor_id
-from shared.connections import list_connections
+from shared.connections import AppleConnectRequest, ChooseCalendarRequest, list_connections
 from shared.observability import logger, metrics, tracer
-from shared.store import default_store
+from shared.store import Provider, default_store
+from shared.vault import default_vault
 
 app = build_resolver()
 
@@ -23,6 +28,54 @@ app = build_resolver()
 def get_connections() -> dict[str, Any]:
     """Status of google, zoom and apple for the calling mentor."""
     return list_connections(default_store(), mentor_id(app)).model_dump(by_alias=True, mode="json")
+
+
+@app.post("/connections/<provider>/authorize")
+@tracer.capture_method
+def authorize(provider: str) -> dict[str, Any]:
+    """The Google / Zoom consent URL (PKCE S256, single-use state bound to the mentor)."""
+    mentor = mentor_id(app)
+    chosen = connections.parse_provider(provider, connections.OAUTH_PROVIDERS)
+    url = connections.start_authorization(default_store(), mentor, chosen)
+    return connections.AuthorizeResponse(authorize_url=url).model_dump(by_alias=True, mode="json")
+
+
+@app.post("/connections/apple")
+@tracer.capture_method
+def connect_apple(body: AppleConnectRequest) -> Response[dict[str, Any]]:
+    """Connect iCloud Calendar with an Apple ID + app-specific password (verified by CalDAV)."""
+    view = connections.connect_apple(default_store(), default_vault(), mentor_id(app), body)
+    return Response(
+        status_code=HTTPStatus.CREATED,
+        content_type=content_types.APPLICATION_JSON,
+        body=view.model_dump(by_alias=True, mode="json"),
+    )
+
+
+@app.get("/connections/google/calendars")
+@tracer.capture_method
+def google_calendars() -> dict[str, Any]:
+    """The mentor's Google calendars, the selected one marked."""
+    result = connections.google_calendars(default_store(), default_vault(), mentor_id(app))
+    return result.model_dump(by_alias=True, mode="json")
+
+
+@app.put("/connections/google/calendar")
+@tracer.capture_method
+def choose_google_calendar(body: ChooseCalendarRequest) -> dict[str, Any]:
+    """Choose the calendar events and busy times use."""
+    view = connections.select_google_calendar(default_store(), default_vault(), mentor_id(app), body.calendar_id)
+    return view.model_dump(by_alias=True, mode="json")
+
+
+@app.delete("/connections/<provider>")
+@tracer.capture_method
+def disconnect(provider: str, revoke: Annotated[bool, Query()] = False) -> Response[str]:
+    """Delete the connection and its sealed credential; ``?revoke=true`` also revokes at Google / Zoom."""
+    mentor = mentor_id(app)
+    chosen: Provider = connections.parse_provider(provider)
+    connections.disconnect(default_store(), default_vault(), mentor, chosen, revoke=revoke)
+    return Response(status_code=HTTPStatus.NO_CONTENT, body="")
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

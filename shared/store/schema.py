@@ -7,17 +7,22 @@ Key design (all keys are strings)::
     provider connection        MENTOR#<mentorId>     CONN#<provider>         SYNC#<provider> / <mentorId>  (sparse:
                                                                              only calendar connections that sync)
     vault branch key           VAULT                 BRANCH#<period>         -
-    (later issues add classes, sessions, bookings, busy blocks, OAuth state and idempotency records
-    under their own PK prefixes; ``ttl`` expires short-lived items such as OAuth state)
+    OAuth state (single use)   OAUTH#<sha256(state)> STATE                   -   (mentor_id, provider, code_verifier,
+                                                                             expires_at; ``ttl`` = created + 600 s)
+    (later issues add classes, sessions, bookings, busy blocks and idempotency records under their
+    own PK prefixes; ``ttl`` expires short-lived items such as OAuth state)
 
 Access patterns:
     1. Read a mentor's profile (plan, e-mail, timezone)         GetItem  PK=MENTOR#id, SK=PROFILE
     2. Read one connection of a mentor                          GetItem  PK=MENTOR#id, SK=CONN#provider
     3. List a mentor's connections (GET /connections)           Query    PK=MENTOR#id, SK begins_with CONN#
     4. Update a connection with optimistic locking              UpdateItem/PutItem with ``version = :expected``
-    5. Delete a credential at once on disconnect                UpdateItem REMOVE credential (conditional)
+    5. Delete a credential at once on disconnect                DeleteItem PK=MENTOR#id, SK=CONN#provider
     6. Find every calendar connection to poll (paged, sparse)   Query    GSI1 GSI1PK=SYNC#<provider>
     7. Share the vault's current branch key between processes   GetItem / conditional PutItem PK=VAULT
+    8. Start an OAuth connect: store the state                  PutItem  PK=OAUTH#hash, attribute_not_exists(PK)
+    9. Consume the state on the callback (single use)           DeleteItem PK=OAUTH#hash, attribute_exists(PK),
+                                                                ReturnValues=ALL_OLD (a replay finds nothing)
 """
 
 from __future__ import annotations
