@@ -36,7 +36,10 @@ def _fake_aws_env() -> Iterator[None]:
 
 
 @pytest.fixture
-def aws() -> Iterator[None]:
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # In-process moto only: a running local stack (session fixture) exports AWS_ENDPOINT_URL,
+    # which boto3 honours and mock_aws does not intercept.
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
         yield
 
