@@ -24,6 +24,7 @@ from devstack.emulators.zoom import DEFAULT_CLIENT_SECRET as ZOOM_CLIENT_SECRET
 from devstack.emulators.zoom import DEFAULT_REDIRECT_URI as ZOOM_REDIRECT_URI
 from devstack.emulators.zoom import ZoomClient, ZoomEmulator
 from devstack.radicale import RadicaleServer
+from shared.config import ProviderSettings
 
 #: The Zoom app's webhook Secret Token in the local stack (the emulator signs with it too).
 DEV_ZOOM_WEBHOOK_SECRET_TOKEN: Final = "devstack-zoom-webhook-secret-token"
@@ -68,16 +69,7 @@ class GoogleProvider:
         return {"google": self.emulator.base_url}
 
     def environment(self) -> dict[str, str]:
-        emu = self.emulator
-        return {
-            "GOOGLE_AUTH_URL": emu.authorize_url,
-            "GOOGLE_TOKEN_URL": emu.token_url,
-            "GOOGLE_REVOKE_URL": emu.revoke_url,
-            "GOOGLE_USERINFO_URL": emu.userinfo_url,
-            "GOOGLE_API_BASE": emu.calendar_base,
-            "GOOGLE_CLIENT_ID": self.client.client_id,
-            "GOOGLE_CLIENT_SECRET": self.client.client_secret,
-        }
+        return self.emulator.environment(self.client.client_id, self.client.client_secret)
 
 
 class ZoomProvider:
@@ -136,14 +128,8 @@ class ZoomProvider:
         return {"zoom": self.emulator.base_url}
 
     def environment(self) -> dict[str, str]:
-        emu = self.emulator
         return {
-            "ZOOM_AUTH_URL": emu.authorize_url,
-            "ZOOM_TOKEN_URL": emu.token_url,
-            "ZOOM_REVOKE_URL": emu.revoke_url,
-            "ZOOM_API_BASE": emu.api_base,
-            "ZOOM_CLIENT_ID": self.client.client_id,
-            "ZOOM_CLIENT_SECRET": self.client.client_secret,
+            **self.emulator.environment(self.client.client_id, self.client.client_secret),
             "ZOOM_WEBHOOK_SECRET_TOKEN": self.client.webhook_secret_token,
         }
 
@@ -187,3 +173,9 @@ class CalDavProvider:
 def provider_components(host: str = LOOPBACK) -> list[Any]:
     """Fresh Google, Zoom and CalDAV components (what ``LocalStack(providers=True)`` adds)."""
     return [GoogleProvider(host=host), ZoomProvider(host=host), CalDavProvider()]
+
+
+def provider_settings(google: GoogleEmulator, zoom: ZoomEmulator) -> ProviderSettings:
+    """``ProviderSettings`` pointing at two running emulators with their default OAuth clients."""
+    env = {**google.environment(), **zoom.environment()}
+    return ProviderSettings.model_validate({name.lower(): value for name, value in env.items()})

@@ -29,7 +29,7 @@ import string
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Self
@@ -360,6 +360,17 @@ class EmulatorState:
 
     # Token operations the shared admin routes call; each emulator implements them.
     settings: Any
+    deny_next: int
+
+    def apply_settings(self, changes: Mapping[str, Any]) -> Any:
+        """Set known settings (all or nothing); an unknown name raises ``ValueError``."""
+        with self.lock:
+            unknown = [key for key in changes if not hasattr(self.settings, key)]
+            if unknown:
+                raise ValueError(f"unknown setting {unknown[0]}")
+            for key, value in changes.items():
+                setattr(self.settings, key, value)
+            return self.settings
 
     def revoke_token(self, token: str) -> bool:
         """Revoke one token server-side (and what the provider revokes with it)."""
@@ -534,13 +545,10 @@ def install_common(app: Flask, state: EmulatorState, fault_responder: FaultRespo
 
     @app.post(f"{ADMIN_PREFIX}/settings")
     def _admin_settings() -> ResponseReturnValue:
-        body = request_json_object() or {}
-        with state.lock:
-            for key, value in body.items():
-                if not hasattr(state.settings, key):
-                    return json_response({"error": f"unknown setting {key}"}, 400)
-                setattr(state.settings, key, value)
-            return json_response(asdict(state.settings))
+        try:
+            return json_response(asdict(state.apply_settings(request_json_object() or {})))
+        except ValueError as exc:
+            return json_response({"error": str(exc)}, 400)
 
 
 # --------------------------------------------------------------------------------------------
@@ -581,6 +589,19 @@ class EmulatorServer:
     @property
     def running(self) -> bool:
         return self._server is not None
+
+    def deny_next_consent(self, count: int = 1) -> None:
+        with self.state.lock:
+            self.state.deny_next = count
+
+    def revoke_token(self, token: str) -> bool:
+        return self.state.revoke_token(token)
+
+    def revoke_user_tokens(self, email: str) -> int:
+        return self.state.revoke_user(email)
+
+    def expire_access_tokens(self, email: str | None = None, token: str | None = None) -> int:
+        return self.state.expire_access_tokens(email=email, token=token)
 
     def start(self) -> Self:
         if self._server is not None:

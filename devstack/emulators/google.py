@@ -2036,6 +2036,20 @@ class GoogleEmulator(EmulatorServer):
     def calendar_base(self) -> str:
         return f"{self.base_url}/calendar/v3"
 
+    def environment(
+        self, client_id: str = DEFAULT_CLIENT_ID, client_secret: str = DEFAULT_CLIENT_SECRET
+    ) -> dict[str, str]:
+        """The settings (``shared.config.ProviderSettings`` env names) that point our code here."""
+        return {
+            "GOOGLE_AUTH_URL": self.authorize_url,
+            "GOOGLE_TOKEN_URL": self.token_url,
+            "GOOGLE_REVOKE_URL": self.revoke_url,
+            "GOOGLE_USERINFO_URL": self.userinfo_url,
+            "GOOGLE_API_BASE": self.calendar_base,
+            "GOOGLE_CLIENT_ID": client_id,
+            "GOOGLE_CLIENT_SECRET": client_secret,
+        }
+
     def endpoints(self) -> dict[str, str]:
         return {
             "base_url": self.base_url,
@@ -2071,26 +2085,9 @@ class GoogleEmulator(EmulatorServer):
                 self.state.deny_next += 1
             self.state.next_grant_scopes = list(scopes) if scopes is not None else None
 
-    def deny_next_consent(self, count: int = 1) -> None:
-        with self.state.lock:
-            self.state.deny_next = count
-
-    def revoke_token(self, token: str) -> bool:
-        return self.state.revoke_grant(token)
-
-    def revoke_user_tokens(self, email: str) -> int:
-        return self.state.revoke_user(email)
-
-    def expire_access_tokens(self, email: str | None = None, token: str | None = None) -> int:
-        return self.state.expire_access_tokens(email=email, token=token)
-
     def configure(self, **settings: Any) -> GoogleSettings:
-        with self.state.lock:
-            for k, v in settings.items():
-                if not hasattr(self.state.settings, k):
-                    raise ValueError(f"unknown setting {k}")
-                setattr(self.state.settings, k, v)
-            return self.state.settings
+        result: GoogleSettings = self.state.apply_settings(settings)
+        return result
 
     def seed_event(self, calendar_id: str, event: Mapping[str, Any]) -> JSONDict:
         return self.state.seed_event(calendar_id, event)

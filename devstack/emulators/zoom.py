@@ -1230,6 +1230,19 @@ class ZoomEmulator(EmulatorServer):
     def api_base(self) -> str:
         return f"{self.base_url}/v2"
 
+    def environment(
+        self, client_id: str = DEFAULT_CLIENT_ID, client_secret: str = DEFAULT_CLIENT_SECRET
+    ) -> dict[str, str]:
+        """The settings (``shared.config.ProviderSettings`` env names) that point our code here."""
+        return {
+            "ZOOM_AUTH_URL": self.authorize_url,
+            "ZOOM_TOKEN_URL": self.token_url,
+            "ZOOM_REVOKE_URL": self.revoke_url,
+            "ZOOM_API_BASE": self.api_base,
+            "ZOOM_CLIENT_ID": client_id,
+            "ZOOM_CLIENT_SECRET": client_secret,
+        }
+
     def endpoints(self) -> dict[str, str]:
         return {
             "base_url": self.base_url,
@@ -1263,26 +1276,9 @@ class ZoomEmulator(EmulatorServer):
             if deny:
                 self.state.deny_next += 1
 
-    def deny_next_consent(self, count: int = 1) -> None:
-        with self.state.lock:
-            self.state.deny_next = count
-
-    def revoke_token(self, token: str) -> bool:
-        return self.state.revoke_token(token)
-
-    def revoke_user_tokens(self, email: str) -> int:
-        return self.state.revoke_user(email)
-
-    def expire_access_tokens(self, email: str | None = None, token: str | None = None) -> int:
-        return self.state.expire_access_tokens(email=email, token=token)
-
     def configure(self, **settings: Any) -> ZoomSettings:
-        with self.state.lock:
-            for k, v in settings.items():
-                if not hasattr(self.state.settings, k):
-                    raise ValueError(f"unknown setting {k}")
-                setattr(self.state.settings, k, v)
-            return self.state.settings
+        result: ZoomSettings = self.state.apply_settings(settings)
+        return result
 
     def send_url_validation(self, url: str, secret_token: str | None = None) -> JSONDict:
         client = self.state.clients.get(DEFAULT_CLIENT_ID)

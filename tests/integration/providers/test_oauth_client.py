@@ -7,12 +7,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
 from devstack.emulators import GoogleEmulator, ZoomEmulator
 from devstack.emulators import google as g
 from devstack.emulators import zoom as z
-from shared.config import ProviderSettings
+from devstack.providers import provider_settings
 from shared.providers.oauth import (
     InvalidGrantError,
     OAuthClient,
@@ -32,21 +31,6 @@ def emulators() -> Iterator[tuple[GoogleEmulator, ZoomEmulator]]:
     zoom.stop()
 
 
-def _settings(google: GoogleEmulator, zoom: ZoomEmulator) -> ProviderSettings:
-    return ProviderSettings(
-        google_auth_url=f"{google.base_url}/o/oauth2/v2/auth",
-        google_token_url=f"{google.base_url}/token",
-        google_revoke_url=f"{google.base_url}/revoke",
-        google_client_id=g.DEFAULT_CLIENT_ID,
-        google_client_secret=SecretStr(g.DEFAULT_CLIENT_SECRET),
-        zoom_auth_url=f"{zoom.base_url}/oauth/authorize",
-        zoom_token_url=f"{zoom.base_url}/oauth/token",
-        zoom_revoke_url=f"{zoom.base_url}/oauth/revoke",
-        zoom_client_id=z.DEFAULT_CLIENT_ID,
-        zoom_client_secret=SecretStr(z.DEFAULT_CLIENT_SECRET),
-    )
-
-
 @pytest.fixture(params=[Provider.GOOGLE, Provider.ZOOM])
 def client(request: pytest.FixtureRequest, emulators: tuple[GoogleEmulator, ZoomEmulator]) -> OAuthClient:
     google, zoom = emulators
@@ -54,7 +38,9 @@ def client(request: pytest.FixtureRequest, emulators: tuple[GoogleEmulator, Zoom
     zoom.reset()
     provider: Provider = request.param
     redirect = g.DEFAULT_REDIRECT_URI if provider is Provider.GOOGLE else z.DEFAULT_REDIRECT_URI
-    return OAuthClient(oauth_app(provider, _settings(google, zoom)), redirect_uri=redirect, sleep=lambda _: None)
+    return OAuthClient(
+        oauth_app(provider, provider_settings(google, zoom)), redirect_uri=redirect, sleep=lambda _: None
+    )
 
 
 def _consent(client: OAuthClient) -> tuple[str, str, dict[str, str]]:
@@ -107,7 +93,9 @@ def test_zoom_old_refresh_token_is_dead_after_rotation(emulators: tuple[GoogleEm
     google, zoom = emulators
     zoom.reset()
     client = OAuthClient(
-        oauth_app(Provider.ZOOM, _settings(google, zoom)), redirect_uri=z.DEFAULT_REDIRECT_URI, sleep=lambda _: None
+        oauth_app(Provider.ZOOM, provider_settings(google, zoom)),
+        redirect_uri=z.DEFAULT_REDIRECT_URI,
+        sleep=lambda _: None,
     )
     code, verifier, _ = _consent(client)
     first = client.exchange_code(code=code, code_verifier=verifier)

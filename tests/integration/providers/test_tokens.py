@@ -23,8 +23,8 @@ from pydantic import SecretStr
 from devstack.emulators import GoogleEmulator, ZoomEmulator
 from devstack.emulators import google as g
 from devstack.emulators import zoom as z
+from devstack.providers import provider_settings
 from shared import aws
-from shared.config import ProviderSettings
 from shared.emails import reconnect_subject
 from shared.observability import logger
 from shared.providers.oauth import (
@@ -66,18 +66,7 @@ def emus(emulators: tuple[GoogleEmulator, ZoomEmulator]) -> tuple[GoogleEmulator
 @pytest.fixture
 def clients(emus: tuple[GoogleEmulator, ZoomEmulator]) -> dict[Provider, OAuthClient]:
     google, zoom = emus
-    cfg = ProviderSettings(
-        google_auth_url=f"{google.base_url}/o/oauth2/v2/auth",
-        google_token_url=f"{google.base_url}/token",
-        google_revoke_url=f"{google.base_url}/revoke",
-        google_client_id=g.DEFAULT_CLIENT_ID,
-        google_client_secret=SecretStr(g.DEFAULT_CLIENT_SECRET),
-        zoom_auth_url=f"{zoom.base_url}/oauth/authorize",
-        zoom_token_url=f"{zoom.base_url}/oauth/token",
-        zoom_revoke_url=f"{zoom.base_url}/oauth/revoke",
-        zoom_client_id=z.DEFAULT_CLIENT_ID,
-        zoom_client_secret=SecretStr(z.DEFAULT_CLIENT_SECRET),
-    )
+    cfg = provider_settings(google, zoom)
     return {
         Provider.GOOGLE: OAuthClient(
             oauth_app(Provider.GOOGLE, cfg), redirect_uri=g.DEFAULT_REDIRECT_URI, sleep=lambda _: None
