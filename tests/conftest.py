@@ -10,6 +10,8 @@ Tests that need a pristine AWS environment while it runs should ``monkeypatch`` 
 
 from __future__ import annotations
 
+import io
+import logging
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -19,6 +21,7 @@ from moto import mock_aws
 from devstack.jwt import LocalIssuer
 from devstack.stack import LocalStack
 from shared import aws, config
+from shared.observability import logger
 from shared.store import Store, Table
 from shared.store.schema import create_table
 
@@ -108,3 +111,27 @@ def atomic_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
 def store(aws_env: None) -> Store:
     """A repository over the mocked table."""
     return Store(Table(aws.client("dynamodb"), TABLE))
+
+
+@pytest.fixture
+def captured_logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
+    """Every log record of every logger (and the project logger), at DEBUG, into one buffer.
+
+    Canary tests search it for secrets; it includes botocore's DEBUG request/response logs.
+    """
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setLevel(logging.DEBUG)
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    old_project_level = logger.log_level
+    logger.setLevel("DEBUG")
+    monkeypatch.setattr(logger.registered_handler, "stream", stream)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+        logger.setLevel(old_project_level)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
-import logging
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,25 +16,6 @@ from shared.store import Connection, Provider, Store
 from shared.vault import AppleCredential, OAuthCredential, Vault
 from shared.vault.branch_store import DynamoBranchStore
 from shared.vault.keys import KeyCache
-
-
-@pytest.fixture
-def captured_logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
-    """Every log record of every logger, at DEBUG, rendered into one buffer."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setLevel(logging.DEBUG)
-    root = logging.getLogger()
-    old_level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    logger.setLevel("DEBUG")
-    monkeypatch.setattr(logger.registered_handler, "stream", stream)
-    try:
-        yield stream
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(old_level)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ concurrency (DynamoDB lease), ``invalid_grant`` → ``needs_reconnect`` + one e-
 from __future__ import annotations
 
 import io
-import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,7 +25,6 @@ from devstack.emulators import zoom as z
 from devstack.providers import provider_settings
 from shared import aws
 from shared.emails import reconnect_subject
-from shared.observability import logger
 from shared.providers.oauth import (
     OAuthClient,
     ProviderUnavailableError,
@@ -96,27 +94,6 @@ def ses_sent(aws_env: None) -> Callable[[], list[Any]]:
     aws.client("sesv2").create_email_identity(EmailIdentity=SENDER)
     backend = ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]  # moto's SES v2 records sends in the v1 backend
     return lambda: list(backend.sent_messages)
-
-
-@pytest.fixture
-def captured_logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
-    """Every log record of every logger (and the project logger), at DEBUG, into one buffer."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setLevel(logging.DEBUG)
-    root = logging.getLogger()
-    old_level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    old_project_level = logger.log_level
-    logger.setLevel("DEBUG")
-    monkeypatch.setattr(logger.registered_handler, "stream", stream)
-    try:
-        yield stream
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(old_level)
-        logger.setLevel(old_project_level)
 
 
 def _consent_and_exchange(client: OAuthClient) -> TokenSet:
