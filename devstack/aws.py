@@ -57,7 +57,8 @@ class MotoServer:
     A separate process, not moto's ``ThreadedMotoServer``: moto keeps its backends in module-level
     state, so an in-process server would share (and lose) its tables and queues whenever a test
     in the same process enters or leaves ``mock_aws()``. Like a real AWS endpoint, the local
-    stack's state now lives only behind its URL.
+    stack's state now lives only behind its URL. It runs :mod:`devstack.motoserver`, moto's server
+    with DynamoDB requests isolated as in DynamoDB (moto's own are not, under concurrency).
     """
 
     name = "aws"
@@ -80,7 +81,7 @@ class MotoServer:
                 probe.bind((self.host, 0))
                 self.port = probe.getsockname()[1]
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
+            [sys.executable, "-m", "devstack.motoserver", "-H", self.host, "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env={**os.environ, "PYTHONWARNINGS": "ignore"},

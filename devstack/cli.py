@@ -7,7 +7,13 @@
     token --mentor ID        print a bearer token the running gateway accepts;
           [--plan P]         with a plan, also upsert the mentor's profile (plan) in the table
           [--ttl S] [--scope "a b"]
+    outbox [--to ADDRESS]    print the e-mails the running stack sent, one JSON line each
     demo                     run the end-to-end story (devstack/demo.py)
+    stripe --type TYPE       send a Stripe event signed with the running stack's webhook secret
+           [--booking ID]    (devstack/stripe_events.py) to its /webhooks/stripe; print the answer.
+           [--mentor ID] [--plan P] [--event-id evt_…] [--partial]
+    openapi [--check]        write docs/openapi.json from the code (devstack/openapi.py);
+            [--output PATH]  --check only compares (exit 1 if stale)
 
 The devstack directory is ``<repo>/.devstack`` (git-ignored) or ``$DEVSTACK_DIR``.
 """
@@ -140,6 +146,70 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stripe(args: argparse.Namespace) -> int:
+    import httpx
+
+    from devstack import stripe_events
+
+    subscription = args.type.startswith("customer.subscription.")
+    if subscription and not args.mentor:
+        print(f"{args.type} needs --mentor (the subscription's metadata.mentor_id)", file=sys.stderr)
+        return 2
+    if args.type in stripe_events.EVENT_TYPES and not subscription and not args.booking:
+        print(f"{args.type} needs --booking (metadata.booking_id)", file=sys.stderr)
+        return 2
+    try:
+        state = read_state()
+    except FileNotFoundError:
+        print(f"no running local stack ({state_path()} missing): start `python -m devstack up` first", file=sys.stderr)
+        return 1
+    secret = state.get("environment", {}).get("STRIPE_WEBHOOK_SECRET")
+    if not secret:
+        print("the running stack has no STRIPE_WEBHOOK_SECRET: restart `python -m devstack up`", file=sys.stderr)
+        return 1
+    event = stripe_events.build_event(
+        args.type,
+        booking_id=args.booking,
+        mentor_id=args.mentor,
+        plan=args.plan,
+        event_id=args.event_id,
+        partial_refund=args.partial,
+    )
+    try:
+        resp = stripe_events.send(state["endpoints"]["api"], event, secret)
+    except httpx.HTTPError as exc:
+        print(f"could not reach the running gateway: {exc}", file=sys.stderr)
+        return 1
+    try:
+        answer: Any = resp.json()
+    except ValueError:
+        answer = resp.text
+    print(json.dumps({"event": {"id": event["id"], "type": event["type"]}, "status": resp.status_code, "body": answer}))
+    return 0 if resp.is_success else 1
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    import httpx
+
+    from devstack.outbox import read_outbox
+
+    try:
+        endpoint = read_state()["environment"]["AWS_ENDPOINT_URL"]
+    except FileNotFoundError:
+        print(f"no running local stack ({state_path()} missing): start `python -m devstack up` first", file=sys.stderr)
+        return 1
+    try:
+        sent = read_outbox(endpoint)
+    except httpx.HTTPError as exc:
+        print(f"could not reach the running stack's moto server: {exc}", file=sys.stderr)
+        return 1
+    for mail in sent:
+        if args.to and args.to not in mail.to:
+            continue
+        print(json.dumps(mail.summary(), ensure_ascii=False))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     try:
         demo = importlib.import_module("devstack.demo")
@@ -150,6 +220,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 2
     result = demo.main()
     return result if isinstance(result, int) else 0
+
+
+def cmd_openapi(args: argparse.Namespace) -> int:
+    from devstack import openapi
+
+    return openapi.run(args.output or openapi.DOCUMENT, check=args.check)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -177,8 +253,25 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--scope", help="space-separated scopes (the scope claim)")
     token.set_defaults(func=cmd_token)
 
+    stripe = commands.add_parser("stripe", help="send a signed Stripe event to the running stack")
+    stripe.add_argument("--type", required=True, help="event type, e.g. checkout.session.completed, charge.refunded")
+    stripe.add_argument("--booking", help="metadata.booking_id (checkout / payment intent / charge events)")
+    stripe.add_argument("--mentor", help="metadata.mentor_id (customer.subscription.* events)")
+    stripe.add_argument("--plan", choices=PLANS[1:], default="pro", help="the subscription price's plan")
+    stripe.add_argument("--event-id", help="the event id (repeat one to send a duplicate)")
+    stripe.add_argument("--partial", action="store_true", help="charge.refunded: refund half, not all")
+    stripe.set_defaults(func=cmd_stripe)
+
+    outbox = commands.add_parser("outbox", help="print the e-mails the running stack sent (one JSON line each)")
+    outbox.add_argument("--to", help="only e-mails to this address")
+    outbox.set_defaults(func=cmd_outbox)
     demo = commands.add_parser("demo", help="run the end-to-end story")
     demo.set_defaults(func=cmd_demo)
+
+    openapi = commands.add_parser("openapi", help="write docs/openapi.json, generated from the code")
+    openapi.add_argument("--output", type=Path, help="where to write (default: docs/openapi.json)")
+    openapi.add_argument("--check", action="store_true", help="only compare; exit 1 if the file is stale")
+    openapi.set_defaults(func=cmd_openapi)
     return parser
 
 

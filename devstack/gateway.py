@@ -12,6 +12,10 @@ rules. Gateway-made answers are API Gateway's own::
     function not written yet    501 {"message":"Not Implemented"}         (local only)
 
 The gateway also serves the local issuer's public keys at ``GET /.well-known/jwks.json``.
+
+Requests are served concurrently, and like Lambda a function's "container" serves one request at a
+time: concurrent requests to one function run in separate copies of its handler module
+(:class:`devstack.routes.Containers`), never through the same Powertools resolver at once.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 from urllib.parse import parse_qsl, unquote
 
-from devstack.routes import ACCOUNT_ID, DEFAULT_REGION, FunctionNotFoundError, LambdaContext, Route, load_handler
+from devstack.routes import ACCOUNT_ID, DEFAULT_REGION, Containers, FunctionNotFoundError, LambdaContext, Route
 
 log = logging.getLogger(__name__)
 
@@ -270,6 +274,8 @@ class ApiGateway:
         self.account_id = account_id
         self.jwks = jwks
         self.server_port = server_port
+        self._containers: dict[str, Containers] = {}
+        self._containers_lock = threading.Lock()
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         """The most specific route for ``method`` and the decoded ``path``, with its parameters."""
@@ -334,12 +340,23 @@ class ApiGateway:
             request_id=request_id,
         )
         try:
-            handler = load_handler(route.handler_module)
+            with self.containers(route.handler_module).handler() as handler:
+                return self._invoke(route, handler, event)
         except FunctionNotFoundError:
             return _message(501, "Not Implemented")
         except Exception:
             log.exception("%s: cannot import %s", route.key, route.handler_module)
             return _message(500, "Internal Server Error")
+
+    def containers(self, module: str) -> Containers:
+        """The function's containers (one request at a time each, as in Lambda)."""
+        with self._containers_lock:
+            found = self._containers.get(module)
+            if found is None:
+                found = self._containers[module] = Containers(module)
+            return found
+
+    def _invoke(self, route: Route, handler: Any, event: dict[str, Any]) -> HttpResponse:
         context = LambdaContext(
             route.function, timeout_s=route.timeout_s, region=self.region, account_id=self.account_id
         )
@@ -362,6 +379,7 @@ class ApiGateway:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # listen backlog: a burst of clients must queue, not be reset (default 5)
     gateway: ApiGateway
 
 

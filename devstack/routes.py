@@ -20,9 +20,11 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import re
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -223,6 +225,59 @@ def load_handler(module: str) -> Handler:
     if not callable(handler):
         raise FunctionNotFoundError(f"{module}.lambda_handler")
     return handler  # type: ignore[no-any-return]
+
+
+class Containers:
+    """Lambda's concurrency model for one function: a container serves one request at a time, and
+    concurrent requests get more containers.
+
+    A handler module holds per-container state (a Powertools resolver keeps the current event on
+    ``app``), so two threads must never run the same module object at once. The first container is
+    the module as imported (``sys.modules``, looked up on every request, so a sequential caller sees
+    exactly what :func:`load_handler` returns, monkeypatches included); while it is busy, another
+    request runs in a private copy of the module (executed afresh from the same file, not
+    registered in ``sys.modules``), kept for reuse. ``shared.*`` modules are shared by all copies.
+    """
+
+    def __init__(self, module: str) -> None:
+        self.module = module
+        self._lock = threading.Lock()
+        self._primary_busy = False
+        self._idle: list[Handler] = []
+        self.copies = 0
+
+    @contextmanager
+    def handler(self) -> Iterator[Handler]:
+        """A handler no other thread is running; raises :class:`FunctionNotFoundError` like :func:`load_handler`."""
+        with self._lock:
+            primary = not self._primary_busy
+            if primary:
+                self._primary_busy = True
+            spare = None if primary or not self._idle else self._idle.pop()
+        if primary:
+            try:
+                yield load_handler(self.module)
+            finally:
+                with self._lock:
+                    self._primary_busy = False
+            return
+        found = spare or self._copy()
+        try:
+            yield found
+        finally:
+            with self._lock:
+                self._idle.append(found)
+
+    def _copy(self) -> Handler:
+        load_handler(self.module)  # the module exists (FunctionNotFoundError otherwise)
+        spec = importlib.util.find_spec(self.module)
+        if spec is None or spec.loader is None:
+            raise FunctionNotFoundError(self.module)
+        copy = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(copy)
+        with self._lock:
+            self.copies += 1
+        return copy.lambda_handler  # type: ignore[no-any-return]
 
 
 def function_exists(module: str) -> bool:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
@@ -61,7 +62,13 @@ CACHE_RESETS: list[tuple[str, str]] = [
     ("shared.config", "reset_settings"),
     ("shared.aws", "reset_clients"),
     ("shared.store", "default_store"),
+    ("shared.store", "default_schedule"),
     ("shared.vault.vault", "reset_default_vault"),
+    ("shared.providers.tokens", "reset_default_accessor"),
+    ("shared.jobs", "reset_default_queue"),
+    ("shared.auth", "reset_default_verifier"),
+    ("shared.payments", "reset_default_webhook"),
+    ("shared.meetings", "reset_default_worker"),
 ]
 
 
@@ -111,6 +118,8 @@ class LocalStack:
             self.components.extend(provider_components(host))
         self.components.extend(components)
         self.extra_env = dict(env or {})
+        #: This stack's Stripe webhook endpoint secret (``devstack.stripe_events`` signs with it).
+        self.stripe_webhook_secret = "whsec_" + secrets.token_hex(24)
         self.issuer = issuer or LocalIssuer()
         self.moto = MotoServer(host, aws_port)
         self.gateway = GatewayServer(
@@ -157,6 +166,7 @@ class LocalStack:
         self.gateway.start()
         self._started.append(self.gateway)
         self._apply_env(self.gateway.environment())
+        self._apply_env(self._auth_environment())
         for component in self.components:
             self._bind_api(component)
         self._apply_env(self.extra_env)
@@ -228,9 +238,18 @@ class LocalStack:
             "MEETINGS_QUEUE_URL": aws.meetings.url,
             "BUSY_SYNC_QUEUE_URL": aws.busy_sync.url,
             "SENDER_EMAIL": aws.sender_email,
+            "STRIPE_WEBHOOK_SECRET": self.stripe_webhook_secret,
             "POWERTOOLS_TRACE_DISABLED": "1",
             "POWERTOOLS_SERVICE_NAME": "mentor-connections",
             "POWERTOOLS_METRICS_NAMESPACE": "MentorConnections",
+        }
+
+    def _auth_environment(self) -> dict[str, str]:
+        """What a function needs to verify a mentor JWT itself (routes without the authorizer)."""
+        return {
+            "JWT_ISSUER": self.issuer.issuer,
+            "JWT_AUDIENCE": self.issuer.audience,
+            "JWT_JWKS_URL": self.gateway.endpoints()["jwks"],
         }
 
     def _apply_env(self, values: Mapping[str, str]) -> None:

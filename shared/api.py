@@ -6,15 +6,21 @@
   field-level message, never a 500.
 * :class:`ApiError` is what domain code raises to answer a client mistake.
 * :func:`mentor_id` reads the ``sub`` claim that API Gateway's JWT authorizer put in the event.
+* :func:`raw_body` is the request body byte-exact (what webhook signatures cover).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from shared.observability import logger
 
@@ -83,3 +89,14 @@ def mentor_id(app: APIGatewayHttpResolver) -> str:
     if not sub:
         raise ApiError(HTTPStatus.UNAUTHORIZED, "unauthorized", "A mentor bearer token is required.")
     return str(sub)
+
+
+def raw_body(event: APIGatewayProxyEventV2) -> bytes:
+    """The request body exactly as the client sent it (API Gateway base64-encodes non-text bodies)."""
+    body = event.body or ""
+    if not event.is_base64_encoded:
+        return body.encode("utf-8")
+    try:
+        return base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(HTTPStatus.BAD_REQUEST, "invalid_request", "The body is not valid base64.") from None

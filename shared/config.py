@@ -12,8 +12,10 @@ from __future__ import annotations
 from functools import cache
 from typing import Any, TypeVar
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.secrets import fill_secret_params
 
 
 class BaseFunctionSettings(BaseSettings):
@@ -50,6 +52,23 @@ class QueueSettings(BaseSettings):
     busy_sync_queue_url: str = ""
 
 
+class AuthSettings(BaseSettings):
+    """How a function verifies a mentor's bearer JWT itself (routes without API Gateway's authorizer).
+
+    The same issuer and audience API Gateway's JWT authorizer is configured with; the signing keys
+    come from ``JWT_JWKS_URL`` (cached per container for ``JWT_JWKS_TTL_S``).
+    """
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False)
+
+    jwt_issuer: str = ""
+    jwt_audience: str = ""
+    jwt_jwks_url: str = ""
+    jwt_jwks_ttl_s: float = Field(default=600.0, gt=0)
+    jwt_jwks_timeout_s: float = Field(default=3.0, gt=0)
+    jwt_leeway_s: int = Field(default=30, ge=0, description="Clock skew tolerated on exp / nbf / iat.")
+
+
 class ProviderSettings(BaseSettings):
     """Provider endpoints and client credentials. Base URLs default to the real providers."""
 
@@ -73,7 +92,33 @@ class ProviderSettings(BaseSettings):
 
     apple_caldav_url: str = "https://caldav.icloud.com"
 
-    stripe_webhook_secret: SecretStr = SecretStr("")
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets_from_parameters(cls, data: Any) -> Any:
+        """In AWS, ``<FIELD>_PARAM`` names the Secrets Manager secret / SSM parameter (shared.secrets)."""
+        return fill_secret_params(cls, data)
+
+
+class StripeSettings(BaseSettings):
+    """The Stripe webhook endpoint (``POST /webhooks/stripe``, see :mod:`shared.payments`)."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False)
+
+    stripe_webhook_secret: SecretStr = Field(
+        default=SecretStr(""), description="The endpoint's signing secret (whsec_…); unset refuses every event."
+    )
+    stripe_signature_tolerance_s: int = Field(default=300, gt=0, description="Oldest accepted signature age.")
+    stripe_event_ttl_s: int = Field(
+        default=7 * 24 * 3600,
+        gt=3 * 24 * 3600,
+        description="How long a processed event id is remembered (longer than Stripe's 3-day retries).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets_from_parameters(cls, data: Any) -> Any:
+        """In AWS, ``<FIELD>_PARAM`` names the Secrets Manager secret / SSM parameter (shared.secrets)."""
+        return fill_secret_params(cls, data)
 
 
 S = TypeVar("S", bound=BaseSettings)

@@ -470,9 +470,11 @@ def access_token(store: Store, vault: Vault, mentor_id: str, provider: Provider)
     across processes, Zoom rotation persisted first, ``invalid_grant`` → ``needs_reconnect``).
     """
     from shared.providers.oauth import ProviderUnavailableError
-    from shared.providers.tokens import ConnectionUnavailable, CredentialAccessor
+    from shared.providers.tokens import ConnectionUnavailable, CredentialAccessor, default_accessor
 
-    accessor = CredentialAccessor(store, vault, {p: oauth_client(p) for p in OAUTH_PROVIDERS})
+    accessor = default_accessor()
+    if accessor.store is not store or accessor.vault is not vault:  # an injected store / vault (tests)
+        accessor = CredentialAccessor(store, vault, accessor.oauth_clients)
     try:
         return accessor.access_token(mentor_id, provider)
     except ConnectionUnavailable as exc:

@@ -1,7 +1,9 @@
 """Transactional e-mails sent through Amazon SES (API v2).
 
-Only what the token lifecycle needs for now: the "reconnect your account" e-mail a mentor gets
-once when a provider revokes our refresh token (PRODUCT.md §2.3).
+The "reconnect your account" e-mail a mentor gets once when a provider revokes our refresh token
+(PRODUCT.md §2.3), and the booking e-mails of the meetings worker (§2.6): the student's
+confirmation with the join link and an ``.ics`` attachment, cancellation and "moved" e-mails,
+and the mentor's "no join link" e-mail. Booking e-mails are sent as raw MIME through SES v2.
 
 The sender is ``SENDER_EMAIL`` (default ``noreply@mentor-connections.local``); links point at
 ``APP_URL`` (see :class:`shared.config.BaseFunctionSettings`).
@@ -12,6 +14,9 @@ from __future__ import annotations
 import html
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
 from typing import Any
 
 from shared.observability import logger
@@ -127,3 +132,160 @@ def reconnect_notifier(
         )
 
     return notify
+
+
+# -- booking e-mails (PRODUCT.md §2.6): confirmation with link + .ics, cancellation, moved -----
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file attached to an e-mail."""
+
+    filename: str
+    content_type: str  # e.g. "text/calendar; method=PUBLISH"
+    data: bytes
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    """One e-mail, HTML + text, with optional attachments."""
+
+    to: str
+    subject: str
+    text: str
+    html: str
+    attachments: tuple[Attachment, ...] = ()
+
+    def mime(self, sender: str) -> bytes:
+        """The raw MIME message (multipart/alternative inside multipart/mixed when attached)."""
+        msg = EmailMessage()
+        msg["From"] = sender
+        msg["To"] = self.to
+        msg["Subject"] = self.subject
+        msg.set_content(self.text)
+        msg.add_alternative(self.html, subtype="html")
+        for att in self.attachments:
+            maintype, _, rest = att.content_type.partition("/")
+            subtype, *pairs = [p.strip() for p in rest.split(";")]
+            params = dict(pair.partition("=")[::2] for pair in pairs)
+            msg.add_attachment(att.data, maintype=maintype, subtype=subtype, filename=att.filename, params=params)
+        return msg.as_bytes()
+
+
+class Mailer:
+    """Sends :class:`OutgoingEmail` through SES v2 (raw content, so attachments travel too)."""
+
+    def __init__(self, ses_client: Any, sender: str | None = None) -> None:
+        self.ses = ses_client
+        self.sender = sender or default_sender()
+
+    def send(self, email: OutgoingEmail) -> str:
+        """Send; returns the SES message id (SES errors propagate)."""
+        response = self.ses.send_email(
+            FromEmailAddress=self.sender,
+            Destination={"ToAddresses": [email.to]},
+            Content={"Raw": {"Data": email.mime(self.sender)}},
+        )
+        return str(response.get("MessageId", ""))
+
+
+def default_mailer() -> Mailer:
+    """A mailer over the container's SES v2 client."""
+    from shared.aws import client
+
+    return Mailer(client("sesv2"))
+
+
+@dataclass(frozen=True)
+class SessionFacts:
+    """What a booking e-mail says about the session."""
+
+    title: str
+    start: datetime
+    end: datetime
+    timezone: str
+    provider_name: str  # "Google Meet" / "Zoom"
+
+
+def _when(facts: SessionFacts) -> str:
+    from zoneinfo import ZoneInfo
+
+    local = facts.start.astimezone(ZoneInfo(facts.timezone))
+    end = facts.end.astimezone(ZoneInfo(facts.timezone))
+    return f"{local:%A %d %B %Y, %H:%M} to {end:%H:%M} ({facts.timezone})"
+
+
+def _page(paragraphs: list[str]) -> str:
+    return "<!doctype html><html><body>" + "".join(f"<p>{p}</p>" for p in paragraphs) + "</body></html>"
+
+
+def confirmation_email(
+    to: str, name: str, facts: SessionFacts, join_url: str, ics: bytes, *, moved: bool = False
+) -> OutgoingEmail:
+    """The student's confirmation (or, with ``moved``, the "your class moved" e-mail): link + .ics."""
+    when = _when(facts)
+    subject = f"{'Moved' if moved else 'Booked'}: {facts.title} — {when}"
+    lead = "has moved to a new time" if moved else "is confirmed"
+    text = (
+        f'Hi {name},\n\nYour class "{facts.title}" {lead}.\n\nWhen: {when}\n'
+        f"Join ({facts.provider_name}): {join_url}\n\n"
+        "The attached calendar file adds it to your calendar"
+        f"{' and updates the entry you already have' if moved else ''}.\n"
+    )
+    esc = html.escape
+    body = _page(
+        [
+            f"Hi {esc(name)},",
+            f"Your class <strong>{esc(facts.title)}</strong> {lead}.",
+            f"When: {esc(when)}",
+            f'<a href="{esc(join_url, quote=True)}">Join with {esc(facts.provider_name)}</a>',
+            "The attached calendar file adds it to your calendar.",
+        ]
+    )
+    return OutgoingEmail(
+        to=to,
+        subject=subject,
+        text=text,
+        html=body,
+        attachments=(Attachment("class.ics", "text/calendar; method=PUBLISH", ics),),
+    )
+
+
+def cancellation_email(to: str, name: str, facts: SessionFacts, reason: str | None) -> OutgoingEmail:
+    """The student's "your booking is cancelled" e-mail."""
+    when = _when(facts)
+    why = {
+        "refund": "Your payment was refunded.",
+        "session_cancelled": "The mentor cancelled this session.",
+        "mentor": "The mentor cancelled your booking.",
+        "student": "You cancelled your booking.",
+    }.get(reason or "", "")
+    text = f'Hi {name},\n\nYour booking for "{facts.title}" on {when} is cancelled. {why}\n'
+    body = _page(
+        [
+            f"Hi {html.escape(name)},",
+            f"Your booking for <strong>{html.escape(facts.title)}</strong> on {html.escape(when)} is cancelled.",
+            html.escape(why),
+        ]
+    )
+    return OutgoingEmail(to=to, subject=f"Cancelled: {facts.title} — {when}", text=text, html=body)
+
+
+def meeting_failed_email(to: str, facts: SessionFacts, reason: str, app_url: str) -> OutgoingEmail:
+    """The mentor's "we could not create the meeting" e-mail (sent once per session)."""
+    link = app_url.rstrip("/") + CONNECTIONS_PATH
+    when = _when(facts)
+    text = (
+        f'Hello,\n\nWe could not create the {facts.provider_name} meeting for "{facts.title}" on {when}: '
+        f"{reason}\n\nYour students have no join link yet. Check your connections: {link}\n"
+    )
+    body = _page(
+        [
+            "Hello,",
+            f"We could not create the {html.escape(facts.provider_name)} meeting for "
+            f"<strong>{html.escape(facts.title)}</strong> on {html.escape(when)}: {html.escape(reason)}",
+            "Your students have no join link yet. "
+            f'<a href="{html.escape(link, quote=True)}">Check your connections</a>.',
+        ]
+    )
+    return OutgoingEmail(to=to, subject=f"Action needed: no join link for {facts.title}", text=text, html=body)

@@ -12,6 +12,7 @@ import email.utils
 import threading
 import time
 from collections.abc import Callable, Collection
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -44,15 +45,29 @@ def http_client(timeout_s: float = 10.0) -> httpx.Client:
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
-    """The delay a ``Retry-After`` header asks for, or ``None``."""
-    value = response.headers.get("retry-after")
+    """The delay a ``Retry-After`` header asks for, or ``None`` (absent or unreadable).
+
+    Accepts delta-seconds and an HTTP date (RFC 9110), and the ISO 8601 instant Zoom sends with
+    its daily-limit 429 (``2024-05-02T00:00:00Z``).
+    """
+    value = (response.headers.get("retry-after") or "").strip()
     if not value:
         return None
     try:
         return max(0.0, float(value))
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+        pass
+    parsed: datetime | None
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (ValueError, TypeError, IndexError):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return max(0.0, parsed.timestamp() - time.time())
 
 
 class _Wait:
@@ -84,14 +99,29 @@ def send(
     cap_s: float = 8.0,
     budget_s: float = 25.0,
     retry_statuses: Collection[int] = RETRY_STATUSES,
+    retry_if: Callable[[httpx.Response], bool] | None = None,
+    max_retry_after_s: float | None = None,
     sleep: Callable[[float], Any] = time.sleep,
 ) -> httpx.Response:
     """Call ``request`` until it answers with a non-retryable status or the attempts run out.
 
+    ``retry_if`` replaces the status check (``retry_statuses``) when a provider signals
+    retryable errors differently (Google's 403 ``rateLimitExceeded``). With ``max_retry_after_s``
+    an answer whose ``Retry-After`` asks for a longer wait is returned at once instead of being
+    retried: such waits (a daily quota) belong to the caller's queue, not to a sleeping Lambda.
+
     Returns the last response (the caller maps its status); re-raises the last transport error.
     """
+
+    def retryable(response: httpx.Response) -> bool:
+        wanted = retry_if(response) if retry_if is not None else response.status_code in retry_statuses
+        if not wanted or max_retry_after_s is None:
+            return wanted
+        asked = retry_after_seconds(response)
+        return asked is None or asked <= max_retry_after_s
+
     retrying = Retrying(
-        retry=retry_if_exception(_transient) | retry_if_result(lambda r: r.status_code in retry_statuses),
+        retry=retry_if_exception(_transient) | retry_if_result(retryable),
         wait=_Wait(base_s, cap_s),
         stop=stop_after_attempt(attempts) | stop_after_delay(budget_s),
         sleep=sleep,

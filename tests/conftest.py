@@ -22,7 +22,7 @@ from devstack.jwt import LocalIssuer
 from devstack.stack import LocalStack
 from shared import aws, config
 from shared.observability import logger
-from shared.store import Store, Table
+from shared.store import ScheduleStore, Store, Table
 from shared.store.schema import create_table
 
 TABLE = "mentor-connections-test"
@@ -79,9 +79,10 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         yield
     config.reset_settings()
     aws.reset_clients()
-    from shared.store import default_store
+    from shared.store import default_schedule, default_store
 
     default_store.cache_clear()
+    default_schedule.cache_clear()
 
 
 @pytest.fixture
@@ -111,6 +112,12 @@ def atomic_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
 def store(aws_env: None) -> Store:
     """A repository over the mocked table."""
     return Store(Table(aws.client("dynamodb"), TABLE))
+
+
+@pytest.fixture
+def schedule(aws_env: None) -> ScheduleStore:
+    """Classes, sessions and bookings over the mocked table."""
+    return ScheduleStore(Table(aws.client("dynamodb"), TABLE))
 
 
 @pytest.fixture

@@ -8,7 +8,10 @@ What lives here:
 
 * :class:`Clock` - wall clock with an adjustable offset, so tests can age tokens and codes.
 * :class:`FaultConfig` / :class:`FaultInjector` - added latency and injected 429/500 answers
-  drawn from a seeded RNG (reproducible), plus "force the next N answers" rules.
+  drawn from a seeded RNG (reproducible), plus "force the next N answers" rules. A forced rule
+  with ``after=True`` lets the request be processed first and then replaces the answer (a lost
+  response: the change was made, the client sees an error), which is what makes a blind retry of a
+  non-idempotent call create twice.
 * :class:`RequestLog` - every request (method, path, query, body, status) for the admin API.
 * :func:`install_common` - before/after-request hooks (latency, faults, logging) and the
   admin routes every emulator shares (``/_admin/state``, ``/_admin/faults``, ...).
@@ -202,13 +205,18 @@ def token_hint(token: str) -> str:
 
 @dataclass
 class ForcedFault:
-    """Answer the next ``count`` matching requests with ``status`` (deterministic)."""
+    """Answer the next ``count`` matching requests with ``status`` (deterministic).
+
+    ``after=False`` (default): instead of handling the request (nothing changes). ``after=True``:
+    after handling it (the change is made, the answer is lost).
+    """
 
     status: int
     count: int = 1
     path_prefix: str = ""
     method: str = ""
     retry_after: int | None = None
+    after: bool = False
 
 
 @dataclass
@@ -260,22 +268,38 @@ class FaultInjector:
         with self._lock:
             return max(self.config.latency_ms, 0) / 1000.0
 
+    def _forced(self, method: str, path: str, *, after: bool) -> tuple[int, int] | None:
+        """The first live forced rule of this phase matching the request (consumed), if any."""
+        cfg = self.config
+        for rule in cfg.forced:
+            if rule.count <= 0 or rule.after is not after:
+                continue
+            if rule.path_prefix and not path.startswith(rule.path_prefix):
+                continue
+            if rule.method and rule.method.upper() != method.upper():
+                continue
+            rule.count -= 1
+            cfg.forced = [r for r in cfg.forced if r.count > 0]
+            ra = rule.retry_after if rule.retry_after is not None else cfg.retry_after
+            entry: JSONDict = {"method": method, "path": path, "status": rule.status}
+            if after:
+                entry["after"] = True
+            self.injected.append(entry)
+            return rule.status, ra
+        return None
+
+    def decide_after(self, method: str, path: str) -> tuple[int, int] | None:
+        """After the request was handled: ``(status, retry_after)`` to answer instead, or ``None``."""
+        with self._lock:
+            return self._forced(method, path, after=True)
+
     def decide(self, method: str, path: str) -> tuple[int, int] | None:
         """Return ``(status, retry_after)`` to inject, or ``None``."""
         with self._lock:
             cfg = self.config
-            for rule in cfg.forced:
-                if rule.count <= 0:
-                    continue
-                if rule.path_prefix and not path.startswith(rule.path_prefix):
-                    continue
-                if rule.method and rule.method.upper() != method.upper():
-                    continue
-                rule.count -= 1
-                cfg.forced = [r for r in cfg.forced if r.count > 0]
-                ra = rule.retry_after if rule.retry_after is not None else cfg.retry_after
-                self.injected.append({"method": method, "path": path, "status": rule.status})
-                return rule.status, ra
+            forced = self._forced(method, path, after=False)
+            if forced is not None:
+                return forced
             if cfg.paths and not any(path.startswith(p) for p in cfg.paths):
                 return None
             if cfg.rate_429 <= 0 and cfg.rate_500 <= 0:
@@ -450,6 +474,11 @@ def install_common(app: Flask, state: EmulatorState, fault_responder: FaultRespo
     def _after(resp: Response) -> Response:
         if request.path.startswith(ADMIN_PREFIX):
             return resp
+        if not getattr(g, "injected", False):
+            lost = state.faults.decide_after(request.method, request.path)
+            if lost is not None:  # handled, but the client gets an error instead of the answer
+                g.injected = True
+                resp = fault_responder(*lost)
         entry: JSONDict = {
             "ts": state.now(),
             "method": request.method,

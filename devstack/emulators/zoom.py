@@ -8,6 +8,8 @@ One loopback server answers on the real hosts' paths:
 * ``POST /oauth/revoke``    (zoom.us) - ``{"status":"success"}``
 * ``GET  /v2/users/{userId}``                    (api.zoom.us) - ``me``, id or e-mail
 * ``POST /v2/users/{userId}/meetings``           - create (per-user daily cap, 429)
+* ``GET  /v2/users/{userId}/meetings``           - list (``type``, ``page_size`` ≤ 300,
+  ``next_page_token`` valid 15 minutes, ``from``/``to``/``timezone``; agendas cut to 250 characters)
 * ``GET|PATCH|DELETE /v2/meetings/{meetingId}``  - read / update (204) / delete (204)
 * ``POST /_admin/webhooks/...``                  - send signed ``endpoint.url_validation`` /
   ``app_deauthorized`` events to the app
@@ -32,7 +34,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -71,6 +73,7 @@ DEFAULT_USER_EMAIL = "mentor@example.com"
 DEFAULT_SCOPES = (
     "meeting:write:meeting",
     "meeting:read:meeting",
+    "meeting:read:list_meetings",  # find a meeting by its agenda marker (GET /users/me/meetings)
     "meeting:update:meeting",
     "meeting:delete:meeting",
     "user:read:user",
@@ -82,6 +85,11 @@ PLAN_LICENSED = 2
 ACCESS_TOKEN_TTL = 3600  # "Access tokens last 1 h" (specs/NOTES.md §4)
 CODE_TTL = 300  # "The OAuth code expires in 5 minutes" (developers.zoom.us, Zoom Rooms OAuth)
 DAILY_CAP = 100  # meetingCreate description: "100 requests per day" per meeting host
+LIST_PAGE_SIZE_DEFAULT = 30  # meetings: page_size "default": 30
+LIST_PAGE_SIZE_MAX = 300  # meetings: page_size "maximum": 300
+LIST_AGENDA_MAX = 250  # meetings: "The length of agenda gets truncated to 250 characters"
+LIST_TYPES = ("scheduled", "live", "upcoming", "upcoming_meetings", "previous_meetings")
+PAGE_TOKEN_TTL = 15 * 60  # next_page_token: "This token's expiration period is 15 minutes."
 
 DAILY_CAP_MESSAGE = (
     "You have exceeded the daily rate limit ({cap}) of Meeting Create/Update API requests permitted "
@@ -92,6 +100,7 @@ PER_SECOND_MESSAGE = "You have reached the maximum per-second rate limit for thi
 # Operation -> (method, OpenAPI path template). Scopes and schemas come from the spec files.
 OPS: dict[str, tuple[str, str]] = {
     "meetingCreate": ("POST", "/users/{userId}/meetings"),
+    "meetings": ("GET", "/users/{userId}/meetings"),
     "meeting": ("GET", "/meetings/{meetingId}"),
     "meetingUpdate": ("PATCH", "/meetings/{meetingId}"),
     "meetingDelete": ("DELETE", "/meetings/{meetingId}"),
@@ -102,6 +111,10 @@ _FALLBACK_SCOPES: dict[str, tuple[list[str], list[str]]] = {
     "meetingCreate": (
         ["meeting:write:meeting", "meeting:write:meeting:admin"],
         ["meeting:write:admin", "meeting:write", "meeting:write:meeting", "meeting:write:meeting:admin"],
+    ),
+    "meetings": (
+        ["meeting:read:list_meetings", "meeting:read:list_meetings:admin"],
+        ["meeting:read:admin", "meeting:read", "meeting:read:list_meetings", "meeting:read:list_meetings:admin"],
     ),
     "meeting": (
         ["meeting:read:meeting", "meeting:read:meeting:admin"],
@@ -319,6 +332,8 @@ class ZoomState(EmulatorState):
         self.refresh_tokens: dict[str, ZoomRefreshToken] = {}
         self.meetings: dict[int, JSONDict] = {}
         self.deleted_meetings: dict[int, JSONDict] = {}
+        # next_page_token -> (user id, query fingerprint, offset, expires at)
+        self.page_tokens: dict[str, tuple[str, str, int, float]] = {}
         self.daily_counts: Counter[tuple[str, str]] = Counter()
         self.token_calls: list[JSONDict] = []
         self.grant_counts: Counter[str] = Counter()
@@ -1000,6 +1015,109 @@ def _install_api(app: Flask, state: ZoomState) -> None:
             m["timezone"] = m.get("timezone") or tz
             state.meetings[mid] = m
             return json_response(m, 201)
+
+    def list_error(field_name: str) -> Response:
+        return zoom_error(400, 300, "Validation Failed.", errors=[{"field": field_name, "message": "Invalid field."}])
+
+    @app.get("/v2/users/<user_id>/meetings")
+    def list_meetings(user_id: str) -> ResponseReturnValue:
+        """``meetings`` (List meetings): the host's scheduled meetings, oldest start first."""
+        with state.lock:
+            auth = authorize("meetings")
+            if isinstance(auth, Response):
+                return auth
+            host = resolve_user(auth[1], user_id)
+            if isinstance(host, Response):
+                return host
+            args = request.args
+            try:
+                findings = spec.request_findings(
+                    None, zoom_operation=("GET", OPS["meetings"][1]), query=args.to_dict(flat=True)
+                )
+            except (spec.SpecNotFoundError, OSError, KeyError, ValueError):
+                findings = []
+            if findings:
+                state.request_findings.append(
+                    {"ts": state.now(), "operation": "meetings", "findings": [str(f) for f in findings]}
+                )
+            list_type = args.get("type", "scheduled")
+            if list_type not in LIST_TYPES:
+                return list_error("type")
+            try:
+                page_size = int(args.get("page_size", LIST_PAGE_SIZE_DEFAULT))
+            except ValueError:
+                return list_error("page_size")
+            if not 1 <= page_size <= LIST_PAGE_SIZE_MAX:
+                return list_error("page_size")
+            tz = _zone(args.get("timezone") or host.timezone) or ZoneInfo("UTC")
+            bounds: dict[str, date | None] = {}
+            for name in ("from", "to"):
+                raw = args.get(name)
+                try:
+                    bounds[name] = date.fromisoformat(raw) if raw else None
+                except ValueError:
+                    return list_error(name)
+            fingerprint = json.dumps(
+                [list_type, page_size, args.get("from"), args.get("to"), args.get("timezone")], separators=(",", ":")
+            )
+            now = state.now()
+            offset = 0
+            page_token = args.get("next_page_token")
+            if page_token:
+                held = state.page_tokens.get(page_token)
+                if held is None or held[0] != host.id or held[1] != fingerprint or held[3] <= now:
+                    return zoom_error(400, 300, "The next page token is invalid or expired.")
+                offset = held[2]
+
+            def keep(m: JSONDict) -> bool:
+                start = _start_time_utc(str(m.get("start_time", "")), str(m.get("timezone") or host.timezone))
+                if start is None:
+                    return list_type == "scheduled"
+                end = start + timedelta(minutes=int(m.get("duration") or 0))
+                if list_type in ("upcoming", "upcoming_meetings") and end.timestamp() <= now:
+                    return False
+                if list_type == "previous_meetings" and end.timestamp() > now:
+                    return False
+                if list_type == "live" and m.get("status") != "started":
+                    return False
+                local_day = start.astimezone(tz).date()
+                if bounds["from"] and local_day < bounds["from"]:
+                    return False
+                return not (bounds["to"] and local_day > bounds["to"])
+
+            mine = [m for m in state.meetings.values() if m["host_id"] == host.id and keep(m)]
+            mine.sort(key=lambda m: (str(m.get("start_time", "")), int(m["id"])))
+            page = mine[offset : offset + page_size]
+            next_token = ""
+            if offset + page_size < len(mine):
+                next_token = random_alnum(32)
+                state.page_tokens[next_token] = (host.id, fingerprint, offset + page_size, now + PAGE_TOKEN_TTL)
+            items = []
+            for m in page:
+                item: JSONDict = {
+                    "uuid": m["uuid"],
+                    "id": m["id"],
+                    "host_id": m["host_id"],
+                    "topic": m.get("topic", ""),
+                    "type": m.get("type", 2),
+                    "start_time": m.get("start_time"),
+                    "duration": m.get("duration"),
+                    "timezone": m.get("timezone"),
+                    "agenda": str(m.get("agenda") or "")[:LIST_AGENDA_MAX],
+                    "created_at": m.get("created_at"),
+                    "join_url": m.get("join_url"),
+                }
+                if not item["agenda"]:
+                    item.pop("agenda")
+                items.append(item)
+            return json_response(
+                {
+                    "page_size": page_size,
+                    "total_records": len(mine),
+                    "next_page_token": next_token,
+                    "meetings": items,
+                }
+            )
 
     @app.get("/v2/meetings/<meeting_id>")
     def get_meeting(meeting_id: str) -> ResponseReturnValue:

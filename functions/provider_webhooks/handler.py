@@ -7,33 +7,18 @@ Thin: take the raw body byte-exact from the API Gateway v2 event → ``shared.we
 
 from __future__ import annotations
 
-import base64
-import binascii
-from http import HTTPStatus
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared.api import ApiError, build_resolver
+from shared.api import build_resolver, raw_body
 from shared.config import ProviderSettings, settings
 from shared.observability import logger, metrics, tracer
 from shared.store import default_store
 from shared.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, process_zoom_webhook
 
 app = build_resolver()
-
-
-def raw_body() -> bytes:
-    """The request body exactly as the provider sent it (what the signature covers)."""
-    event = app.current_event
-    body = event.body or ""
-    if not event.is_base64_encoded:
-        return body.encode("utf-8")
-    try:
-        return base64.b64decode(body, validate=True)
-    except (binascii.Error, ValueError):
-        raise ApiError(HTTPStatus.BAD_REQUEST, "invalid_request", "The body is not valid base64.") from None
 
 
 @app.post("/webhooks/zoom")
@@ -43,7 +28,7 @@ def zoom_webhook() -> dict[str, Any]:
     sent = app.current_event.headers  # case-insensitive
     headers = {name: sent.get(name) for name in (SIGNATURE_HEADER, TIMESTAMP_HEADER)}
     secret = settings(ProviderSettings).zoom_webhook_secret_token.get_secret_value()
-    return process_zoom_webhook(default_store(), secret, headers=headers, body=raw_body())
+    return process_zoom_webhook(default_store(), secret, headers=headers, body=raw_body(app.current_event))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

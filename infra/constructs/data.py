@@ -1,4 +1,13 @@
-"""Data: the single DynamoDB table (built from ``shared.store.schema``) and the vault's KMS key."""
+"""Data: the single DynamoDB table (built from ``shared.store.schema``) and its two KMS keys.
+
+* ``vault_key`` wraps the token vault's branch keys (``shared.vault``); functions may use it only
+  under the vault's encryption context (``infra.constructs.function.vault_statement``).
+* ``table_key`` encrypts the table at rest (customer-managed, rotating); functions may use it only
+  through DynamoDB (``kms:ViaService``). Two keys, so that neither grant widens the other.
+
+The table is on-demand, with point-in-time recovery, TTL on ``ttl``, and — outside ``dev`` —
+deletion protection and retention on stack deletion.
+"""
 
 from __future__ import annotations
 
@@ -28,9 +37,9 @@ def _keys(key_schema: list[dict[str, str]]) -> dict[str, Any]:
 
 
 class Data(Construct):
-    """The table every function shares and the customer-managed KMS key that wraps vault keys."""
+    """The table every function shares, its encryption key and the key that wraps vault keys."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, retain: bool = True) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, stage: str, retain: bool = True) -> None:
         super().__init__(scope, construct_id)
         policy = RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY
         self.vault_key = kms.Key(
@@ -41,7 +50,15 @@ class Data(Construct):
             rotation_period=Duration.days(365),
             removal_policy=policy,
         )
-        self.vault_key.add_alias("alias/mentor-connections")
+        self.vault_key.add_alias(f"alias/mentor-connections/{stage}")
+        self.table_key = kms.Key(
+            self,
+            "TableKey",
+            description="mentor-connections: encrypts the DynamoDB table at rest",
+            enable_key_rotation=True,
+            rotation_period=Duration.days(365),
+            removal_policy=policy,
+        )
         self.table = dynamodb.TableV2(
             self,
             "Table",
@@ -51,6 +68,7 @@ class Data(Construct):
                 for gsi in schema.GLOBAL_SECONDARY_INDEXES
             ],
             time_to_live_attribute=schema.TTL_ATTRIBUTE,
+            encryption=dynamodb.TableEncryptionV2.customer_managed_key(self.table_key),
             billing=dynamodb.Billing.on_demand(),
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True

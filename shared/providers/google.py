@@ -1,7 +1,7 @@
 """Google account reads for the connections flow: the calendar list and the userinfo e-mail.
 
-Calls go through the shared httpx client (:func:`shared.http.http_client`) with retries on
-429/5xx (:func:`shared.http.send`). Errors never carry the access token.
+Calls go through :class:`shared.providers.rest.BearerApi` (the shared httpx client, retries on
+429/5xx with backoff and jitter). Errors never carry the access token.
 """
 
 from __future__ import annotations
@@ -9,10 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from pydantic import SecretStr
 
-from shared.http import http_client, send
+from shared.providers.rest import BearerApi, ProviderUnreachable
 
 
 class GoogleApiError(Exception):
@@ -44,16 +43,13 @@ class GoogleClient:
     def __init__(self, *, api_base: str, userinfo_url: str, timeout_s: float = 10.0, attempts: int = 4) -> None:
         self.api_base = api_base.rstrip("/")
         self.userinfo_url = userinfo_url
-        self._timeout_s = timeout_s
-        self._attempts = attempts
+        self._api = BearerApi("Google", self.api_base, timeout_s=timeout_s, attempts=attempts)
 
     def _get(self, url: str, token: SecretStr, params: dict[str, str] | None = None) -> dict[str, Any]:
-        client = http_client(self._timeout_s)
-        headers = {"authorization": f"Bearer {token.get_secret_value()}", "accept": "application/json"}
         try:
-            response = send(lambda: client.get(url, params=params, headers=headers), attempts=self._attempts)
-        except httpx.TransportError as exc:
-            raise GoogleApiError(f"Google could not be reached: {type(exc).__name__}") from None
+            response = self._api.call("GET", url, token, params=params)
+        except ProviderUnreachable as exc:
+            raise GoogleApiError(str(exc)) from None
         if response.status_code == 401:
             raise GoogleAuthError("Google refused the access token.", status=401)
         if response.status_code >= 400:

@@ -41,6 +41,7 @@ GOOGLE_SCOPES = (
 ZOOM_SCOPES = (
     "meeting:write:meeting",
     "meeting:read:meeting",
+    "meeting:read:list_meetings",  # find a session's meeting by its agenda marker after a lost reply
     "meeting:update:meeting",
     "meeting:delete:meeting",
     "user:read:user",
@@ -177,6 +178,8 @@ class OAuthClient:
         self.app = app
         self.redirect_uri = redirect_uri
         self._timeout_s = timeout_s
+        #: Upper bound of one call with every retry: each attempt's timeout plus the longest waits.
+        self.worst_case_s = attempts * timeout_s + (attempts - 1) * backoff_cap_s
         self._transport = transport
         self._retrying = Retrying(
             retry=retry_if_exception_type((_RetryableStatus, httpx.TransportError)),

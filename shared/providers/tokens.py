@@ -56,6 +56,8 @@ from shared.vault.vault import Vault
 #: Item attributes of the refresh lease (not part of :class:`shared.store.Connection`).
 LEASE_UNTIL = "refresh_lease_until"
 LEASE_OWNER = "refresh_lease_owner"
+#: Added to the OAuth client's worst-case refresh time to get the default lease length.
+LEASE_MARGIN_S = 5.0
 
 ReconnectCallback = Callable[[str, Provider], None]
 
@@ -94,7 +96,9 @@ class CredentialAccessor:
 
     ``oauth_clients`` maps each OAuth provider to its :class:`OAuthClient`. ``refresh_ahead_s``:
     refresh when the access token expires within this many seconds. ``lease_s``: how long a refresh
-    lease lasts (keep it above the OAuth client's worst-case refresh time). ``wait_s`` / ``poll_s``:
+    lease lasts; by default the slowest client's worst-case refresh time (every attempt timing out,
+    every backoff at its cap) plus a margin, so a slow but live refresh never loses its lease to a
+    second refresher (which, for Zoom, would burn the rotated refresh token). ``wait_s`` / ``poll_s``:
     how long and how often a caller that lost the lease re-reads the item. ``clock`` returns epoch
     seconds and ``sleep`` waits (both injectable for tests). ``on_reconnect(mentor_id, provider)`` is
     called once when a connection flips to ``needs_reconnect``; by default it e-mails the mentor
@@ -108,13 +112,15 @@ class CredentialAccessor:
         oauth_clients: Mapping[Provider, OAuthClient],
         *,
         refresh_ahead_s: float = 300.0,
-        lease_s: float = 30.0,
+        lease_s: float | None = None,
         wait_s: float = 10.0,
         poll_s: float = 0.05,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         on_reconnect: ReconnectCallback | None = None,
     ) -> None:
+        if lease_s is None:
+            lease_s = max((c.worst_case_s for c in oauth_clients.values()), default=30.0) + LEASE_MARGIN_S
         if lease_s <= 0 or wait_s < 0 or poll_s <= 0 or refresh_ahead_s < 0:
             raise ValueError("lease_s and poll_s must be > 0; wait_s and refresh_ahead_s >= 0")
         self.store = store
@@ -356,3 +362,28 @@ def _merge(old: OAuthCredential, tokens: TokenSet) -> OAuthCredential:
 def _epoch(value: float) -> Decimal:
     """Epoch seconds as DynamoDB wants numbers (``Decimal``; millisecond precision)."""
     return Decimal(str(round(value, 3)))
+
+
+_default: CredentialAccessor | None = None
+
+
+def default_accessor() -> CredentialAccessor:
+    """The container's accessor (built once, lazily) over the default store, vault and OAuth clients.
+
+    Workers call this rather than building their own, so the vault's key cache and the OAuth
+    clients are shared by every invocation of a warm container.
+    """
+    global _default
+    if _default is None:
+        from shared.connections import OAUTH_PROVIDERS, oauth_client
+        from shared.store import default_store
+        from shared.vault import default_vault
+
+        _default = CredentialAccessor(default_store(), default_vault(), {p: oauth_client(p) for p in OAUTH_PROVIDERS})
+    return _default
+
+
+def reset_default_accessor() -> None:
+    """Forget the container's accessor (tests that change settings call this)."""
+    global _default
+    _default = None

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx
 from pydantic import SecretStr
 
-from shared.http import http_client, send
+from shared.providers.rest import BearerApi, ProviderUnreachable
 
 
 class ZoomApiError(Exception):
@@ -36,18 +35,14 @@ class ZoomClient:
 
     def __init__(self, *, api_base: str, timeout_s: float = 10.0, attempts: int = 4) -> None:
         self.api_base = api_base.rstrip("/")
-        self._timeout_s = timeout_s
-        self._attempts = attempts
+        self._api = BearerApi("Zoom", self.api_base, timeout_s=timeout_s, attempts=attempts)
 
     def me(self, token: SecretStr) -> ZoomUser:
         """The user who granted ``token``."""
-        client = http_client(self._timeout_s)
-        headers = {"authorization": f"Bearer {token.get_secret_value()}", "accept": "application/json"}
-        url = f"{self.api_base}/users/me"
         try:
-            response = send(lambda: client.get(url, headers=headers), attempts=self._attempts)
-        except httpx.TransportError as exc:
-            raise ZoomApiError(f"Zoom could not be reached: {type(exc).__name__}") from None
+            response = self._api.call("GET", self._api.url("users", "me"), token)
+        except ProviderUnreachable as exc:
+            raise ZoomApiError(str(exc)) from None
         if response.status_code >= 400:
             raise ZoomApiError(f"Zoom answered HTTP {response.status_code}.", status=response.status_code)
         try:

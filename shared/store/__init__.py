@@ -5,21 +5,50 @@ from __future__ import annotations
 from functools import lru_cache
 
 from shared.store.errors import ConflictError, NotFoundError, StoreError
-from shared.store.models import Connection, ConnectionStatus, Mentor, Plan, Provider
+from shared.store.models import (
+    Booking,
+    BookingStatus,
+    ClassFormat,
+    ClassItem,
+    Connection,
+    ConnectionStatus,
+    MeetingProvider,
+    MeetingRef,
+    MeetingStatus,
+    Mentor,
+    Plan,
+    Provider,
+    Session,
+    SessionStatus,
+)
 from shared.store.repository import Store
+from shared.store.schedule import MAX_SESSIONS, ScheduleStore, SessionNotBookable
 from shared.store.table import Table
 
 __all__ = [
+    "MAX_SESSIONS",
+    "Booking",
+    "BookingStatus",
+    "ClassFormat",
+    "ClassItem",
     "ConflictError",
     "Connection",
     "ConnectionStatus",
+    "MeetingProvider",
+    "MeetingRef",
+    "MeetingStatus",
     "Mentor",
     "NotFoundError",
     "Plan",
     "Provider",
+    "ScheduleStore",
+    "Session",
+    "SessionNotBookable",
+    "SessionStatus",
     "Store",
     "StoreError",
     "Table",
+    "default_schedule",
     "default_store",
 ]
 
@@ -31,3 +60,12 @@ def default_store() -> Store:
     from shared.config import settings
 
     return Store(Table(client("dynamodb"), settings().table_name))
+
+
+@lru_cache(maxsize=1)
+def default_schedule() -> ScheduleStore:
+    """Classes, sessions and bookings over the configured table, built once per container."""
+    from shared.aws import client
+    from shared.config import settings
+
+    return ScheduleStore(Table(client("dynamodb"), settings().table_name))

@@ -82,3 +82,141 @@ class Connection(BaseModel):
     version: int = 0
     connected_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+# -- classes, sessions and bookings (PRODUCT.md §2.4) ------------------------------------------
+
+
+class ClassFormat(StrEnum):
+    """Where a class happens."""
+
+    ONLINE = "online"
+    IN_PERSON = "in_person"
+
+
+class MeetingProvider(StrEnum):
+    """The video provider of an online class (the API's ``meetingProvider``)."""
+
+    GOOGLE_MEET = "google_meet"
+    ZOOM = "zoom"
+
+    @property
+    def connection(self) -> Provider:
+        """The connection that mints this provider's meetings."""
+        return Provider.GOOGLE if self is MeetingProvider.GOOGLE_MEET else Provider.ZOOM
+
+
+class SessionStatus(StrEnum):
+    """A session is scheduled until the mentor cancels it."""
+
+    SCHEDULED = "scheduled"
+    CANCELLED = "cancelled"
+
+
+class BookingStatus(StrEnum):
+    """PENDING (checkout) → CONFIRMED (Stripe) → CANCELLED; CANCELLED is final (PRODUCT.md §2.4)."""
+
+    PENDING = "PENDING"
+    CONFIRMED = "CONFIRMED"
+    CANCELLED = "CANCELLED"
+
+
+class ClassItem(BaseModel):
+    """A class: what it is, where, for how long and for how many; its sessions are separate items."""
+
+    model_config = ConfigDict(frozen=True)
+
+    class_id: str
+    mentor_id: str
+    title: str
+    format: ClassFormat
+    timezone: str
+    duration_minutes: int = Field(gt=0)
+    capacity: int = Field(gt=0)
+    location: str | None = None
+    meeting_provider: MeetingProvider | None = None
+    recurrence: str | None = Field(default=None, description="The RRULE the sessions were expanded from.")
+    warnings: tuple[str, ...] = ()
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class MeetingStatus(StrEnum):
+    """Life of a session's meeting: reserved before the provider call, recorded after it."""
+
+    RESERVED = "reserved"
+    PENDING = "pending"  # Google: conference create still pending
+    CREATED = "created"
+    FAILED = "failed"
+    DELETING = "deleting"
+    DELETED = "deleted"
+
+
+class MeetingRef(BaseModel):
+    """The one provider meeting of a session (written only by the meetings worker).
+
+    ``reservation`` / ``reserved_until`` make the provider call single-flight across workers;
+    ``generation`` changes the provider-side idempotency key after a deletion, so a session that
+    gets a new booking after its meeting was deleted mints a fresh one.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    provider: MeetingProvider
+    status: MeetingStatus
+    generation: int = 1
+    reservation: str | None = None
+    reserved_until: float | None = None
+    url: str | None = None
+    meeting_id: str | None = None
+    calendar_id: str | None = Field(default=None, description="Google: the calendar holding the event.")
+    reason: str | None = None
+    notified: bool = False
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Session(BaseModel):
+    """One occurrence of a class. ``seats_taken`` counts PENDING + CONFIRMED bookings, ``confirmed``
+    the CONFIRMED ones; both move in the same transaction as the booking's status."""
+
+    model_config = ConfigDict(frozen=True)
+
+    class_id: str
+    session_id: str
+    mentor_id: str
+    start: datetime
+    end: datetime
+    status: SessionStatus = SessionStatus.SCHEDULED
+    capacity: int = Field(gt=0)
+    seats_taken: int = 0
+    confirmed: int = 0
+    sequence: int = Field(default=0, description="Bumped on every change (the feed's SEQUENCE).")
+    meeting: MeetingRef | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Booking(BaseModel):
+    """A student's seat in a session. Only ``token_hash`` of the booking token is stored."""
+
+    model_config = ConfigDict(frozen=True)
+
+    booking_id: str
+    session_id: str
+    class_id: str
+    mentor_id: str
+    student_email: str
+    student_name: str
+    status: BookingStatus = BookingStatus.PENDING
+    token_hash: str = Field(repr=False)
+    meeting_url: str | None = None
+    meeting_provider: MeetingProvider | None = None
+    meeting_id: str | None = None
+    meeting_status: str | None = Field(
+        default=None, description="ready | retrying | needs_reconnect | not_connected | failed (meetings worker)."
+    )
+    meeting_error: str | None = Field(default=None, description="Why there is no join link, in words.")
+    cancel_reason: str | None = None
+    job_pending: str | None = Field(
+        default=None, description="A job recorded with the transition but not yet queued (create / cancel)."
+    )
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.store.errors import ConflictError
-from shared.store.models import Connection, ConnectionStatus, Mentor, Provider, utcnow
+from shared.store.models import Connection, ConnectionStatus, Mentor, Plan, Provider, utcnow
 from shared.store.table import Table
 
 #: Providers whose busy times are synced; their live connections sit in the sparse GSI1.
@@ -68,6 +68,43 @@ class Store:
             names=names,
             values=values,
         )
+        return _mentor_from_item(mentor_id, item)
+
+    def set_plan_from_event(self, mentor_id: str, plan: Plan | str, *, event_key: str, event_at: int) -> Mentor | None:
+        """Set the plan from a billing event unless a later one already did; ``None`` if this one is stale.
+
+        Billing events arrive out of order, so the profile remembers the ordering key of the event
+        that last set the plan (``plan_event_key``, compared as a string: callers build it so that
+        string order is event order, e.g. zero-padded ``created`` first) and its time
+        (``plan_event_at``, Unix seconds). The write is conditional on the stored key being absent
+        or smaller, so an older event never overwrites a newer one and a replay of the same event
+        changes nothing. ``upsert_mentor(plan=...)`` (a manual override) leaves the key alone.
+        """
+        chosen = Plan(plan)
+        try:
+            item = self.table.update(
+                mentor_pk(mentor_id),
+                "PROFILE",
+                expression="SET #plan = :plan, #key = :key, #at = :at, #v = if_not_exists(#v, :zero) + :one, #u = :u",
+                condition="attribute_not_exists(#key) OR #key < :key",
+                names={
+                    "#plan": "plan",
+                    "#key": "plan_event_key",
+                    "#at": "plan_event_at",
+                    "#v": "version",
+                    "#u": "updated_at",
+                },
+                values={
+                    ":plan": chosen.value,
+                    ":key": event_key,
+                    ":at": event_at,
+                    ":zero": 0,
+                    ":one": 1,
+                    ":u": _iso(utcnow()),
+                },
+            )
+        except ConflictError:
+            return None
         return _mentor_from_item(mentor_id, item)
 
     # -- connections -------------------------------------------------------------------------

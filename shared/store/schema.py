@@ -9,11 +9,19 @@ Key design (all keys are strings)::
     vault branch key           VAULT                 BRANCH#<period>         -
     OAuth state (single use)   OAUTH#<sha256(state)> STATE                   -   (mentor_id, provider, code_verifier,
                                                                              expires_at; ``ttl`` = created + 600 s)
-    (later issues add classes, sessions, bookings, busy blocks and idempotency records under their
-    own PK prefixes; ``ttl`` expires short-lived items such as OAuth state)
+    class                      CLASS#<classId>       CLASS                   CLASSES#<mentorId> / <created>#<classId>
+    session                    CLASS#<classId>       SESSION#<sessionId>     -   (sessionId = <classId>-s<nn>)
+    booking                    BOOKING#<bookingId>   BOOKING                 BOOKINGS#<sessionId> / <bookingId>
+    Stripe event processed     IDEMPOTENCY#stripe_webhook  stripe_event#<md5(event id)>  -   (Powertools Idempotency:
+                                                                             status, data = first answer; ``ttl`` =
+                                                                             processed + 7 days, see shared.payments)
+    (later issues add busy blocks under their own PK prefix; ``ttl``
+    expires short-lived items such as OAuth state)
 
 Access patterns:
     1. Read a mentor's profile (plan, e-mail, timezone)         GetItem  PK=MENTOR#id, SK=PROFILE
+       Set the plan from a Stripe subscription event unless a  UpdateItem PK=MENTOR#id, SK=PROFILE if
+       later one already did (out-of-order events)             plan_event_key absent or < the event's
     2. Read one connection of a mentor                          GetItem  PK=MENTOR#id, SK=CONN#provider
     3. List a mentor's connections (GET /connections)           Query    PK=MENTOR#id, SK begins_with CONN#
     4. Update a connection with optimistic locking              UpdateItem/PutItem with ``version = :expected``
@@ -23,6 +31,17 @@ Access patterns:
     8. Start an OAuth connect: store the state                  PutItem  PK=OAUTH#hash, attribute_not_exists(PK)
     9. Consume the state on the callback (single use)           DeleteItem PK=OAUTH#hash, attribute_exists(PK),
                                                                 ReturnValues=ALL_OLD (a replay finds nothing)
+    10. Create a class with all its sessions (all or nothing)     TransactWriteItems (≤ 99 sessions + the class)
+    11. Read a class and its sessions (GET /classes/{id})         Query    PK=CLASS#id
+    12. A session from its id alone (POST /bookings)              GetItem  PK=CLASS#<classId of sid>, SK=SESSION#sid
+    13. Book a seat atomically (capacity)                         TransactWriteItems: session seats_taken < capacity
+                                                                + booking attribute_not_exists(PK)
+    14. Booking status change + seat counts together              TransactWriteItems conditional on the old status
+    15. Bookings of a session (cancel / move fan-out)             Query    GSI1 GSI1PK=BOOKINGS#sid
+    16. A mentor's classes (feed)                                 Query    GSI1 GSI1PK=CLASSES#mentorId
+    17. Process a Stripe event id once                            PutItem  PK=IDEMPOTENCY#stripe_webhook, SK=<key>,
+                                                                attribute_not_exists / expired / stale in-progress
+(see :mod:`shared.store.schedule` and :mod:`shared.payments`)
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ from botocore.exceptions import ClientError
 
 from shared.store.errors import ConflictError
 
+#: DynamoDB's limit on the operations of one TransactWriteItems call.
+MAX_TRANSACTION_OPS = 100
+
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -124,6 +127,17 @@ class Table:
                 raise ConflictError(f"conditional delete failed for {pk}/{sk}") from exc
             raise
 
+    def transact(self, ops: list[dict[str, Any]]) -> None:
+        """All of ``ops`` (from :func:`tx_put` / :func:`tx_update` / :func:`tx_check`) or none of them.
+
+        At most 100 operations (DynamoDB's limit). A failed condition raises :class:`TransactionConflict`.
+        """
+        if not ops:
+            return
+        if len(ops) > MAX_TRANSACTION_OPS:
+            raise ValueError(f"a transaction holds at most {MAX_TRANSACTION_OPS} operations, got {len(ops)}")
+        _transact(self.client, self.name, ops)
+
     def query(
         self,
         pk: str,
@@ -158,3 +172,83 @@ class Table:
             if not last:
                 return
             kwargs["ExclusiveStartKey"] = last
+
+
+def tx_put(
+    values: Mapping[str, Any],
+    *,
+    condition: str | None = None,
+    names: Mapping[str, str] | None = None,
+    values_: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One ``Put`` of a :meth:`Table.transact` call (plain values; serialised there)."""
+    op: dict[str, Any] = {"Item": dict(values)}
+    return {"Put": _with_condition(op, condition, names, values_)}
+
+
+def tx_update(
+    pk: str,
+    sk: str,
+    *,
+    expression: str,
+    condition: str | None = None,
+    names: Mapping[str, str] | None = None,
+    values: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One ``Update`` of a :meth:`Table.transact` call."""
+    op: dict[str, Any] = {"Key": {"PK": pk, "SK": sk}, "UpdateExpression": expression}
+    return {"Update": _with_condition(op, condition, names, values)}
+
+
+def tx_check(
+    pk: str,
+    sk: str,
+    *,
+    condition: str,
+    names: Mapping[str, str] | None = None,
+    values: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One ``ConditionCheck`` of a :meth:`Table.transact` call."""
+    return {"ConditionCheck": _with_condition({"Key": {"PK": pk, "SK": sk}}, condition, names, values)}
+
+
+def _with_condition(
+    op: dict[str, Any], condition: str | None, names: Mapping[str, str] | None, values: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    if condition:
+        op["ConditionExpression"] = condition
+    if names:
+        op["ExpressionAttributeNames"] = dict(names)
+    if values:
+        op["ExpressionAttributeValues"] = dict(values)
+    return op
+
+
+class TransactionConflict(ConflictError):
+    """A transaction's condition failed; ``failed`` holds the indexes of the operations that failed."""
+
+    def __init__(self, message: str, failed: list[int]) -> None:
+        super().__init__(message)
+        self.failed = failed
+
+
+def _transact(client: Any, table_name: str, ops: list[dict[str, Any]]) -> None:
+    items = []
+    for op in ops:
+        ((kind, body),) = op.items()
+        body = {**body, "TableName": table_name}
+        if "Item" in body:
+            body["Item"] = to_item(body["Item"])
+        if "Key" in body:
+            body["Key"] = to_item(body["Key"])
+        if "ExpressionAttributeValues" in body:
+            body["ExpressionAttributeValues"] = to_item(body["ExpressionAttributeValues"])
+        items.append({kind: body})
+    try:
+        client.transact_write_items(TransactItems=items)
+    except ClientError as exc:
+        if is_conditional_failure(exc):
+            reasons = exc.response.get("CancellationReasons", [])
+            failed = [i for i, r in enumerate(reasons) if r.get("Code") == "ConditionalCheckFailed"]
+            raise TransactionConflict(f"transaction condition failed at {failed}", failed) from exc
+        raise

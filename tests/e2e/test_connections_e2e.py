@@ -21,6 +21,7 @@ import httpx
 import pytest
 from e2e_support import APP_URL, Providers, Recorder
 
+from devstack import flows
 from shared.store import ConnectionStatus, Store
 from shared.store.table import from_item
 
@@ -49,50 +50,12 @@ def _query(url: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
 
 
-def _authorize(api: httpx.Client, headers: dict[str, str], provider: str) -> str:
-    resp = api.post(f"/connections/{provider}/authorize", headers=headers)
-    assert resp.status_code == 200, resp.text
-    return str(resp.json()["authorizeUrl"])
-
-
-def _consent(authorize_url: str) -> str:
-    """Follow the consent URL like the browser; returns where the provider sends it back."""
-    resp = httpx.get(authorize_url, follow_redirects=False, timeout=10)
-    assert resp.status_code == 302, resp.text
-    return resp.headers["location"]
-
-
-def _callback(api: httpx.Client, url: str) -> str:
-    resp = api.get(url, follow_redirects=False)
-    assert resp.status_code == 302, resp.text
-    assert resp.headers["cache-control"] == "no-store"
-    return resp.headers["location"]
-
-
-def _connect(api: httpx.Client, headers: dict[str, str], provider: str) -> str:
-    """The whole OAuth dance; returns the app URL the callback redirected to."""
-    return _callback(api, _consent(_authorize(api, headers, provider)))
-
-
 def _google_user(providers: Providers) -> str:
-    email = f"ada-{uuid.uuid4().hex[:8]}@example.com"
-    providers.google.add_user(
-        email,
-        "Ada Lovelace",
-        calendars=[
-            {"id": f"teaching-{email}", "summary": "Teaching", "access_role": "owner"},
-            {"id": f"holidays-{email}", "summary": "Holidays", "access_role": "reader"},
-        ],
-    )
-    providers.google.set_next_consent(email)
-    return email
+    return flows.seed_google_account(providers.google, f"ada-{uuid.uuid4().hex[:8]}@example.com")
 
 
 def _zoom_user(providers: Providers, plan: int = 1) -> str:
-    email = f"ada-{uuid.uuid4().hex[:8]}@example.com"
-    providers.zoom.add_user(email, first_name="Ada", last_name="Lovelace", type=plan)
-    providers.zoom.set_next_consent(email)
-    return email
+    return flows.seed_zoom_account(providers.zoom, f"ada-{uuid.uuid4().hex[:8]}@example.com", plan=plan)
 
 
 def _apple_user(providers: Providers) -> str:
@@ -124,7 +87,7 @@ def test_connect_google_lists_connected_with_email_and_primary(
     # Given a Google account with a primary and two more calendars
     email = _google_user(providers)
     # When the mentor asks for the consent URL
-    url = _authorize(api, headers, "google")
+    url = flows.authorize(api, headers, "google")
     # Then it carries PKCE S256, offline consent, both calendar scopes and our callback
     q = _query(url)
     assert (q["code_challenge_method"], q["access_type"], q["prompt"]) == ("S256", "offline", "consent")
@@ -139,7 +102,7 @@ def test_connect_google_lists_connected_with_email_and_primary(
     assert (held["mentor_id"], held["provider"]) == (mentor, "google")
     assert 590 <= int(held["ttl"]) - int(datetime.now(UTC).timestamp()) <= 600
     # When the mentor consents and the browser comes back
-    landed = _callback(api, _consent(url))
+    landed = flows.callback(api, flows.consent(url))
     # Then the app gets ?connected=google; the state is gone; the list shows the account
     assert landed == f"{CONNECTIONS_PAGE}?connected=google"
     assert _state_item(stack_store, q["state"]) is None
@@ -159,7 +122,7 @@ def test_connect_zoom_records_display_name_and_plan(
     # Given a Basic (free) Zoom user
     email = _zoom_user(providers, plan=1)
     # When the mentor connects Zoom
-    landed = _connect(api, headers, "zoom")
+    landed = flows.connect_oauth(api, headers, "zoom")
     # Then the list shows "Connected as <display name>" and the plan type
     assert landed == f"{CONNECTIONS_PAGE}?connected=zoom"
     zoom = _views(api, headers)["zoom"]
@@ -178,9 +141,9 @@ def test_connect_apple_then_list_all_three(
 ) -> None:
     # Given Google and Zoom connected, and an Apple ID with an app-specific password
     _google_user(providers)
-    _connect(api, headers, "google")
+    flows.connect_oauth(api, headers, "google")
     _zoom_user(providers)
-    _connect(api, headers, "zoom")
+    flows.connect_oauth(api, headers, "zoom")
     apple_id = _apple_user(providers)
     # When the mentor posts the Apple credentials
     resp = api.post("/connections/apple", headers=headers, json={"appleId": apple_id, "appSpecificPassword": PASSWORD})
@@ -200,13 +163,13 @@ def test_reconnect_replaces_the_connection(
 ) -> None:
     # Given Zoom connected as one account
     _zoom_user(providers)
-    _connect(api, headers, "zoom")
+    flows.connect_oauth(api, headers, "zoom")
     first = stack_store.get_connection(mentor, "zoom")
     # When the mentor connects again as another account (Licensed)
     other = f"grace-{uuid.uuid4().hex[:6]}@example.com"
     providers.zoom.add_user(other, first_name="Grace", last_name="Hopper", type=2)
     providers.zoom.set_next_consent(other)
-    assert _connect(api, headers, "zoom") == f"{CONNECTIONS_PAGE}?connected=zoom"
+    assert flows.connect_oauth(api, headers, "zoom") == f"{CONNECTIONS_PAGE}?connected=zoom"
     # Then the one connection item is replaced (optimistic locking: version bumped)
     second = stack_store.get_connection(mentor, "zoom")
     assert first is not None
@@ -223,7 +186,7 @@ def test_switch_google_calendar(
 ) -> None:
     # Given Google connected
     email = _google_user(providers)
-    _connect(api, headers, "google")
+    flows.connect_oauth(api, headers, "google")
     # When the mentor lists the calendars
     resp = api.get("/connections/google/calendars", headers=headers)
     # Then the primary comes first and is selected
@@ -273,7 +236,7 @@ def test_disconnect_with_revoke(
     # Given the provider connected
     emu = providers.google if provider == "google" else providers.zoom
     _google_user(providers) if provider == "google" else _zoom_user(providers)
-    _connect(api, headers, provider)
+    flows.connect_oauth(api, headers, provider)
     before = len(emu.state.revoke_calls)
     # When the mentor disconnects with ?revoke=true
     resp = api.delete(f"/connections/{provider}", headers=headers, params={"revoke": "true"})
@@ -295,7 +258,7 @@ def test_disconnect_without_revoke_leaves_the_grant(
 ) -> None:
     # Given Google and Apple connected
     _google_user(providers)
-    _connect(api, headers, "google")
+    flows.connect_oauth(api, headers, "google")
     apple_id = _apple_user(providers)
     api.post("/connections/apple", headers=headers, json={"appleId": apple_id, "appSpecificPassword": PASSWORD})
     before = len(providers.google.state.revoke_calls)
@@ -312,7 +275,7 @@ def test_failed_revoke_still_deletes(
 ) -> None:
     # Given Zoom connected, and the Zoom revoke endpoint failing
     _zoom_user(providers)
-    _connect(api, headers, "zoom")
+    flows.connect_oauth(api, headers, "zoom")
     providers.zoom.set_faults(forced=[{"status": 503, "count": 10, "path_prefix": "/oauth/revoke"}])
     try:
         # When the mentor disconnects with revoke / Then the connection is deleted anyway
@@ -340,9 +303,13 @@ def test_bad_state_redirects_with_invalid_state(
     api: httpx.Client, providers: Providers, stack_store: Store, mentor: str
 ) -> None:
     # Given a state nobody issued (and a missing one) / When the browser lands / Then ?error=invalid_state
-    assert _callback(api, "/oauth/google/callback?code=abc&state=forged") == f"{CONNECTIONS_PAGE}?error=invalid_state"
-    assert _callback(api, "/oauth/zoom/callback?code=abc") == f"{CONNECTIONS_PAGE}?error=invalid_state"
-    assert _callback(api, "/oauth/myspace/callback?code=abc&state=x") == f"{CONNECTIONS_PAGE}?error=unknown_provider"
+    assert (
+        flows.callback(api, "/oauth/google/callback?code=abc&state=forged") == f"{CONNECTIONS_PAGE}?error=invalid_state"
+    )
+    assert flows.callback(api, "/oauth/zoom/callback?code=abc") == f"{CONNECTIONS_PAGE}?error=invalid_state"
+    assert (
+        flows.callback(api, "/oauth/myspace/callback?code=abc&state=x") == f"{CONNECTIONS_PAGE}?error=unknown_provider"
+    )
     assert _raw_items(stack_store, mentor) == []
 
 
@@ -351,11 +318,11 @@ def test_replayed_state_is_refused_and_changes_nothing(
 ) -> None:
     # Given a completed Google connect
     _google_user(providers)
-    back = _consent(_authorize(api, headers, "google"))
-    assert _callback(api, back) == f"{CONNECTIONS_PAGE}?connected=google"
+    back = flows.consent(flows.authorize(api, headers, "google"))
+    assert flows.callback(api, back) == f"{CONNECTIONS_PAGE}?connected=google"
     first = stack_store.get_connection(mentor, "google")
     # When the same callback URL is replayed
-    replay = _callback(api, back)
+    replay = flows.callback(api, back)
     # Then it is refused and the stored connection is untouched
     assert replay == f"{CONNECTIONS_PAGE}?error=invalid_state"
     assert stack_store.get_connection(mentor, "google") == first
@@ -366,7 +333,7 @@ def test_expired_state_is_refused(
 ) -> None:
     # Given a consent whose state expired before the browser came back
     _zoom_user(providers)
-    url = _authorize(api, headers, "zoom")
+    url = flows.authorize(api, headers, "zoom")
     key = "OAUTH#" + hashlib.sha256(_query(url)["state"].encode()).hexdigest()
     stack_store.table.update(
         key,
@@ -374,9 +341,9 @@ def test_expired_state_is_refused(
         expression="SET expires_at = :past",
         values={":past": (datetime.now(UTC) - timedelta(seconds=1)).isoformat()},
     )
-    back = _consent(url)
+    back = flows.consent(url)
     # When it lands / Then ?error=expired_state and nothing is stored (the state is burnt too)
-    assert _callback(api, back) == f"{CONNECTIONS_PAGE}?error=expired_state"
+    assert flows.callback(api, back) == f"{CONNECTIONS_PAGE}?error=expired_state"
     assert _raw_items(stack_store, mentor) == []
     assert stack_store.table.get(key, "STATE") is None
 
@@ -393,11 +360,11 @@ def test_consent_denied(
     # Given the mentor clicks "Cancel" on the provider's consent screen
     emu = providers.google if provider == "google" else providers.zoom
     emu.deny_next_consent()
-    url = _authorize(api, headers, provider)
-    back = _consent(url)
+    url = flows.authorize(api, headers, provider)
+    back = flows.consent(url)
     assert _query(back)["error"] == "access_denied"
     # When the browser lands / Then ?error=consent_denied, nothing stored, the state burnt
-    assert _callback(api, back) == f"{CONNECTIONS_PAGE}?error=consent_denied"
+    assert flows.callback(api, back) == f"{CONNECTIONS_PAGE}?error=consent_denied"
     assert _raw_items(stack_store, mentor) == []
     assert _state_item(stack_store, _query(url)["state"]) is None
 
@@ -407,14 +374,14 @@ def test_foreign_provider_state_is_refused(
 ) -> None:
     # Given a Google state (with a real Google code)
     _google_user(providers)
-    back = _consent(_authorize(api, headers, "google"))
+    back = flows.consent(flows.authorize(api, headers, "google"))
     q = _query(back)
     # When it is presented at the Zoom callback / Then ?error=invalid_state and nothing is stored
-    landed = _callback(api, f"/oauth/zoom/callback?code={q['code']}&state={q['state']}")
+    landed = flows.callback(api, f"/oauth/zoom/callback?code={q['code']}&state={q['state']}")
     assert landed == f"{CONNECTIONS_PAGE}?error=invalid_state"
     assert _raw_items(stack_store, mentor) == []
     # And the state is burnt: the Google callback cannot use it afterwards either
-    assert _callback(api, back) == f"{CONNECTIONS_PAGE}?error=invalid_state"
+    assert flows.callback(api, back) == f"{CONNECTIONS_PAGE}?error=invalid_state"
     assert _raw_items(stack_store, mentor) == []
 
 
@@ -422,9 +389,9 @@ def test_failed_code_exchange(
     api: httpx.Client, headers: dict[str, str], providers: Providers, stack_store: Store, mentor: str
 ) -> None:
     # Given a valid state but a code the provider does not know
-    state = _query(_authorize(api, headers, "google"))["state"]
+    state = _query(flows.authorize(api, headers, "google"))["state"]
     # When the browser lands / Then ?error=exchange_failed and nothing is stored
-    landed = _callback(api, f"/oauth/google/callback?code=4/0forged&state={state}")
+    landed = flows.callback(api, f"/oauth/google/callback?code=4/0forged&state={state}")
     assert landed == f"{CONNECTIONS_PAGE}?error=exchange_failed"
     assert _raw_items(stack_store, mentor) == []
 
@@ -523,22 +490,18 @@ def test_tokens_appear_in_no_response_and_no_stored_attribute(
 ) -> None:
     # Given Google, Zoom and Apple connected, calendars listed and one chosen
     google_email = _google_user(providers)
-    _connect(api, headers, "google")
+    flows.connect_oauth(api, headers, "google")
     zoom_email = _zoom_user(providers)
-    _connect(api, headers, "zoom")
+    flows.connect_oauth(api, headers, "zoom")
     apple_id = _apple_user(providers)
     api.post("/connections/apple", headers=headers, json={"appleId": apple_id, "appSpecificPassword": PASSWORD})
     api.get("/connections/google/calendars", headers=headers)
     api.put("/connections/google/calendar", headers=headers, json={"calendarId": f"teaching-{google_email}"})
     api.get("/connections", headers=headers)
     # When we collect every token the emulators issued to these accounts
-    gs, zs = providers.google.state, providers.zoom.state
-    zoom_user = zs.user_by_email(zoom_email)
+    zoom_user = providers.zoom.state.user_by_email(zoom_email)
     assert zoom_user is not None
-    secrets = [t for t, at in gs.access_tokens.items() if at.email == google_email]
-    secrets += [t for t, rt in gs.refresh_tokens.items() if rt.email == google_email]
-    secrets += [t for t, at in zs.access_tokens.items() if at.user_id == zoom_user.id]
-    secrets += [t for t, rt in zs.refresh_tokens.items() if rt.user_id == zoom_user.id]
+    secrets = flows.google_tokens(providers.google, google_email) + flows.zoom_tokens(providers.zoom, zoom_user.id)
     assert len(secrets) >= 4
     secrets.append(PASSWORD)
     # Then none appears in any API response (status, headers, body) …

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import selectors
 import signal
 import subprocess
@@ -113,6 +114,39 @@ def test_token_with_plan_upserts_the_mentor_profile(running_up: dict[str, Any]) 
     assert item["Item"]["plan"] == {"S": "pro"}
 
 
+def test_outbox_prints_what_the_stack_sent(running_up: dict[str, Any]) -> None:
+    # Given an e-mail sent through the running stack's SES (raw MIME with an attachment, like bookings)
+    from shared.emails import Attachment, Mailer, OutgoingEmail
+
+    endpoints = running_up["endpoints"]
+    ses = boto3.client(
+        "sesv2",
+        endpoint_url=endpoints["aws"],
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    state = json.loads((running_up["home"] / "state.json").read_text())
+    mail = OutgoingEmail(
+        to="outbox-cli@example.com",
+        subject="Booked: outbox test",
+        text="join here",
+        html="<p>join here</p>",
+        attachments=(Attachment("class.ics", "text/calendar; method=PUBLISH", b"BEGIN:VCALENDAR\r\nEND:VCALENDAR"),),
+    )
+    Mailer(ses, state["environment"]["SENDER_EMAIL"]).send(mail)
+    # When `python -m devstack outbox --to` runs
+    result = _devstack("outbox", "--to", "outbox-cli@example.com", env=running_up["env"])
+    # Then it prints that e-mail, decoded, as one JSON line
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stdout.strip().splitlines()
+    shown = json.loads(line)
+    assert shown["to"] == ["outbox-cli@example.com"]
+    assert shown["subject"] == "Booked: outbox test"
+    assert shown["text"].strip() == "join here"
+    assert shown["attachments"] == {"class.ics": 30}
+
+
 def test_up_stops_cleanly_on_sigterm(running_up: dict[str, Any]) -> None:
     # Given the running process
     process = running_up["process"]
@@ -137,3 +171,53 @@ def test_demo_without_demo_module_explains(monkeypatch: pytest.MonkeyPatch, caps
     # Then it says so clearly and fails
     assert code == 2
     assert "demo.py" in capsys.readouterr().err
+
+
+#: What the stack sets for the functions; the demo starts its own stack, so none may leak in.
+_STACK_ENV = ("AWS_", "TABLE_NAME", "KMS_KEY_ID", "API_URL", "APP_URL", "GOOGLE_", "ZOOM_", "APPLE_", "MEETINGS_")
+_STACK_ENV += ("BUSY_SYNC_", "SENDER_EMAIL", "POWERTOOLS_")
+
+
+def test_demo_tells_the_story_and_connects_all_three(tmp_path: Path) -> None:
+    # Given a clean environment (its own devstack directory, no stack variables)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_STACK_ENV)}
+    env["DEVSTACK_DIR"] = str(tmp_path)
+    # When `python -m devstack demo` runs (what `make demo` does)
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "devstack", "demo"], cwd=REPO, env=env, capture_output=True, text=True, timeout=180
+    )
+    print(f"demo ran in {time.monotonic() - started:.1f} s")
+    # Then it exits 0 having told every step
+    assert result.returncode == 0, f"stdout:\n{result.stdout[-4000:]}\nstderr:\n{result.stderr[-4000:]}"
+    out = result.stdout
+    assert "demo finished in" in out
+    # And Google and Zoom were connected through OAuth, landing on the app's connections page
+    for provider in ("google", "zoom"):
+        assert f"/mentor/settings/connections?connected={provider}" in out
+    # And Apple's two refusals were shown: the wrong format (no network call) and the wrong password
+    assert "400 invalid_app_specific_password" in out
+    assert "0 connections reached the CalDAV server" in out
+    assert "400 apple_auth_failed" in out
+    # And the final list shows all three connected, with their labels
+    listed = dict(re.findall(r"^ {4}(google|zoom|apple) +connected +(Connected as [^(\n]+?)(?: \(|$)", out, re.M))
+    assert listed == {
+        "google": "Connected as ada@example.com",
+        "zoom": "Connected as Ada Lovelace",
+        "apple": "Connected as ada@icloud.com",
+    }
+    # And the classes → bookings → Stripe → meetings story ran: one Meet event shared, moved, deleted
+    assert "Alan's meetingUrl is Grace's: True; events for the session in Google Calendar: 1" in out
+    assert "warning zoom_free_40_min_cap" in out
+    assert "Grace's link is unchanged: True" in out
+    assert "Alan cancels → 202; events for the session in Google Calendar: 0" in out
+    assert re.search(r"to grace@example.com +Booked: Python for mentors .*\[\+ class\.ics\]", out)
+    assert "the .ics parses: UID cls_" in out
+    assert "selectedCalendar: teaching-ada@example.com" in out
+    # And the canary step found no secret; no password is in anything it wrote
+    assert re.search(r"\d+ secrets .* none found", out)
+    from devstack import demo
+
+    for secret in (demo.APPLE_PASSWORD, demo.APPLE_REAL_PASSWORD, demo.APPLE_WRONG_PASSWORD, *demo.VAULT_DEMO_TOKENS):
+        assert secret not in out
+        assert secret not in result.stderr

@@ -253,6 +253,23 @@ def test_injected_429_carries_retry_after_and_provider_bodies(google, zoom, http
     assert z_resp.json()["message"].startswith("You have reached the maximum per-second rate limit")
 
 
+def test_a_forced_fault_after_handling_makes_the_change_and_loses_the_answer(zoom, http, zoom_tokens):
+    tok = zoom_tokens()["access_token"]
+    # Given the next meeting create is handled, then answered with a 500 instead
+    zoom.set_faults(forced=[{"status": 500, "count": 1, "path_prefix": "/v2/users/me/meetings", "after": True}])
+    url = zoom.api_base + "/users/me/meetings"
+    # When two creates are made
+    statuses = [http.post(url, headers=auth(tok), json={"topic": "t", "type": 2}).status_code for _ in range(2)]
+    # Then the first answered 500 but made its meeting, like the second
+    assert statuses == [500, 201]
+    assert len(zoom.meetings()) == 2
+    log = zoom.requests_log(path_prefix="/v2/users/me/meetings")
+    assert [(e["status"], e["injected"]) for e in log] == [(500, True), (201, False)]
+    assert zoom.snapshot()["faults_injected"] == [
+        {"method": "POST", "path": "/v2/users/me/meetings", "status": 500, "after": True}
+    ]
+
+
 def test_forced_faults_latency_and_request_log(zoom, http, zoom_tokens):
     tok = zoom_tokens()["access_token"]
     # Given the next two meeting creates fail with 503, and 50 ms latency

@@ -432,3 +432,24 @@ def test_no_token_appears_in_logs(
     assert tokens.refresh_token is not None
     for secret in (tokens.access_token, tokens.refresh_token, fresh, stored.refresh_token):
         assert secret.get_secret_value() not in text
+
+
+def test_default_lease_outlasts_the_clients_worst_case_refresh() -> None:
+    """Given OAuth clients with 4 attempts of 10 s, when no lease is given, then the lease covers them all."""
+    from shared.providers.oauth import OAuthApp, OAuthClient
+    from shared.providers.tokens import LEASE_MARGIN_S, CredentialAccessor
+
+    app = OAuthApp(
+        provider=Provider.ZOOM,
+        client_id="id",
+        client_secret=SecretStr("secret"),
+        authorize_url="http://127.0.0.1:9/authorize",
+        token_url="http://127.0.0.1:9/token",
+        revoke_url="http://127.0.0.1:9/revoke",
+        scopes=("user:read:user",),
+        token_auth="client_secret_basic",
+    )
+    slow = OAuthClient(app, redirect_uri="http://127.0.0.1:9/cb", timeout_s=10.0, attempts=4, backoff_cap_s=8.0)
+    accessor = CredentialAccessor(object(), object(), {Provider.ZOOM: slow}, on_reconnect=lambda *_: None)  # type: ignore[arg-type]
+    assert slow.worst_case_s == 4 * 10.0 + 3 * 8.0
+    assert accessor.lease_s == slow.worst_case_s + LEASE_MARGIN_S

@@ -1,0 +1,94 @@
+"""classes_api: classes, sessions and bookings (PRODUCT.md §2.4, §3).
+
+Thin: parse → call ``shared.classes`` / ``shared.bookings`` → map. ``GET /bookings/{id}`` and
+``POST /bookings/{id}/cancel`` have no API Gateway authorizer: ``shared.bookings.authorize``
+checks the booking token or the mentor's JWT itself.
+"""
+
+# No ``from __future__ import annotations``: Powertools reads the route signatures at runtime.
+from http import HTTPStatus
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from shared import bookings, classes
+from shared.api import build_resolver, mentor_id
+from shared.bookings import CreateBookingRequest
+from shared.classes import CreateClassRequest, MoveSessionRequest
+from shared.jobs import default_queue
+from shared.observability import logger, metrics, tracer
+from shared.store import default_schedule, default_store
+
+app = build_resolver()
+Token = Annotated[str | None, Query(description="The booking token (instead of a mentor JWT)")]
+
+
+def _json(status: int, model: Any, *, exclude_none: bool = True) -> Response[dict[str, Any]]:
+    body = model.model_dump(by_alias=True, mode="json", exclude_none=exclude_none)
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+@app.post("/classes")
+@tracer.capture_method
+def create_class(body: CreateClassRequest) -> Response[dict[str, Any]]:
+    """Create an online or in-person class with its sessions (one-off starts or an RRULE)."""
+    view = classes.create_class(default_store(), default_schedule(), mentor_id(app), body)
+    return _json(HTTPStatus.CREATED, view)
+
+
+@app.get("/classes/<class_id>")
+@tracer.capture_method
+def get_class(class_id: str) -> Response[dict[str, Any]]:
+    """A class of the calling mentor, with its sessions."""
+    return _json(HTTPStatus.OK, classes.get_class(default_schedule(), mentor_id(app), class_id))
+
+
+@app.patch("/classes/<class_id>/sessions/<session_id>")
+@tracer.capture_method
+def move_session(class_id: str, session_id: str, body: MoveSessionRequest) -> Response[dict[str, Any]]:
+    """Move a session to a new start; its meeting follows (a move job is queued)."""
+    view = classes.move_session(default_schedule(), default_queue(), mentor_id(app), class_id, session_id, body)
+    return _json(HTTPStatus.OK, view)
+
+
+@app.delete("/classes/<class_id>/sessions/<session_id>")
+@tracer.capture_method
+def cancel_session(class_id: str, session_id: str) -> Response[dict[str, Any]]:
+    """Cancel a session and its bookings (202: meeting deletion and e-mails follow)."""
+    result = classes.cancel_session(default_schedule(), default_queue(), mentor_id(app), class_id, session_id)
+    return _json(HTTPStatus.ACCEPTED, result)
+
+
+@app.post("/bookings")
+@tracer.capture_method
+def create_booking(body: CreateBookingRequest) -> Response[dict[str, Any]]:
+    """Book a seat (PENDING until Stripe confirms); returns the booking token once."""
+    return _json(HTTPStatus.CREATED, bookings.create_booking(default_schedule(), body))
+
+
+@app.get("/bookings/<booking_id>")
+@tracer.capture_method
+def get_booking(booking_id: str, token: Token = None) -> Response[dict[str, Any]]:
+    """A booking's status, time and meeting link (booking token or the mentor's JWT)."""
+    auth = app.current_event.headers.get("authorization")
+    booking, _ = bookings.authorize(default_schedule(), booking_id, token=token, authorization=auth)
+    return _json(HTTPStatus.OK, bookings.booking_view(default_schedule(), booking), exclude_none=False)
+
+
+@app.post("/bookings/<booking_id>/cancel")
+@tracer.capture_method
+def cancel_booking(booking_id: str, token: Token = None) -> Response[dict[str, Any]]:
+    """Cancel a booking (202: the meeting and e-mail follow); cancelling twice is fine."""
+    auth = app.current_event.headers.get("authorization")
+    booking, caller = bookings.authorize(default_schedule(), booking_id, token=token, authorization=auth)
+    return _json(HTTPStatus.ACCEPTED, bookings.cancel(default_schedule(), default_queue(), booking, caller))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,1 @@
+"""stripe_webhook: Stripe's signed events (``POST /webhooks/stripe``)."""

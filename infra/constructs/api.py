@@ -1,0 +1,235 @@
+"""Api: the HTTP API with its JWT authorizer, the HTTP-facing functions and every route.
+
+Routes come from ``devstack.routes.ROUTES`` — the table the local gateway serves — so local and
+AWS cannot drift: each entry becomes one ``AWS::ApiGatewayV2::Route`` on its function, behind the
+JWT authorizer when ``auth`` is set and with no authorizer otherwise (OAuth callbacks, signed
+webhooks, the feed, and ``GET /bookings/{id}`` / ``POST /bookings/{id}/cancel``, whose handler
+accepts the booking token or checks the mentor's JWT itself — an HTTP API authorizer is
+all-or-nothing per route). A route naming a function nobody declared fails the synth.
+
+The authorizer trusts ``jwtIssuer`` / ``jwtAudience`` from context; the mentor id is ``sub``. The
+default stage has throttling and JSON access logs that name the route *template* (``routeKey``),
+never the raw path or query, so feed tokens and booking tokens stay out of the logs.
+
+Construction is in two steps because every function needs the API's URL (OAuth redirect URIs,
+Google watch-channel addresses) while the routes need every function: ``Api(...)`` creates the API,
+then ``add_handlers`` (after the other capabilities) creates the HTTP-facing functions and routes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Final
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_apigatewayv2_authorizers as authorizers
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from cdk_nag import NagSuppressions
+from constructs import Construct
+
+from devstack.routes import ROUTES, Route
+from infra.constructs.function import DELETE, GET, PUT, QUERY, RETENTION, UPDATE, Access, FunctionSpec
+from infra.constructs.platform import Platform
+
+#: Why a route without the JWT authorizer is safe, by function (cdk-nag APIG4 suppression reasons).
+PUBLIC_REASONS: Final[dict[str, str]] = {
+    "oauth_callback": "OAuth redirect from Google/Zoom in the browser: no bearer token exists; the single-use, "
+    "expiring, hashed `state` (bound to the mentor, PKCE) authenticates the request",
+    "classes_api": "booking page of a student: the handler accepts the booking token (?token=, HMAC-compared) or "
+    "verifies the mentor's JWT itself (same issuer/audience/JWKS); an HTTP API authorizer cannot be optional",
+    "stripe_webhook": "Stripe calls it: the handler verifies the Stripe-Signature HMAC (300 s tolerance) first",
+    "provider_webhooks": "Zoom/Google call it: the handler verifies x-zm-signature (Zoom) or the channel token "
+    "(Google push) first",
+    "calendar_feed": "calendar apps subscribe without credentials: the unguessable feed token (>=128 bits) in the "
+    "path is the secret, rotatable by the mentor",
+}
+
+#: The HTTP-facing functions this construct owns (the feed is the Feed capability's) and what each
+#: may touch — grep of their code paths (shared/connections.py, shared/classes.py, shared/bookings.py,
+#: shared/payments.py, shared/webhooks.py and the store / vault / token modules they call):
+API_FUNCTIONS: Final[dict[str, FunctionSpec]] = {
+    # GET/POST/PUT/DELETE /connections…, /mentors/me/…: profile, connections (Get/Query/Put/Update),
+    # OAuth state (Put), disconnect (Delete), vault branch key (Get/Put); seals the Apple credential
+    # and opens Google's (vault); Google calendar list refreshes tokens (both client secrets for
+    # refresh / ?revoke=true) and e-mails the mentor on invalid_grant; CalDAV discovery (providers).
+    "connections_api": FunctionSpec(
+        name="connections_api",
+        description="/connections/*, /mentors/me/*",
+        access=Access(
+            table=(GET, QUERY, PUT, UPDATE, DELETE),
+            vault=True,
+            email=True,
+            secrets=("GOOGLE_CLIENT_SECRET", "ZOOM_CLIENT_SECRET"),
+            providers=True,
+        ),
+        timeout=Duration.seconds(20),
+    ),
+    # GET /oauth/{provider}/callback: consumes the state (DeleteItem, ReturnValues=ALL_OLD), exchanges
+    # the code (client secrets), reads the account, seals the tokens (vault) and saves the connection
+    # (Get + conditional Put / Update); the vault's branch key (Get / Put).
+    "oauth_callback": FunctionSpec(
+        name="oauth_callback",
+        description="/oauth/{google,zoom}/callback",
+        access=Access(
+            table=(GET, PUT, UPDATE, DELETE),
+            vault=True,
+            secrets=("GOOGLE_CLIENT_SECRET", "ZOOM_CLIENT_SECRET"),
+            providers=True,
+        ),
+        timeout=Duration.seconds(20),
+    ),
+    # /classes…, /bookings…: class + sessions and booking + seat as transactions (Put / Update parts),
+    # reads (Get / Query), a session's bookings (Query on GSI1), the mentor's connections (Query) for
+    # provider resolution; queues meeting jobs; verifies JWTs on the booking routes itself.
+    "classes_api": FunctionSpec(
+        name="classes_api",
+        description="/classes/*, /bookings/*",
+        access=Access(
+            table=(GET, QUERY, PUT, UPDATE),
+            index=(QUERY,),
+            sends_to=("meetings",),
+            verifies_jwt=True,
+        ),
+    ),
+    # POST /webhooks/stripe: Powertools idempotency records (Get / Put / Update / Delete on the
+    # single table), booking confirm / cancel transactions (Put / Update parts), mentor plan (Update);
+    # queues meeting jobs; the endpoint secret. No provider call, no KMS.
+    "stripe_webhook": FunctionSpec(
+        name="stripe_webhook",
+        description="/webhooks/stripe",
+        access=Access(
+            table=(GET, PUT, UPDATE, DELETE),
+            sends_to=("meetings",),
+            secrets=("STRIPE_WEBHOOK_SECRET",),
+        ),
+    ),
+    # POST /webhooks/zoom, /webhooks/google: finds the mentor of a Zoom user (Query on GSI1), deletes
+    # the credential on app_deauthorized (Delete), keeps the Zoom-user index keys (Update); a Google
+    # push queues an immediate resync of that connection (busy-sync queue). The webhook secret token.
+    "provider_webhooks": FunctionSpec(
+        name="provider_webhooks",
+        description="/webhooks/zoom, /webhooks/google",
+        access=Access(
+            table=(GET, UPDATE, DELETE),
+            index=(QUERY,),
+            sends_to=("busy-sync",),
+            secrets=("ZOOM_WEBHOOK_SECRET_TOKEN",),
+        ),
+    ),
+}
+
+ACCESS_LOG_FORMAT: Final = {
+    "requestId": "$context.requestId",
+    "time": "$context.requestTime",
+    "ip": "$context.identity.sourceIp",
+    "userAgent": "$context.identity.userAgent",
+    "routeKey": "$context.routeKey",
+    "status": "$context.status",
+    "protocol": "$context.protocol",
+    "responseLength": "$context.responseLength",
+    "latencyMs": "$context.responseLatency",
+    "integrationLatencyMs": "$context.integrationLatency",
+    "integrationError": "$context.integrationErrorMessage",
+    "authorizerError": "$context.authorizer.error",
+    "mentor": "$context.authorizer.claims.sub",
+}
+
+
+def route_id(route: Route) -> str:
+    """A construct id for a route: ``GET /connections/{provider}`` → ``GetConnectionsProvider``."""
+    words = [route.method.lower(), *re.split(r"[^A-Za-z0-9]+", route.path)]
+    return "Route" + "".join(w[:1].upper() + w[1:] for w in words if w)
+
+
+class Api(Construct):
+    """HTTP API + JWT authorizer; :meth:`add_handlers` adds the functions and the routes."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, platform: Platform) -> None:
+        super().__init__(scope, construct_id)
+        cfg = platform.config
+        self.platform = platform
+        self.http_api = apigwv2.HttpApi(
+            self,
+            "HttpApi",
+            api_name=f"mentor-connections-{cfg.stage}",
+            description="mentor-connections HTTP API (routes: devstack/routes.py)",
+            create_default_stage=False,
+            cors_preflight=apigwv2.CorsPreflightOptions(
+                allow_origins=[cfg.app_url],
+                allow_methods=[
+                    apigwv2.CorsHttpMethod.GET,
+                    apigwv2.CorsHttpMethod.POST,
+                    apigwv2.CorsHttpMethod.PUT,
+                    apigwv2.CorsHttpMethod.PATCH,
+                    apigwv2.CorsHttpMethod.DELETE,
+                ],
+                allow_headers=["authorization", "content-type"],
+                max_age=Duration.hours(1),
+            ),
+        )
+        self.access_logs = logs.LogGroup(
+            self,
+            "AccessLogs",
+            retention=RETENTION[cfg.log_retention_days],
+            removal_policy=RemovalPolicy.DESTROY if cfg.is_dev else RemovalPolicy.RETAIN,
+        )
+        self.stage = apigwv2.HttpStage(
+            self,
+            "DefaultStage",
+            http_api=self.http_api,
+            stage_name="$default",
+            auto_deploy=True,
+            throttle=apigwv2.ThrottleSettings(rate_limit=cfg.api_throttle_rate, burst_limit=cfg.api_throttle_burst),
+        )
+        cfn_stage = self.stage.node.default_child
+        assert isinstance(cfn_stage, apigwv2.CfnStage)
+        cfn_stage.access_log_settings = apigwv2.CfnStage.AccessLogSettingsProperty(
+            destination_arn=self.access_logs.log_group_arn, format=json.dumps(ACCESS_LOG_FORMAT, sort_keys=True)
+        )
+        self.authorizer = authorizers.HttpJwtAuthorizer(
+            "MentorJwt",
+            cfg.jwt_issuer,
+            jwt_audience=list(cfg.jwt_audience),
+            authorizer_name="mentor-jwt",
+            identity_source=["$request.header.Authorization"],
+        )
+        self.url: str = cfg.api_url or self.http_api.api_endpoint
+        self.routes: dict[str, apigwv2.HttpRoute] = {}
+
+    def add_handlers(self, extra_functions: Mapping[str, lambda_.IFunction]) -> None:
+        """Create :data:`API_FUNCTIONS`, then a route for every entry of ``ROUTES``."""
+        functions: dict[str, lambda_.IFunction] = dict(extra_functions)
+        for spec in API_FUNCTIONS.values():
+            functions[spec.name] = self.platform.function(self, spec).function
+        self.add_routes(ROUTES, functions)
+
+    def add_routes(self, routes: Iterable[Route], functions: Mapping[str, lambda_.IFunction]) -> None:
+        """One route per entry, on its function's integration (shared by that function's routes)."""
+        integrations_by_function: dict[str, integrations.HttpLambdaIntegration] = {}
+        for route in routes:
+            function = functions.get(route.function)
+            if function is None:
+                raise KeyError(f"route {route.key} names function {route.function!r}, which no capability declares")
+            integration = integrations_by_function.setdefault(
+                route.function,
+                integrations.HttpLambdaIntegration(f"{route.function}-integration", function),
+            )
+            created = apigwv2.HttpRoute(
+                self,
+                route_id(route),
+                http_api=self.http_api,
+                route_key=apigwv2.HttpRouteKey.with_(route.path, apigwv2.HttpMethod(route.method)),
+                integration=integration,
+                authorizer=self.authorizer if route.auth else apigwv2.HttpNoneAuthorizer(),
+            )
+            if not route.auth:
+                reason = PUBLIC_REASONS.get(route.function)
+                if reason is None:
+                    raise ValueError(f"public route {route.key} on {route.function!r} has no documented reason")
+                NagSuppressions.add_resource_suppressions(created, [{"id": "AwsSolutions-APIG4", "reason": reason}])
+            self.routes[route.key] = created

@@ -1,0 +1,139 @@
+"""Sync: busy-time sync (PRODUCT.md §2.7).
+
+EventBridge Scheduler fires ``calendar_poll`` every ``pollIntervalMinutes`` (default 5, or the
+interval of the ``calendar_poll`` entry of ``devstack.routes.SCHEDULES`` once it exists) with the
+same "Scheduled Event" payload the local scheduler sends; it fans out one message per calendar
+connection to the busy-sync queue, whose ``busy_sync`` worker reads the provider's busy times. The
+worker's event source has a maximum concurrency (``busySyncMaxConcurrency``) so a large fan-out
+cannot exceed Google's per-project quota or iCloud's patience.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from aws_cdk import Aws, Duration
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as targets
+from cdk_nag import NagSuppressions
+from constructs import Construct
+
+from devstack.routes import QUEUE_WORKERS, SCHEDULES, QueueWorker
+from infra.constructs.function import BATCH_WRITE, DELETE, GET, PUT, QUERY, UPDATE, Access, FunctionSpec
+from infra.constructs.messaging import WorkQueue
+from infra.constructs.platform import Platform
+
+QUEUE: Final = "busy-sync"
+WORKER: Final[QueueWorker] = next(w for w in QUEUE_WORKERS if w.queue == QUEUE)
+WORKER_TIMEOUT: Final = Duration.seconds(max(int(WORKER.timeout_s), 120))
+POLL_FUNCTION: Final = "calendar_poll"
+SCHEDULE_NAME: Final = "calendar-poll"
+POLL_TIMEOUT: Final = Duration.seconds(120)
+#: The local schedule's ``detail`` (empty until issue 6 adds the entry).
+POLL_DETAIL: Final[dict[str, Any]] = next((dict(s.detail) for s in SCHEDULES if s.function == POLL_FUNCTION), {})
+
+#: calendar_poll: pages through the sparse GSI1 partitions ``SYNC#<provider>`` (Query on the index)
+#: and sends one message per connection (SendMessage / SendMessageBatch to busy-sync). No KMS, no
+#: provider call.
+POLL_ACCESS: Final = Access(index=(QUERY,), sends_to=(QUEUE,))
+#: busy_sync (issue 6): reads the connection (GetItem), opens its credential (vault) and refreshes
+#: Google tokens (client secret; on invalid_grant marks needs_reconnect and e-mails the mentor);
+#: replaces the connection's busy blocks (Query + PutItem / DeleteItem / BatchWriteItem), renews
+#: Google watch channels (UpdateItem). Apple and Google only: no Zoom secret.
+WORKER_ACCESS: Final = Access(
+    table=(GET, QUERY, PUT, UPDATE, DELETE, BATCH_WRITE),
+    vault=True,
+    email=True,
+    secrets=("GOOGLE_CLIENT_SECRET",),
+    providers=True,
+)
+
+
+def scheduled_event_input(detail: dict[str, Any]) -> scheduler.ScheduleTargetInput:
+    """The EventBridge "Scheduled Event" shape ``devstack.scheduler.scheduled_event`` builds locally."""
+    return scheduler.ScheduleTargetInput.from_object(
+        {
+            "version": "0",
+            "id": scheduler.ContextAttribute.execution_id,
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": Aws.ACCOUNT_ID,
+            "time": scheduler.ContextAttribute.scheduled_time,
+            "region": Aws.REGION,
+            "resources": [scheduler.ContextAttribute.schedule_arn],
+            "detail": detail,
+        }
+    )
+
+
+class Sync(Construct):
+    """Schedule → calendar_poll → busy-sync queue → busy_sync."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, platform: Platform) -> None:
+        super().__init__(scope, construct_id)
+        cfg = platform.config
+        self.queue = WorkQueue(self, "Queue", name=QUEUE, worker_timeout=WORKER_TIMEOUT, monitoring=platform.monitoring)
+        platform.queues[QUEUE] = self.queue
+        self.poll = platform.function(
+            self,
+            FunctionSpec(
+                name=POLL_FUNCTION,
+                description=f"every {cfg.poll_interval_minutes} min: one busy-sync message per calendar connection",
+                access=POLL_ACCESS,
+                timeout=POLL_TIMEOUT,
+                memory_mb=256,
+            ),
+        )
+        self.worker = platform.function(
+            self,
+            FunctionSpec(
+                name=WORKER.function,
+                description="reads one connection's busy times (busy-sync queue)",
+                access=WORKER_ACCESS,
+                timeout=WORKER_TIMEOUT,
+                memory_mb=1024,
+            ),
+        )
+        self.worker.function.add_event_source(
+            sources.SqsEventSource(
+                self.queue.queue,
+                batch_size=WORKER.batch_size,
+                report_batch_item_failures=True,
+                max_concurrency=cfg.busy_sync_max_concurrency,
+            )
+        )
+        self.schedule_role = iam.Role(
+            self,
+            "ScheduleRole",
+            description="mentor-connections: EventBridge Scheduler invokes calendar_poll",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}
+            ),
+        )
+        self.schedule = scheduler.Schedule(
+            self,
+            "PollSchedule",
+            description=f"mentor-connections: {POLL_FUNCTION} every {cfg.poll_interval_minutes} minutes",
+            schedule=scheduler.ScheduleExpression.rate(Duration.minutes(cfg.poll_interval_minutes)),
+            target=targets.LambdaInvoke(
+                self.poll.function,
+                input=scheduled_event_input(POLL_DETAIL),
+                retry_attempts=0,  # the next tick is minutes away; a missed one is simply the next one
+                max_event_age=Duration.minutes(min(cfg.poll_interval_minutes, 24 * 60)),  # API limit: 24 h
+                role=self.schedule_role,
+            ),
+        )
+        NagSuppressions.add_resource_suppressions(
+            self.schedule_role,
+            [
+                {
+                    "id": "AwsSolutions-IAM5",
+                    "reason": "lambda:InvokeFunction on calendar_poll and its qualified ARNs (versions/aliases, "
+                    "'<arn>:*'), as CDK's grantInvoke writes it: the role can invoke that one function only",
+                    "applies_to": [{"regex": "/^Resource::<SyncCalendarPoll[A-Za-z0-9]+\\.Arn>:\\*$/"}],
+                }
+            ],
+            apply_to_children=True,
+        )

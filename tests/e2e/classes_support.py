@@ -1,0 +1,121 @@
+"""Shared pieces of the classes and bookings e2e tests (imported by those test modules)."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from devstack.stack import LocalStack
+from shared import config, jobs
+from shared.store import Connection, ConnectionStatus, Provider, ScheduleStore, Store, Table
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def future(days: int = 30, hour: int = 18, tz: ZoneInfo = BERLIN) -> str:
+    """A naive local ISO date-time ``days`` from now at ``hour``:00 (a class-zone wall time)."""
+    day = (datetime.now(tz) + timedelta(days=days)).date()
+    return datetime(day.year, day.month, day.day, hour, 0).isoformat()
+
+
+def in_person(**over: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "title": "Morning flow",
+        "format": "in_person",
+        "timezone": "Europe/Berlin",
+        "durationMinutes": 60,
+        "capacity": 8,
+        "location": "Studio 3, Kastanienallee 12, Berlin",
+        "starts": [future(30), future(37)],
+    }
+    body.update(over)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def online(**over: Any) -> dict[str, Any]:
+    return in_person(**{"format": "online", "location": None, "title": "Online vinyasa", **over})
+
+
+def tables(local_stack: LocalStack) -> tuple[Store, ScheduleStore]:
+    """A mentor/connection store and a schedule store over the stack's table (one boto3 client)."""
+    table = Table(local_stack.client("dynamodb"), os.environ["TABLE_NAME"])
+    return Store(table), ScheduleStore(table)
+
+
+def set_plan(store: Store, mentor: str, plan: str) -> None:
+    store.upsert_mentor(mentor, plan=plan)
+
+
+def connect(
+    store: Store,
+    mentor: str,
+    provider: Provider,
+    *,
+    status: ConnectionStatus = ConnectionStatus.CONNECTED,
+    plan_type: int | None = None,
+) -> None:
+    """A connection as classes_api sees it (status + Zoom plan type; no credential needed)."""
+    store.save_connection(
+        Connection(mentor_id=mentor, provider=provider, status=status, plan_type=plan_type), expected_version=None
+    )
+
+
+def create(api: httpx.Client, headers: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+    resp = api.post("/classes", json=body, headers=headers)
+    assert resp.status_code == 201, resp.text
+    created: dict[str, Any] = resp.json()
+    return created
+
+
+@dataclass
+class JobsQueue:
+    """A private SQS queue in the stack's moto standing in for the meetings queue during one test.
+
+    No pump reads it, so every job the functions queued can be read back exactly.
+    """
+
+    sqs: Any
+    url: str
+
+    def drain(self) -> list[dict[str, Any]]:
+        """Every job queued so far (removed from the queue), oldest first."""
+        found: list[dict[str, Any]] = []
+        while True:
+            resp = self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+            messages = resp.get("Messages", [])
+            if not messages:
+                return found
+            for message in messages:
+                found.append(json.loads(message["Body"]))
+                self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
+
+
+@contextmanager
+def private_jobs_queue(local_stack: LocalStack) -> Iterator[JobsQueue]:
+    """Point ``MEETINGS_QUEUE_URL`` at a fresh queue for the duration (caches reset both ways)."""
+    sqs = local_stack.client("sqs")
+    url = sqs.create_queue(QueueName=f"meetings-test-{uuid.uuid4().hex[:12]}")["QueueUrl"]
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("MEETINGS_QUEUE_URL", url)
+            config.reset_settings()
+            jobs.reset_default_queue()
+            yield JobsQueue(sqs, url)
+    finally:
+        config.reset_settings()
+        jobs.reset_default_queue()
+        sqs.delete_queue(QueueUrl=url)
+
+
+def utc(value: str) -> datetime:
+    return datetime.fromisoformat(value).astimezone(UTC)
