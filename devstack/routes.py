@@ -227,6 +227,60 @@ def load_handler(module: str) -> Handler:
     return handler  # type: ignore[no-any-return]
 
 
+class _ThreadLocalRequestState(type):
+    """Metaclass giving ``BaseRouter.current_event`` / ``lambda_context`` one value per thread.
+
+    Powertools keeps the request being resolved in *class* attributes of ``BaseRouter`` (so that
+    ``Router`` instances see it). A Lambda process serves one request at a time, so that is fine in
+    AWS; the local gateway serves concurrent requests from threads of one process, where two
+    requests would read each other's event (a Stripe event processed twice, another lost). Data
+    descriptors on the metaclass win over the class ``__dict__`` for both reads and assignments,
+    so Powertools' own ``BaseRouter.current_event = ...`` lands in thread-local storage.
+    """
+
+    _local = threading.local()
+
+    @property
+    def current_event(cls) -> Any:
+        return getattr(_ThreadLocalRequestState._local, "current_event", None)
+
+    @current_event.setter
+    def current_event(cls, value: Any) -> None:
+        _ThreadLocalRequestState._local.current_event = value
+
+    @property
+    def lambda_context(cls) -> Any:
+        return getattr(_ThreadLocalRequestState._local, "lambda_context", None)
+
+    @lambda_context.setter
+    def lambda_context(cls, value: Any) -> None:
+        _ThreadLocalRequestState._local.lambda_context = value
+
+
+class _InstanceView:
+    """Instance-side read of the thread-local value (``self.current_event`` inside the resolver)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        return getattr(_ThreadLocalRequestState._local, self.name, None)
+
+
+def isolate_request_state() -> None:
+    """Make Powertools' per-request class state thread-local in this process (idempotent; local only)."""
+    from aws_lambda_powertools.event_handler import api_gateway
+
+    router = api_gateway.BaseRouter
+    if isinstance(router, _ThreadLocalRequestState):
+        return
+    meta = type(router)
+    patched = type("ThreadLocalRequestState", (_ThreadLocalRequestState, meta), {}) if meta is not type else None
+    for name in ("current_event", "lambda_context"):
+        setattr(router, name, _InstanceView(name))  # before the swap: afterwards the metaclass owns assignment
+    router.__class__ = patched or _ThreadLocalRequestState  # type: ignore[method-assign]
+
+
 class Containers:
     """Lambda's concurrency model for one function: a container serves one request at a time, and
     concurrent requests get more containers.
@@ -240,6 +294,7 @@ class Containers:
     """
 
     def __init__(self, module: str) -> None:
+        isolate_request_state()  # Powertools' class-level request state, per thread (see there)
         self.module = module
         self._lock = threading.Lock()
         self._primary_busy = False

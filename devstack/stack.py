@@ -69,6 +69,7 @@ CACHE_RESETS: list[tuple[str, str]] = [
     ("shared.auth", "reset_default_verifier"),
     ("shared.payments", "reset_default_webhook"),
     ("shared.meetings", "reset_default_worker"),
+    ("shared.sync_jobs", "reset_default_sync_queue"),
 ]
 
 

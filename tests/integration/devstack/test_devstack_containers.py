@@ -20,7 +20,11 @@ PROBE = "devstack_container_probe"
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
     issuer = LocalIssuer(tmp_path_factory.mktemp("containers-keys"))
-    server = GatewayServer([Route("GET", "/probe", "probe", auth=False, module=PROBE)], issuer.verify)
+    routes = [
+        Route("GET", "/probe", "probe", auth=False, module=PROBE),
+        Route("GET", "/echo", "echo", auth=False, module="devstack_resolver_probe"),
+    ]
+    server = GatewayServer(routes, issuer.verify)
     server.start()
     yield server
     server.stop()
@@ -45,6 +49,24 @@ def test_concurrent_requests_never_share_a_container(gateway: GatewayServer) -> 
     # When requests come one after another / Then the imported module (sys.modules) serves each
     sequential = [_get(gateway.url) for _ in range(3)]
     assert all(r["primary"] for r in sequential)
+
+
+def test_concurrent_requests_each_see_their_own_event(gateway: GatewayServer) -> None:
+    """Powertools keeps the current event on a class shared by every module copy; the local runtime
+    makes it per thread, so concurrent requests never read each other's event (as in Lambda)."""
+
+    def ask(n: int) -> tuple[int, dict[str, Any]]:
+        with httpx.Client(base_url=gateway.url, timeout=10) as client:
+            resp = client.get("/echo", params={"n": str(n)})
+            assert resp.status_code == 200, resp.text
+            return n, resp.json()
+
+    # When 160 requests with distinct query strings run 16 at a time
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(pool.map(ask, range(160)))
+    # Then every handler saw its own request, before and after yielding to the others
+    mixed = [(n, body) for n, body in answers if body != {"n": str(n), "again": str(n)}]
+    assert mixed == []
 
 
 def test_a_missing_function_raises_not_found() -> None:
