@@ -517,6 +517,88 @@ def step_outbox(demo: Demo) -> None:
     demo.say(f"  the .ics parses: UID {event.uid}, starts {event.start.isoformat()}")
 
 
+# --- the teaching-schedule feed (issue 6) ------------------------------------------------------------
+
+
+def _feed_token(demo: Demo, url: str) -> str:
+    """The secret in a feed URL, remembered for the canary (like a booking token: never printed)."""
+    token = url.rsplit("/", 1)[1].removesuffix(".ics")
+    demo.facts.setdefault("secrets", []).append(token)
+    return token
+
+
+def _elided(url: str) -> str:
+    """A feed URL with its token elided."""
+    return url.rsplit("/", 1)[0] + "/<redacted>.ics"
+
+
+def _show_feed(demo: Demo, resp: httpx.Response) -> dict[str, Any]:
+    """Print the VEVENTs of a fetched feed: UID, local start, STATUS, SEQUENCE, where."""
+    from icalendar import Calendar, Event
+
+    cal = Calendar.from_ical(resp.content)
+    zones = ", ".join(str(z["TZID"]) for z in cal.walk("VTIMEZONE"))
+    demo.say(f"  {cal['X-WR-CALNAME']} (METHOD:{cal['METHOD']}), VTIMEZONE: {zones}")
+    events = {str(e["UID"]): e for e in cal.walk("VEVENT") if isinstance(e, Event)}
+    for uid, event in events.items():
+        start = event.start.strftime("%a %Y-%m-%d %H:%M %Z")
+        where = str(event.get("URL") or event.get("LOCATION") or "(join link once booked)")
+        where = "-" if event["STATUS"] == "CANCELLED" else where
+        demo.say(f"    {uid:<40} {start:<24} {event['STATUS']!s:<9} SEQ {event['SEQUENCE']}  {where}")
+    return events
+
+
+def step_feed(demo: Demo) -> None:
+    """The teaching-schedule feed: a secret URL any calendar app subscribes to, ETag / 304, rotation."""
+    meetup = {
+        "title": "Pair programming meetup",
+        "format": "in_person",
+        "timezone": "Europe/Berlin",
+        "durationMinutes": 120,
+        "capacity": 12,
+        "location": "Café Einstein, Kurfürstenstraße 58, Berlin",
+        "starts": [_next_weekday_at(5, 10)],
+    }
+    _api(demo, "POST", "/classes", 201, json=meetup, headers=demo.bearer())
+    demo.say(f"  POST /classes (in person, {meetup['location']}) → 201: the feed holds both kinds")
+    urls = _api(demo, "GET", "/mentors/me/feed", 200, headers=demo.bearer())
+    _feed_token(demo, urls["url"])
+    demo.say(f"  GET /mentors/me/feed → 200 url {_elided(urls['url'])}")
+    demo.say(f"                               webcalUrl {_elided(urls['webcalUrl'])}")
+    resp = demo.http.get(urls["url"])  # a calendar app: no credentials
+    if resp.status_code != 200:
+        raise flows.FlowError(f"feed: {resp.status_code} {resp.text[:300]}")
+    etag = resp.headers["etag"]
+    demo.say(
+        f"  GET {_elided(urls['url'])} (no login) → 200 {resp.headers['content-type']}, "
+        f"{len(resp.content)} bytes, ETag {etag}, Cache-Control {resp.headers['cache-control']}"
+    )
+    before = _show_feed(demo, resp)
+    again = demo.http.get(urls["url"], headers={"if-none-match": etag})
+    demo.say(f"  again with If-None-Match: {etag} → {again.status_code}, {len(again.content)} bytes")
+    if again.status_code != 304:
+        raise flows.FlowError(f"an unchanged feed answered {again.status_code} to its ETag")
+
+    klass = demo.facts["class"]
+    last = klass["sessions"][-1]["sessionId"]
+    _api(demo, "DELETE", f"/classes/{klass['classId']}/sessions/{last}", 202, headers=demo.bearer())
+    demo.stack.drain()
+    changed = demo.http.get(urls["url"], headers={"if-none-match": etag})
+    demo.say(f"  DELETE …/sessions/{last} → 202, then If-None-Match: {etag} → {changed.status_code}")
+    after = _show_feed(demo, changed)
+    uid = f"{last}@mentor-connections"
+    if changed.status_code != 200 or str(after[uid]["STATUS"]) != "CANCELLED" or set(after) != set(before):
+        raise flows.FlowError("the cancelled session is not marked in the feed")
+
+    rotated = _api(demo, "POST", "/mentors/me/feed/rotate", 200, headers=demo.bearer())
+    _feed_token(demo, rotated["url"])
+    old, new = demo.http.get(urls["url"]).status_code, demo.http.get(rotated["url"]).status_code
+    demo.say(f"  POST /mentors/me/feed/rotate → 200 url {_elided(rotated['url'])}")
+    demo.say(f"  the old URL → {old}, the new one → {new}")
+    if (old, new) != (404, 200):
+        raise flows.FlowError(f"rotation: old URL {old}, new URL {new}")
+
+
 def step_canary(demo: Demo) -> None:
     """Canary: no token or password in anything the demo printed, the API answered or the table holds."""
     google, zoom = demo.stack.component("google").emulator, demo.stack.component("zoom").emulator
@@ -553,7 +635,7 @@ def step_canary(demo: Demo) -> None:
         raise flows.FlowError(f"a secret appeared in: {sorted(set(found))}")
     demo.say(
         f"  {len(secrets)} secrets (every code and token the emulators issued, the passwords) and "
-        f"{len(booking_tokens)} booking tokens checked against "
+        f"{len(booking_tokens)} booking and feed tokens checked against "
         f"{len(demo.transcript)} printed lines, {len(demo.responses)} API responses and {len(items)} stored "
         "items: none found"
     )
@@ -576,6 +658,7 @@ STEPS: list[Callable[[Demo], None]] = [
     step_move_session,
     step_cancel_bookings,
     step_outbox,
+    step_feed,
     step_canary,
 ]
 

@@ -393,6 +393,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """The access log names the route key (the template), never the raw path or query: feed and
+        booking tokens travel in them (API Gateway's access log in the stack does the same)."""
+        matched = self.server.gateway.match(self.command, unquote(self.path.partition("?")[0]))
+        route = matched[0].key if matched else f"{self.command} (no route)"
+        log.debug("%s %s %s", self.address_string(), route, code)
+
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("transfer-encoding", "").lower():
             chunks: list[bytes] = []

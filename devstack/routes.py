@@ -196,8 +196,10 @@ QUEUE_WORKERS: Final[tuple[QueueWorker, ...]] = (
     QueueWorker("busy-sync", "busy_sync"),
 )
 
-#: Schedules. calendar_poll (every 5 minutes) arrives with its issue.
-SCHEDULES: Final[tuple[Schedule, ...]] = ()
+#: Schedules: calendar_poll fans out one busy sync per calendar connection every 5 minutes (infra's
+#: ``pollIntervalMinutes`` defaults to this interval; ``LocalStack(schedule_intervals=...)`` overrides
+#: it locally, ``local_stack.tick("calendar-poll")`` fires it now).
+SCHEDULES: Final[tuple[Schedule, ...]] = (Schedule("calendar-poll", "calendar_poll", interval_s=300, timeout_s=120),)
 
 
 # --- the in-process "Lambda runtime" ----------------------------------------------------------

@@ -15,6 +15,9 @@
   :func:`google_calendars`, :func:`select_google_calendar`.
 * ``DELETE /connections/{provider}[?revoke=true]`` — :func:`disconnect`.
 
+Google connections get a push channel (:mod:`shared.push`): opened after the callback and after a
+calendar switch, stopped on disconnect before the credential is deleted — all best effort.
+
 Domain errors are :class:`shared.api.ApiError`; no message, log line or response carries a token.
 """
 
@@ -298,11 +301,16 @@ def complete_authorization(
         logger.info("oauth callback for an unknown provider")
         return app_redirect(error="unknown_provider")
     try:
-        _complete(store, vault, provider, code=code, state=state, error=error, now=now or _now())
+        saved = _complete(store, vault, provider, code=code, state=state, error=error, now=now or _now())
     except CallbackError as exc:
         logger.info("oauth callback refused", extra={"provider": provider.value, "code": exc.code})
         return app_redirect(error=exc.code)
     logger.info("oauth connection saved", extra={"provider": provider.value})
+    if provider is Provider.GOOGLE:
+        # Push notifications for busy times (shared.push): best effort, never fails the connect.
+        from shared.push import watch_calendar
+
+        watch_calendar(saved.mentor_id, store=store, vault=vault, replace=True)
     return app_redirect(connected=provider)
 
 
@@ -549,6 +557,10 @@ def select_google_calendar(store: Store, vault: Vault, mentor_id: str, calendar_
     except ConflictError:
         raise ApiError(HTTPStatus.CONFLICT, "conflict", "The connection changed meanwhile; please retry.") from None
     logger.info("google calendar selected")
+    # Watch the chosen calendar (a new channel if it changed, the old one stopped); best effort.
+    from shared.push import watch_calendar
+
+    watch_calendar(mentor_id, store=store, vault=vault, replace=False)
     return ConnectionView.of(Provider.GOOGLE, saved)
 
 
@@ -570,6 +582,11 @@ def disconnect(store: Store, vault: Vault, mentor_id: str, provider: Provider, *
             if isinstance(cred, OAuthCredential):
                 # Google: the refresh token revokes the whole grant; Zoom revokes by access token.
                 token = cred.refresh_token if provider is Provider.GOOGLE and cred.refresh_token else cred.access_token
+    if provider is Provider.GOOGLE:
+        # Stop the push channels while a token still exists (shared.push); best effort.
+        from shared.push import stop_calendar_channels
+
+        stop_calendar_channels(mentor_id, store=store, vault=vault)
     store.delete_connection(mentor_id, provider)
     logger.info("connection deleted", extra={"provider": provider.value, "revoke": revoke})
     if token is not None:

@@ -8,10 +8,10 @@ class's zone and the calendar carries the matching ``VTIMEZONE``.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from icalendar import Calendar, Event
+from icalendar import Calendar, Event, Timezone
 
 PRODID = "-//mentor-connections//teaching schedule//EN"
 UID_DOMAIN = "mentor-connections"
@@ -57,7 +57,12 @@ def session_event(
 
 
 def calendar(events: list[Event], *, method: str | None = "PUBLISH", name: str | None = None) -> Calendar:
-    """A VCALENDAR holding ``events`` plus a VTIMEZONE for every zone they use."""
+    """A VCALENDAR holding ``events`` plus a VTIMEZONE for every zone they use.
+
+    The VTIMEZONEs come first, in TZID order, so the same events always serialise to the same
+    bytes (the feed's ETag is a hash of them; icalendar's ``add_missing_timezones`` follows set
+    order, which changes from one process to the next).
+    """
     cal = Calendar()
     cal.add("prodid", PRODID)
     cal.add("version", "2.0")
@@ -67,5 +72,27 @@ def calendar(events: list[Event], *, method: str | None = "PUBLISH", name: str |
         cal.add("x-wr-calname", name)
     for event in events:
         cal.add_component(event)
-    cal.add_missing_timezones()
+    first, last = _span(events)
+    zones = (_vtimezone(tzid, first, last) for tzid in sorted(cal.get_missing_tzids()))
+    cal.subcomponents[0:0] = [zone for zone in zones if zone is not None]
     return cal
+
+
+def _span(events: list[Event]) -> tuple[date, date]:
+    """Whole years around the events' times: the range their VTIMEZONEs must describe.
+
+    Year-aligned, so the VTIMEZONE only changes when the events reach into another year, and not
+    capped at icalendar's default of 2038 (a recurrence may run ten years ahead).
+    """
+    days = [day for e in events for name in ("DTSTART", "DTEND") if isinstance(day := e.decoded(name, None), date)]
+    if not days:
+        return Timezone.DEFAULT_FIRST_DATE, Timezone.DEFAULT_LAST_DATE
+    return date(min(days).year, 1, 1), date(max(days).year + 2, 1, 1)
+
+
+def _vtimezone(tzid: str, first: date, last: date) -> Timezone | None:
+    """The VTIMEZONE of an IANA zone from ``first`` to ``last``, or ``None`` if it is unknown."""
+    try:
+        return Timezone.from_tzid(tzid, first_date=first, last_date=last)
+    except ValueError:
+        return None

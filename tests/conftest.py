@@ -30,9 +30,13 @@ TABLE = "mentor-connections-test"
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    """The running local stack (its own signing key, so tests never touch the repo's .devstack/)."""
+    """The running local stack (its own signing key, so tests never touch the repo's .devstack/).
+
+    Schedules fire only when a test ticks them (``local_stack.tick("calendar-poll")``): a poll firing
+    on its own five minutes into the session would sync every test's calendars in the background.
+    """
     issuer = LocalIssuer(tmp_path_factory.mktemp("devstack-keys"))
-    with LocalStack(issuer=issuer) as stack:
+    with LocalStack(issuer=issuer, scheduler_autorun=False) as stack:
         yield stack
 
 

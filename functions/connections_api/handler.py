@@ -10,12 +10,14 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared import connections
+from shared import busy, connections
 from shared.api import build_resolver, mentor_id
 from shared.connections import AppleConnectRequest, ChooseCalendarRequest, list_connections
+from shared.feed import FeedUrls, mentor_feed
 from shared.observability import logger, metrics, tracer
 from shared.store import Provider, default_store
 from shared.vault import default_vault
@@ -76,6 +78,51 @@ def disconnect(provider: str, revoke: Annotated[bool, Query()] = False) -> Respo
     chosen: Provider = connections.parse_provider(provider)
     connections.disconnect(default_store(), default_vault(), mentor, chosen, revoke=revoke)
     return Response(status_code=HTTPStatus.NO_CONTENT, body="")
+
+
+@app.get("/mentors/me/busy")
+@tracer.capture_method
+def get_busy(
+    start: Annotated[str | None, Query(alias="from", description="ISO 8601 with offset; default now")] = None,
+    end: Annotated[str | None, Query(alias="to", description="ISO 8601 with offset; default from + 7 days")] = None,
+) -> busy.BusyResponse:
+    """Busy times from every connected calendar, merged and labelled by source, plus each source's sync state."""
+    window = busy.parse_window(start, end)
+    return busy.busy_view(default_store(), busy.default_busy_store(), mentor_id(app), *window)
+
+
+_FEED_URLS: dict[int, OpenAPIResponse] = {
+    200: {
+        "description": "The feed's URLs (secret: the token is in them)",
+        "content": {"application/json": {"model": FeedUrls}},
+    }
+}
+
+
+@app.get("/mentors/me/feed", responses=_FEED_URLS)
+@tracer.capture_method(capture_response=False)
+def get_feed_url() -> Response[dict[str, Any]]:
+    """The teaching-schedule feed's secret URL `{url, webcalUrl}` (created on the first call)."""
+    urls = mentor_feed(default_store().table, default_vault(), mentor_id(app))
+    return Response(
+        status_code=HTTPStatus.OK,
+        content_type=content_types.APPLICATION_JSON,
+        headers={"Cache-Control": "no-store"},
+        body=urls.model_dump(by_alias=True, mode="json"),
+    )
+
+
+@app.post("/mentors/me/feed/rotate", responses=_FEED_URLS)
+@tracer.capture_method(capture_response=False)
+def rotate_feed_url() -> Response[dict[str, Any]]:
+    """A new feed URL `{url, webcalUrl}`; the old one answers 404 from now on."""
+    urls = mentor_feed(default_store().table, default_vault(), mentor_id(app), rotate=True)
+    return Response(
+        status_code=HTTPStatus.OK,
+        content_type=content_types.APPLICATION_JSON,
+        headers={"Cache-Control": "no-store"},
+        body=urls.model_dump(by_alias=True, mode="json"),
+    )
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -1,8 +1,13 @@
-"""provider_webhooks: Zoom's signed webhooks (PRODUCT.md §2.2, specs/NOTES.md §2).
+"""provider_webhooks: Zoom's signed webhooks and Google push notifications (PRODUCT.md §2.2, §2.7).
 
-Thin: take the raw body byte-exact from the API Gateway v2 event → ``shared.webhooks`` → map.
-``POST /webhooks/zoom`` answers the ``endpoint.url_validation`` challenge and acts on
-``app_deauthorized``; a bad or stale signature is 401 ``invalid_signature``, a malformed body 400.
+Thin: take the raw body / headers from the API Gateway v2 event → ``shared.webhooks`` /
+``shared.push`` → map.
+
+* ``POST /webhooks/zoom`` answers the ``endpoint.url_validation`` challenge and acts on
+  ``app_deauthorized``; a bad or stale signature is 401 ``invalid_signature``, a malformed body 400.
+* ``POST /webhooks/google`` verifies the watch channel (``X-Goog-Channel-ID`` + token + resource id)
+  and queues an immediate busy sync for a change: 200 (``sync`` handshakes and changes alike), 404
+  ``channel_not_found``, 401 ``invalid_channel_token``, 400 without the headers.
 """
 
 from __future__ import annotations
@@ -10,11 +15,13 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared.api import build_resolver, raw_body
 from shared.config import ProviderSettings, settings
 from shared.observability import logger, metrics, tracer
+from shared.push import PUSH_HEADERS, process_google_push
 from shared.store import default_store
 from shared.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, process_zoom_webhook
 
@@ -29,6 +36,17 @@ def zoom_webhook() -> dict[str, Any]:
     headers = {name: sent.get(name) for name in (SIGNATURE_HEADER, TIMESTAMP_HEADER)}
     secret = settings(ProviderSettings).zoom_webhook_secret_token.get_secret_value()
     return process_zoom_webhook(default_store(), secret, headers=headers, body=raw_body(app.current_event))
+
+
+@app.post("/webhooks/google")
+@tracer.capture_method
+def google_push() -> dict[str, Any]:
+    """Google Calendar push notification (``events.watch`` channel): verify, then queue a busy sync."""
+    sent = app.current_event.headers  # case-insensitive
+    result = process_google_push(default_store(), {name: sent.get(name) for name in PUSH_HEADERS})
+    if result.get("queued"):
+        metrics.add_metric(name="GooglePushSyncQueued", unit=MetricUnit.Count, value=1)
+    return result
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

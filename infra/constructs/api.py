@@ -56,7 +56,11 @@ API_FUNCTIONS: Final[dict[str, FunctionSpec]] = {
     # GET/POST/PUT/DELETE /connections…, /mentors/me/…: profile, connections (Get/Query/Put/Update),
     # OAuth state (Put), disconnect (Delete), vault branch key (Get/Put); seals the Apple credential
     # and opens Google's (vault); Google calendar list refreshes tokens (both client secrets for
-    # refresh / ?revoke=true) and e-mails the mentor on invalid_grant; CalDAV discovery (providers).
+    # refresh / ?revoke=true) and e-mails the mentor on invalid_grant; CalDAV discovery (providers);
+    # Google push channels (shared/push.py) watched on a calendar switch and stopped on disconnect
+    # (Query for the mentor's channels, transactions of Put / Update / Delete parts);
+    # the feed token (shared/feed.py): created / rotated by a transaction of Put, Delete and Update
+    # parts, sealed and opened with the vault.
     "connections_api": FunctionSpec(
         name="connections_api",
         description="/connections/*, /mentors/me/*",
@@ -71,12 +75,14 @@ API_FUNCTIONS: Final[dict[str, FunctionSpec]] = {
     ),
     # GET /oauth/{provider}/callback: consumes the state (DeleteItem, ReturnValues=ALL_OLD), exchanges
     # the code (client secrets), reads the account, seals the tokens (vault) and saves the connection
-    # (Get + conditional Put / Update); the vault's branch key (Get / Put).
+    # (Get + conditional Put / Update); the vault's branch key (Get / Put). Google: opens the push
+    # channel (shared/push.py): the mentor's old channels (Query), channel + link items (transactions
+    # of Put / Update / Delete parts), a watch retry (Put / Delete); events.watch / channels.stop.
     "oauth_callback": FunctionSpec(
         name="oauth_callback",
         description="/oauth/{google,zoom}/callback",
         access=Access(
-            table=(GET, PUT, UPDATE, DELETE),
+            table=(GET, QUERY, PUT, UPDATE, DELETE),
             vault=True,
             secrets=("GOOGLE_CLIENT_SECRET", "ZOOM_CLIENT_SECRET"),
             providers=True,
@@ -110,7 +116,9 @@ API_FUNCTIONS: Final[dict[str, FunctionSpec]] = {
     ),
     # POST /webhooks/zoom, /webhooks/google: finds the mentor of a Zoom user (Query on GSI1), deletes
     # the credential on app_deauthorized (Delete), keeps the Zoom-user index keys (Update); a Google
-    # push queues an immediate resync of that connection (busy-sync queue). The webhook secret token.
+    # push reads its channel and the connection (Get), coalesces bursts (conditional Update on the
+    # channel) and queues an immediate resync of that connection (busy-sync queue). The webhook
+    # secret token. No provider call, no KMS.
     "provider_webhooks": FunctionSpec(
         name="provider_webhooks",
         description="/webhooks/zoom, /webhooks/google",

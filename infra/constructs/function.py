@@ -176,6 +176,8 @@ class AppFunction(Construct):
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": cfg.log_level,
+            # Responses carry secrets shown once (booking tokens, the feed URL): X-Ray must not keep them.
+            "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
             "TABLE_NAME": platform.table.table_name,
             "APP_URL": cfg.app_url,
             "API_URL": platform.api_url,

@@ -1,11 +1,11 @@
 """Sync: busy-time sync (PRODUCT.md §2.7).
 
-EventBridge Scheduler fires ``calendar_poll`` every ``pollIntervalMinutes`` (default 5, or the
-interval of the ``calendar_poll`` entry of ``devstack.routes.SCHEDULES`` once it exists) with the
-same "Scheduled Event" payload the local scheduler sends; it fans out one message per calendar
-connection to the busy-sync queue, whose ``busy_sync`` worker reads the provider's busy times. The
-worker's event source has a maximum concurrency (``busySyncMaxConcurrency``) so a large fan-out
-cannot exceed Google's per-project quota or iCloud's patience.
+EventBridge Scheduler fires ``calendar_poll`` every ``pollIntervalMinutes`` (default: the interval
+of the ``calendar-poll`` entry of ``devstack.routes.SCHEDULES``, 5 minutes) with the same "Scheduled
+Event" payload the local scheduler sends; it fans out one message per calendar connection to the
+busy-sync queue, whose ``busy_sync`` worker reads the provider's busy times, and renews Google push
+channels. The worker's event source has a maximum concurrency (``busySyncMaxConcurrency``) so a
+large fan-out cannot exceed Google's per-project quota or iCloud's patience.
 """
 
 from __future__ import annotations
@@ -20,30 +20,49 @@ from aws_cdk import aws_scheduler_targets as targets
 from cdk_nag import NagSuppressions
 from constructs import Construct
 
-from devstack.routes import QUEUE_WORKERS, SCHEDULES, QueueWorker
-from infra.constructs.function import BATCH_WRITE, DELETE, GET, PUT, QUERY, UPDATE, Access, FunctionSpec
+from devstack.routes import QUEUE_WORKERS, SCHEDULES, QueueWorker, Schedule
+from infra.constructs.function import DELETE, GET, PUT, QUERY, UPDATE, Access, FunctionSpec
 from infra.constructs.messaging import WorkQueue
 from infra.constructs.platform import Platform
 
 QUEUE: Final = "busy-sync"
+BATCH_GET: Final = "BatchGetItem"
 WORKER: Final[QueueWorker] = next(w for w in QUEUE_WORKERS if w.queue == QUEUE)
 WORKER_TIMEOUT: Final = Duration.seconds(max(int(WORKER.timeout_s), 120))
 POLL_FUNCTION: Final = "calendar_poll"
-SCHEDULE_NAME: Final = "calendar-poll"
-POLL_TIMEOUT: Final = Duration.seconds(120)
-#: The local schedule's ``detail`` (empty until issue 6 adds the entry).
-POLL_DETAIL: Final[dict[str, Any]] = next((dict(s.detail) for s in SCHEDULES if s.function == POLL_FUNCTION), {})
+#: The local schedule (``devstack.routes.SCHEDULES``): name, interval default, timeout, detail.
+POLL_SCHEDULE: Final[Schedule] = next(s for s in SCHEDULES if s.function == POLL_FUNCTION)
+SCHEDULE_NAME: Final = POLL_SCHEDULE.name
+POLL_TIMEOUT: Final = Duration.seconds(int(POLL_SCHEDULE.timeout_s))
+POLL_DETAIL: Final[dict[str, Any]] = dict(POLL_SCHEDULE.detail)
 
-#: calendar_poll: pages through the sparse GSI1 partitions ``SYNC#<provider>`` (Query on the index)
-#: and sends one message per connection (SendMessage / SendMessageBatch to busy-sync). No KMS, no
-#: provider call.
-POLL_ACCESS: Final = Access(index=(QUERY,), sends_to=(QUEUE,))
-#: busy_sync (issue 6): reads the connection (GetItem), opens its credential (vault) and refreshes
-#: Google tokens (client secret; on invalid_grant marks needs_reconnect and e-mails the mentor);
-#: replaces the connection's busy blocks (Query + PutItem / DeleteItem / BatchWriteItem), renews
-#: Google watch channels (UpdateItem). Apple and Google only: no Zoom secret.
+#: calendar_poll (shared/poll.py): the fan-out pages through the sparse GSI1 partitions
+#: ``SYNC#<provider>`` (Query on the index) and sends one message per connection (SendMessageBatch,
+#: SendMessage for a refused entry) to busy-sync. Its maintenance task renews Google push channels
+#: (shared/push.py, shared/store/channels.py): channels expiring soon and due watch retries (Query on
+#: GSI1), the mentor's channels (Query), the connection (GetItem), channel items (transactions of
+#: PutItem / UpdateItem / DeleteItem; UpdateItem leases; PutItem / DeleteItem retries), a Google
+#: access token (vault; refresh with the client secret; invalid_grant → needs_reconnect + e-mail) and
+#: events.watch / channels.stop at Google.
+POLL_ACCESS: Final = Access(
+    table=(GET, QUERY, PUT, UPDATE, DELETE),
+    index=(QUERY,),
+    sends_to=(QUEUE,),
+    vault=True,
+    email=True,
+    secrets=("GOOGLE_CLIENT_SECRET",),
+    providers=True,
+)
+#: busy_sync (shared/busy.py, shared/store/busy.py): reads the connection, the busy head and (Apple)
+#: the mentor's profile in one BatchGetItem; opens the credential (vault: Apple password, Google
+#: tokens; the accessor and the vault's branch store GetItem) and refreshes Google tokens (client
+#: secret; the refresh lease and invalid_grant → needs_reconnect are UpdateItems, the reconnect
+#: e-mail reads the profile and sends with SES; a CalDAV 401 does the same for Apple); writes the new
+#: busy chunks (PutItem), flips the head (UpdateItem), deletes the old chunks (DeleteItem); shortens a
+#: failed message's visibility (ChangeMessageVisibility on its own queue, granted with the event
+#: source). Apple and Google only: no Zoom secret, no Query.
 WORKER_ACCESS: Final = Access(
-    table=(GET, QUERY, PUT, UPDATE, DELETE, BATCH_WRITE),
+    table=(GET, BATCH_GET, PUT, UPDATE, DELETE),
     vault=True,
     email=True,
     secrets=("GOOGLE_CLIENT_SECRET",),

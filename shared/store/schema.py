@@ -15,8 +15,21 @@ Key design (all keys are strings)::
     Stripe event processed     IDEMPOTENCY#stripe_webhook  stripe_event#<md5(event id)>  -   (Powertools Idempotency:
                                                                              status, data = first answer; ``ttl`` =
                                                                              processed + 7 days, see shared.payments)
-    (later issues add busy blocks under their own PK prefix; ``ttl``
-    expires short-lived items such as OAuth state)
+    Google push channel        CHANNEL#<channelId>   CHANNEL                 CHANNELS / <expiration ms:013d>#<channelId>
+                                                                             (mentor, calendar, resource id, SHA-256
+                                                                             of the token; see shared.store.channels)
+    mentor → channel link      MENTOR#<mentorId>     CHANNEL#google#<channelId>  -   (copy of the channel's fields)
+    Google watch retry         MENTOR#<mentorId>     PUSHRETRY#google        PUSHRETRY / <due ms:013d>#<mentorId>
+    feed token lookup          FEED#<sha256(token)>  FEED                    -   (mentor_id; see shared.feed)
+    mentor's feed              MENTOR#<mentorId>     FEED                    -   (token_hash, sealed_token: the vault's
+                                                                             blob for (mentor, "feed"), rotated_at)
+    busy head                  MENTOR#<mentorId>     BUSY#<provider>         -   (current version, chunk count,
+                                                                             synced_at, window, last error, Apple
+                                                                             discovery cache)
+    busy chunk                 MENTOR#<mentorId>     BUSY#<provider>#v<version>#<nnn>  -   (zlib of packed UTC
+                                                                             second pairs, ≤ 40,000 blocks per chunk;
+                                                                             see shared.store.busy)
+    (``ttl`` expires short-lived items such as OAuth state, and busy items 30 days after the last sync)
 
 Access patterns:
     1. Read a mentor's profile (plan, e-mail, timezone)         GetItem  PK=MENTOR#id, SK=PROFILE
@@ -41,7 +54,25 @@ Access patterns:
     16. A mentor's classes (feed)                                 Query    GSI1 GSI1PK=CLASSES#mentorId
     17. Process a Stripe event id once                            PutItem  PK=IDEMPOTENCY#stripe_webhook, SK=<key>,
                                                                 attribute_not_exists / expired / stale in-progress
-(see :mod:`shared.store.schedule` and :mod:`shared.payments`)
+    18. Verify a Google push notification by channel id           GetItem  PK=CHANNEL#<X-Goog-Channel-ID>, SK=CHANNEL
+    19. Open / drop a channel with its mentor link                TransactWriteItems (2 Puts / 2 Updates / 2 Deletes)
+    20. A mentor's channels (disconnect, calendar switch)         Query    PK=MENTOR#id, SK begins_with CHANNEL#google#
+    21. Channels expiring before T (renewal, paged)               Query    GSI1 GSI1PK=CHANNELS, GSI1SK < <T ms>#
+    22. Watch retries due before T (renewal, paged)               Query    GSI1 GSI1PK=PUSHRETRY, GSI1SK < <T ms>#
+    23. Coalesce pushes / lease a renewal                         UpdateItem (link item / channel item) conditional on
+                                                                sync_due_ms / renew_lease_until
+    24. Serve a feed by its token (GET /feeds/{token}.ics)       GetItem  PK=FEED#<sha256(token)>, SK=FEED
+    25. Create / rotate a mentor's feed token                     TransactWriteItems: lookup Put (attribute_not_exists)
+                                                                [+ old lookup Delete] + mentor FEED Put / Update
+                                                                conditional on the old token_hash
+    26. Replace a connection's busy blocks (never seen empty)   PutItem chunks of version v, then UpdateItem the head
+                                                                SET version = v if absent or < v (ALL_OLD names
+                                                                the previous version), then DeleteItem its chunks
+    27. A mentor's busy times, every source (GET /mentors/me/busy) Query PK=MENTOR#id, SK begins_with BUSY#
+                                                                (consistent; heads + chunks; re-read on a race)
+    28. Record a sync attempt that changed nothing (error)      UpdateItem PK=MENTOR#id, SK=BUSY#provider
+(see :mod:`shared.store.schedule`, :mod:`shared.payments`, :mod:`shared.store.channels`, :mod:`shared.feed` and
+:mod:`shared.store.busy`)
 """
 
 from __future__ import annotations

@@ -69,6 +69,7 @@ def test_environment_configures_powertools_and_the_table(synth: Synth, name: str
     assert env["POWERTOOLS_SERVICE_NAME"] == "mentor-connections"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "MentorConnections"
     assert env["POWERTOOLS_LOG_LEVEL"] == "INFO"
+    assert env["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
     assert refs(env["TABLE_NAME"])
     assert env["APP_URL"] == "https://app.mentors.test"
     assert "ApiEndpoint" in json.dumps(env["API_URL"])

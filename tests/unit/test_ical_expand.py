@@ -1,0 +1,283 @@
+"""Recurrence expansion of iCalendar events (shared.ical_expand): properties over DST weeks, EXDATE,
+overrides (RECURRENCE-ID), windows; and the RFC 5545 corner cases one by one."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import icalendar
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from shared.ical_expand import Occurrence, expand
+
+ZONES = ["Europe/Berlin", "America/New_York", "Australia/Sydney", "America/Santiago", "UTC"]
+WIDE = (datetime(2025, 1, 1, tzinfo=UTC), datetime(2028, 1, 1, tzinfo=UTC))
+FMT = "%Y%m%dT%H%M%S"
+
+
+def _events(*vevents: str) -> list[object]:
+    body = "\r\n".join(["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//test//EN", *vevents, "END:VCALENDAR", ""])
+    return list(icalendar.Calendar.from_ical(body).walk("VEVENT"))
+
+
+def _vevent(*lines: str, uid: str = "series@test") -> str:
+    return "\r\n".join(["BEGIN:VEVENT", f"UID:{uid}", "DTSTAMP:20260101T000000Z", *lines, "END:VEVENT"])
+
+
+def _spans(found: list[Occurrence]) -> list[tuple[datetime, datetime]]:
+    return [(o.start, o.end) for o in found]
+
+
+def _exists(wall: datetime, zone: ZoneInfo) -> bool:
+    """Whether a local wall time exists in ``zone`` (not in a spring-forward gap)."""
+    there = wall.replace(tzinfo=zone)
+    return there.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == wall
+
+
+@st.composite
+def weekly_series(draw: st.DrawFn) -> dict[str, object]:
+    zone = draw(st.sampled_from(ZONES))
+    # Any day of 2026: DST weeks included (Berlin/New York in March and Oct/Nov, Sydney/Santiago in April/Sept).
+    first = date(2026, 1, 1) + timedelta(days=draw(st.integers(0, 364)))
+    clock = (draw(st.integers(0, 23)), draw(st.sampled_from([0, 15, 30, 45])))
+    return {
+        "zone": zone,
+        "wall": datetime(first.year, first.month, first.day, *clock),
+        "count": draw(st.integers(1, 12)),
+        "minutes": draw(st.integers(15, 240)),
+    }
+
+
+def _weekly_lines(series: dict[str, object]) -> list[str]:
+    zone, wall, minutes = series["zone"], series["wall"], series["minutes"]
+    assert isinstance(wall, datetime)
+    assert isinstance(minutes, int)
+    end = wall + timedelta(minutes=minutes)
+    return [
+        f"DTSTART;TZID={zone}:{wall.strftime(FMT)}",
+        f"DTEND;TZID={zone}:{end.strftime(FMT)}",
+        f"RRULE:FREQ=WEEKLY;COUNT={series['count']}",
+    ]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(weekly_series())
+def test_weekly_series_keeps_its_wall_time_across_dst(series: dict[str, object]) -> None:
+    # Given a weekly event at a local wall time in a zone with DST, starting any week of the year
+    zone = ZoneInfo(str(series["zone"]))
+    wall = series["wall"]
+    assert isinstance(wall, datetime)
+    # When it is expanded over a window holding all of it
+    found = expand(_events(_vevent(*_weekly_lines(series))), *WIDE, tz=ZoneInfo("UTC"))
+    # Then there are COUNT instances, one local week apart, each at the series' wall time (one that
+    # falls in a spring-forward gap moves forward by the gap, RFC 5545 §3.3.5), sorted
+    assert len(found) == series["count"]
+    for k, occurrence in enumerate(found):
+        expected_wall = wall + timedelta(weeks=k)
+        local = occurrence.start.astimezone(zone)
+        assert local.date() == expected_wall.date() or not _exists(expected_wall, zone)
+        if _exists(expected_wall, zone):
+            assert local.replace(tzinfo=None) == expected_wall
+        else:
+            assert local.replace(tzinfo=None) > expected_wall
+        assert occurrence.start.tzinfo is not None
+        assert occurrence.start.utcoffset() == timedelta(0)
+    # DTEND gives the exact duration, the same for every instance (RFC 5545 §3.8.5.3)
+    durations = {o.end - o.start for o in found}
+    assert len(durations) == 1
+    assert found == sorted(found, key=lambda o: o.start)
+
+
+@settings(max_examples=100, deadline=None)
+@given(weekly_series(), st.data())
+def test_exdate_removes_exactly_the_excluded_instances(series: dict[str, object], data: st.DataObject) -> None:
+    # Given a weekly series and a subset of its instances excluded with EXDATE (as TZID wall times or UTC)
+    full = expand(_events(_vevent(*_weekly_lines(series))), *WIDE, tz=ZoneInfo("UTC"))
+    count = len(full)
+    excluded = data.draw(st.sets(st.integers(0, count - 1), max_size=count))
+    as_utc = data.draw(st.booleans())
+    zone = series["zone"]
+    wall = series["wall"]
+    assert isinstance(wall, datetime)
+    lines = list(_weekly_lines(series))
+    for k in sorted(excluded):
+        if as_utc:
+            lines.append(f"EXDATE:{full[k].start.strftime(FMT)}Z")
+        else:
+            lines.append(f"EXDATE;TZID={zone}:{(wall + timedelta(weeks=k)).strftime(FMT)}")
+    # When it is expanded
+    found = expand(_events(_vevent(*lines)), *WIDE, tz=ZoneInfo("UTC"))
+    # Then exactly the other instances remain
+    assert _spans(found) == [s for k, s in enumerate(_spans(full)) if k not in excluded]
+
+
+@settings(max_examples=100, deadline=None)
+@given(weekly_series(), st.data())
+def test_override_moves_one_instance_and_only_that_one(series: dict[str, object], data: st.DataObject) -> None:
+    # Given a weekly series and an override of instance k moved by some hours (possibly out of its day)
+    full = expand(_events(_vevent(*_weekly_lines(series))), *WIDE, tz=ZoneInfo("UTC"))
+    k = data.draw(st.integers(0, len(full) - 1))
+    shift = timedelta(hours=data.draw(st.integers(-72, 72).filter(lambda h: h != 0)))
+    minutes = data.draw(st.integers(10, 300))
+    original = full[k].start
+    moved = original + shift
+    override = _vevent(
+        f"RECURRENCE-ID:{original.strftime(FMT)}Z",
+        f"DTSTART:{moved.strftime(FMT)}Z",
+        f"DTEND:{(moved + timedelta(minutes=minutes)).strftime(FMT)}Z",
+    )
+    # When master and override are expanded together (in any order)
+    components = _events(override, _vevent(*_weekly_lines(series)))
+    found = expand(components, *WIDE, tz=ZoneInfo("UTC"))
+    # Then instance k is gone from its original time and present at its new one; the rest unchanged
+    expected = sorted([s for i, s in enumerate(_spans(full)) if i != k] + [(moved, moved + timedelta(minutes=minutes))])
+    assert sorted(_spans(found)) == expected
+    moved_one = next(o for o in found if o.start == moved)
+    assert moved_one.component.get("RECURRENCE-ID") is not None  # the override's own properties apply
+
+
+@settings(max_examples=100, deadline=None)
+@given(weekly_series(), st.integers(0, 120), st.integers(1, 60 * 24 * 21))
+def test_a_window_sees_exactly_the_instances_overlapping_it(
+    series: dict[str, object], offset_days: int, length_minutes: int
+) -> None:
+    # Given a series and an arbitrary window within its year
+    full = expand(_events(_vevent(*_weekly_lines(series))), *WIDE, tz=ZoneInfo("UTC"))
+    start = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=offset_days, minutes=offset_days * 37 % 1440)
+    end = start + timedelta(minutes=length_minutes)
+    # When only that window is expanded
+    found = expand(_events(_vevent(*_weekly_lines(series))), start, end, tz=ZoneInfo("UTC"))
+    # Then it holds exactly the instances of the full expansion that overlap it
+    assert _spans(found) == [(s, e) for s, e in _spans(full) if s < end and e > start]
+
+
+# --- cases -------------------------------------------------------------------------------------------
+
+
+def test_rfc4791_example_overrides_replace_instances_in_a_window() -> None:
+    # Given RFC 4791 §7.8.1's answer: a daily series (US/Eastern) with two moved instances, and a one-off
+    import re
+    from pathlib import Path
+
+    body = (
+        Path(__file__).parents[3] / "shared/specs/caldav/rfc4791-7.8.1-calendar-query-time-range.response.xml"
+    ).read_text()
+    components = []
+    for text in re.findall(r"<C:calendar-data>(.*?)</C:calendar-data>", body, re.S):
+        components.extend(icalendar.Calendar.from_ical(text).walk("VEVENT"))
+    # When the RFC's window (2006-01-04, UTC) is expanded
+    found = expand(components, datetime(2006, 1, 4, tzinfo=UTC), datetime(2006, 1, 5, tzinfo=UTC), tz=ZoneInfo("UTC"))
+    # Then the one-off at 10:00 EST and the moved 14:00 EST instance are there, not the original 12:00
+    assert _spans(found) == [
+        (datetime(2006, 1, 4, 15, tzinfo=UTC), datetime(2006, 1, 4, 16, tzinfo=UTC)),
+        (datetime(2006, 1, 4, 19, tzinfo=UTC), datetime(2006, 1, 4, 20, tzinfo=UTC)),
+    ]
+
+
+def test_floating_times_are_read_in_the_given_zone() -> None:
+    # Given an event with no zone at all
+    events = _events(_vevent("DTSTART:20260310T090000", "DTEND:20260310T100000"))
+    # When expanded for a mentor in Tokyo / Then it is 09:00 Tokyo time
+    (found,) = expand(events, *WIDE, tz=ZoneInfo("Asia/Tokyo"))
+    assert found.start == datetime(2026, 3, 10, 0, tzinfo=UTC)
+    assert not found.all_day
+
+
+def test_all_day_events_cover_whole_local_days_including_a_dst_day() -> None:
+    # Given a two-day all-day event over Berlin's spring-forward (Sunday 2026-03-29 is 23 hours long)
+    events = _events(_vevent("DTSTART;VALUE=DATE:20260328", "DTEND;VALUE=DATE:20260330"))
+    # When expanded for a Berlin mentor
+    (found,) = expand(events, *WIDE, tz=ZoneInfo("Europe/Berlin"))
+    # Then it runs from local midnight to local midnight: 47 hours
+    assert found.all_day
+    assert found.start == datetime(2026, 3, 27, 23, tzinfo=UTC)
+    assert found.end == datetime(2026, 3, 29, 22, tzinfo=UTC)
+    # And an all-day event without DTEND lasts one day
+    (one,) = expand(_events(_vevent("DTSTART;VALUE=DATE:20261025")), *WIDE, tz=ZoneInfo("Europe/Berlin"))
+    assert one.end - one.start == timedelta(hours=25)  # the fall-back day
+
+
+def test_all_day_weekly_series_with_exdate_and_moved_instance() -> None:
+    # Given a weekly all-day series, one week excluded and one moved to the next day
+    master = _vevent(
+        "DTSTART;VALUE=DATE:20260105",
+        "DTEND;VALUE=DATE:20260106",
+        "RRULE:FREQ=WEEKLY;COUNT=4",
+        "EXDATE;VALUE=DATE:20260112",
+    )
+    moved = _vevent("RECURRENCE-ID;VALUE=DATE:20260119", "DTSTART;VALUE=DATE:20260120", "DTEND;VALUE=DATE:20260121")
+    # When expanded in UTC
+    found = expand(_events(master, moved), *WIDE, tz=ZoneInfo("UTC"))
+    # Then: the 5th, the moved 20th, the 26th
+    assert [o.start.date() for o in found] == [date(2026, 1, 5), date(2026, 1, 20), date(2026, 1, 26)]
+
+
+def test_until_in_utc_with_a_zoned_start_is_inclusive() -> None:
+    # Given a daily 18:00 Berlin series until 17:00Z on the 3rd (18:00 Berlin = 17:00Z in winter)
+    events = _events(
+        _vevent(
+            "DTSTART;TZID=Europe/Berlin:20260101T180000",
+            "DURATION:PT1H",
+            "RRULE:FREQ=DAILY;UNTIL=20260103T170000Z",
+        )
+    )
+    # Then the 1st, 2nd and 3rd
+    assert [o.start.day for o in expand(events, *WIDE, tz=ZoneInfo("UTC"))] == [1, 2, 3]
+
+
+def test_rdate_adds_and_dtstart_is_always_an_instance() -> None:
+    # Given a Monday-only rule whose DTSTART is a Sunday, plus an RDATE
+    events = _events(
+        _vevent(
+            "DTSTART:20260104T100000Z",
+            "DTEND:20260104T110000Z",
+            "RRULE:FREQ=WEEKLY;BYDAY=MO;COUNT=2",
+            "RDATE:20260110T100000Z",
+        )
+    )
+    # Then the Sunday start, the RDATE Saturday and the rule's Mondays
+    days = [o.start.date() for o in expand(events, *WIDE, tz=ZoneInfo("UTC"))]
+    assert days == [date(2026, 1, 4), date(2026, 1, 5), date(2026, 1, 10), date(2026, 1, 12)]
+
+
+def test_duration_days_are_nominal_across_dst() -> None:
+    # Given an event lasting P1D from 12:00 the day before Berlin's spring-forward
+    events = _events(_vevent("DTSTART;TZID=Europe/Berlin:20260328T120000", "DURATION:P1D"))
+    # Then it ends at 12:00 local the next day: 23 hours later
+    (found,) = expand(events, *WIDE, tz=ZoneInfo("UTC"))
+    assert found.end - found.start == timedelta(hours=23)
+
+
+def test_override_without_master_is_an_event_of_its_own() -> None:
+    # Given only an invitation to one instance of someone else's series
+    events = _events(_vevent("RECURRENCE-ID:20260301T100000Z", "DTSTART:20260301T110000Z", "DTEND:20260301T120000Z"))
+    # Then that instance counts
+    assert _spans(expand(events, *WIDE, tz=ZoneInfo("UTC"))) == [
+        (datetime(2026, 3, 1, 11, tzinfo=UTC), datetime(2026, 3, 1, 12, tzinfo=UTC))
+    ]
+
+
+def test_a_rule_that_never_matches_does_not_spin() -> None:
+    # Given an unbounded daily rule that never matches (30 February)
+    events = _events(_vevent("DTSTART:20260101T100000Z", "DURATION:PT1H", "RRULE:FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30"))
+    # When expanded / Then only DTSTART, and quickly
+    started = time.perf_counter()
+    found = expand(events, *WIDE, tz=ZoneInfo("UTC"))
+    assert len(found) == 1
+    assert time.perf_counter() - started < 5
+
+
+def test_unreadable_rule_keeps_the_first_instance() -> None:
+    # Given a rule dateutil refuses / Then the event still blocks its own time
+    events = _events(_vevent("DTSTART:20260101T100000Z", "DURATION:PT1H", "RRULE:FREQ=SOMETIMES"))
+    found = expand(events, *WIDE, tz=ZoneInfo("UTC"))
+    assert _spans(found) == [(datetime(2026, 1, 1, 10, tzinfo=UTC), datetime(2026, 1, 1, 11, tzinfo=UTC))]
+
+
+def test_window_must_be_aware() -> None:
+    with pytest.raises(ValueError, match="aware"):
+        expand([], datetime(2026, 1, 1), datetime(2026, 1, 2), tz=ZoneInfo("UTC"))
