@@ -135,6 +135,9 @@ def step_seal_and_store(demo: Demo) -> None:
     demo.show("KMS calls to seal (first seal of the period)", dict(kms_calls.calls))
     assert not any(p.encode() in sealed for p in VAULT_DEMO_TOKENS), "plaintext found in the sealed item"
     demo.say("  plaintext tokens appear nowhere in the stored item")
+    # The tokens above are not real: remove the connection so the busy-time poll (later) skips it.
+    default_store().delete_connection(VAULT_MENTOR, Provider.GOOGLE)
+    demo.say("  (connection deleted again: disconnect removes the sealed credential at once)")
 
 
 def step_kms_budget(demo: Demo) -> None:
@@ -599,6 +602,63 @@ def step_feed(demo: Demo) -> None:
         raise flows.FlowError(f"rotation: old URL {old}, new URL {new}")
 
 
+def step_busy(demo: Demo) -> None:
+    """Busy times: a weekly iCloud event (one week skipped) and a Google event, polled and merged."""
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    import caldav
+    from icalendar import Calendar, Event
+
+    berlin = ZoneInfo("Europe/Berlin")
+    monday = datetime.fromisoformat(_next_weekday_at(0, 9)).replace(tzinfo=berlin)
+    weekly = Event()
+    weekly.add("uid", "demo-weekly-standup")
+    weekly.add("summary", "Standup (private)")
+    weekly.add("dtstamp", datetime.now(UTC))
+    weekly.add("dtstart", monday)
+    weekly.add("dtend", monday + timedelta(minutes=30))
+    weekly.add("rrule", {"FREQ": "WEEKLY", "COUNT": 4})
+    weekly.add("exdate", monday + timedelta(weeks=1))
+    cal = Calendar()
+    cal.add("prodid", "-//demo//EN")
+    cal.add("version", "2.0")
+    cal.add_component(weekly)
+    cal.add_missing_timezones()
+    client = caldav.DAVClient(url=demo.stack.component("caldav").server.url, username=APPLE_ID, password=APPLE_PASSWORD)  # type: ignore[operator]
+    home = client.principal().make_calendar(name="Home")
+    home.add_event(cal.to_ical().decode())
+    demo.say(f"  iCloud (Radicale): weekly 09:00-09:30 Europe/Berlin from {monday:%a %d %b}, 4 times, 2nd skipped")
+    google = demo.stack.component("google").emulator
+    calendar_id = _connections(demo)["google"].get("selectedCalendar") or GOOGLE_EMAIL
+    lunch = (monday + timedelta(days=2)).replace(hour=12)
+    google.seed_event(
+        calendar_id,
+        {
+            "summary": "Dentist (private)",
+            "start": {"dateTime": lunch.isoformat(), "timeZone": "Europe/Berlin"},
+            "end": {"dateTime": (lunch + timedelta(hours=1)).isoformat(), "timeZone": "Europe/Berlin"},
+        },
+    )
+    demo.say(f"  Google Calendar: {lunch:%a %d %b} 12:00-13:00 Europe/Berlin")
+    fanned = demo.stack.tick("calendar-poll")
+    demo.stack.drain(timeout=60)
+    demo.say(f"  the scheduled poll fanned out {fanned.get('total')} sync(s); the busy-sync worker ran them")
+    window = {
+        "from": (monday - timedelta(days=1)).astimezone(UTC).isoformat(),
+        "to": (monday + timedelta(weeks=4)).astimezone(UTC).isoformat(),
+    }
+    body = _api(demo, "GET", "/mentors/me/busy", 200, params=window, headers=demo.bearer())
+    for block in body["busy"]:
+        start = datetime.fromisoformat(block["start"]).astimezone(berlin)
+        end = datetime.fromisoformat(block["end"]).astimezone(berlin)
+        demo.say(f"    {start:%a %d %b %H:%M}-{end:%H:%M}  {', '.join(block['sources'])}")
+    sources = {name: source["status"] for name, source in body["sources"].items()}
+    demo.say(f"  sources: {sources}")
+    if len(body["busy"]) < 4:
+        raise flows.FlowError(f"expected 3 weekly blocks and the Google event, got {body['busy']}")
+
+
 def step_canary(demo: Demo) -> None:
     """Canary: no token or password in anything the demo printed, the API answered or the table holds."""
     google, zoom = demo.stack.component("google").emulator, demo.stack.component("zoom").emulator
@@ -659,6 +719,7 @@ STEPS: list[Callable[[Demo], None]] = [
     step_cancel_bookings,
     step_outbox,
     step_feed,
+    step_busy,
     step_canary,
 ]
 

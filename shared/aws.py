@@ -45,3 +45,29 @@ def reset_clients() -> None:
     """Drop cached clients (tests switch endpoints between runs)."""
     with _lock:
         _clients.clear()
+
+
+#: SQS caps a message's visibility timeout at 12 hours.
+MAX_VISIBILITY_S = 12 * 3600
+
+
+def delay_message(queue_url: str, receipt_handle: str, delay_s: float) -> bool:
+    """Make a received SQS message visible again only after ``delay_s`` (a worker's "retry later").
+
+    Best effort: if the call fails, the queue's own visibility timeout still brings the message
+    back. Returns whether the delay was set.
+    """
+    if not queue_url:
+        return False
+    try:
+        client("sqs").change_message_visibility(
+            QueueUrl=queue_url,
+            ReceiptHandle=receipt_handle,
+            VisibilityTimeout=int(min(max(delay_s, 0), MAX_VISIBILITY_S)),
+        )
+    except Exception as exc:
+        from shared.observability import logger
+
+        logger.warning("could not delay the message", extra={"error": type(exc).__name__})
+        return False
+    return True

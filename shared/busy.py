@@ -416,22 +416,11 @@ def process_message(
     return outcome
 
 
-_MAX_VISIBILITY_S = 12 * 3600
-
-
 def _delay(receipt_handle: str, delay_s: float) -> None:
-    from shared.aws import client
+    from shared.aws import delay_message
     from shared.config import QueueSettings, settings
 
-    url = settings(QueueSettings).busy_sync_queue_url
-    if not url:
-        return
-    try:
-        client("sqs").change_message_visibility(
-            QueueUrl=url, ReceiptHandle=receipt_handle, VisibilityTimeout=int(min(max(delay_s, 0), _MAX_VISIBILITY_S))
-        )
-    except Exception as exc:  # best effort: the queue's own visibility timeout still brings it back
-        logger.warning("could not delay the message", extra={"error": type(exc).__name__})
+    delay_message(settings(QueueSettings).busy_sync_queue_url, receipt_handle, delay_s)
 
 
 # --- the read side: GET /mentors/me/busy ---------------------------------------------------------------

@@ -213,6 +213,10 @@ def test_demo_tells_the_story_and_connects_all_three(tmp_path: Path) -> None:
     assert "Alan cancels → 202; events for the session in Google Calendar: 0" in out
     assert re.search(r"to grace@example.com +Booked: Python for mentors .*\[\+ class\.ics\]", out)
     assert "the .ics parses: UID cls_" in out
+    # And busy times from iCloud (a weekly event, one week skipped) and Google were polled and merged
+    assert len(re.findall(r"^ {4}\w{3} \d\d \w{3} 09:00-09:30  apple$", out, re.M)) == 3
+    assert re.search(r"^ {4}\w{3} \d\d \w{3} 12:00-13:00  google$", out, re.M)
+    assert "sources: {'apple': 'connected', 'google': 'connected'}" in out
     assert "selectedCalendar: teaching-ada@example.com" in out
     # And the canary step found no secret; no password is in anything it wrote
     assert re.search(r"\d+ secrets .* none found", out)
