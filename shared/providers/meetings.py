@@ -204,6 +204,22 @@ def _unreachable(exc: ProviderUnreachable) -> MeetingError:
     return MeetingError(str(exc), code="unreachable", retryable=True, provider=exc.provider)
 
 
+def _send(
+    api: BearerApi,
+    method: str,
+    url: str,
+    token: SecretStr,
+    *,
+    params: Mapping[str, str] | None = None,
+    json: Any = None,
+) -> httpx.Response:
+    """One API call with the client's retries; a provider never reached becomes a :class:`MeetingError`."""
+    try:
+        return api.call(method, url, token, params=params, json=json)
+    except ProviderUnreachable as exc:
+        raise _unreachable(exc) from None
+
+
 def _object(provider: str, response: httpx.Response) -> dict[str, Any]:
     body = json_body(response)
     if not isinstance(body, dict):
@@ -351,22 +367,8 @@ class GoogleMeetings:
         parts = ["calendars", calendar_id, "events"] + ([event_id] if event_id else [])
         return self._api.url(*parts)
 
-    def _call(
-        self,
-        method: str,
-        url: str,
-        token: SecretStr,
-        *,
-        params: Mapping[str, str] | None = None,
-        json: Any = None,
-    ) -> httpx.Response:
-        try:
-            return self._api.call(method, url, token, params=params, json=json)
-        except ProviderUnreachable as exc:
-            raise _unreachable(exc) from None
-
     def _get_event(self, token: SecretStr, calendar_id: str, event_id: str) -> dict[str, Any] | None:
-        response = self._call("GET", self._events_url(calendar_id, event_id), token)
+        response = _send(self._api, "GET", self._events_url(calendar_id, event_id), token)
         if response.status_code in (404, 410):
             return None
         if response.status_code >= 400:
@@ -374,7 +376,8 @@ class GoogleMeetings:
         return _object(GOOGLE, response)
 
     def _patch(self, token: SecretStr, calendar_id: str, event_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = self._call(
+        response = _send(
+            self._api,
             "PATCH",
             self._events_url(calendar_id, event_id),
             token,
@@ -465,7 +468,8 @@ class GoogleMeetings:
 
     def create(self, token: SecretStr, spec: MeetingSpec) -> MintedMeeting:
         body = self._insert_body(spec)
-        response = self._call(
+        response = _send(
+            self._api,
             "POST",
             self._events_url(spec.calendar_id),
             token,
@@ -514,8 +518,8 @@ class GoogleMeetings:
         return self._minted(event)
 
     def delete(self, token: SecretStr, meeting_id: str, spec: MeetingSpec) -> bool:
-        response = self._call(
-            "DELETE", self._events_url(spec.calendar_id, meeting_id), token, params={"sendUpdates": "none"}
+        response = _send(
+            self._api, "DELETE", self._events_url(spec.calendar_id, meeting_id), token, params={"sendUpdates": "none"}
         )
         if response.status_code in (404, 410):
             return False
@@ -646,20 +650,6 @@ class ZoomMeetings:
 
     # ---- plumbing ----------------------------------------------------------------------
 
-    def _call(
-        self,
-        method: str,
-        url: str,
-        token: SecretStr,
-        *,
-        params: Mapping[str, str] | None = None,
-        json: Any = None,
-    ) -> httpx.Response:
-        try:
-            return self._api.call(method, url, token, params=params, json=json)
-        except ProviderUnreachable as exc:
-            raise _unreachable(exc) from None
-
     @staticmethod
     def _when(spec: MeetingSpec) -> dict[str, Any]:
         # Local wall time without offset + the zone: Zoom keeps the class's zone on the meeting.
@@ -679,7 +669,7 @@ class ZoomMeetings:
         }
 
     def _get_meeting(self, token: SecretStr, meeting_id: str) -> dict[str, Any] | None:
-        response = self._call("GET", self._api.url("meetings", meeting_id), token)
+        response = _send(self._api, "GET", self._api.url("meetings", meeting_id), token)
         if response.status_code == 404:
             return None
         if response.status_code >= 400:
@@ -710,7 +700,7 @@ class ZoomMeetings:
             params = {"type": "scheduled", "page_size": "300"}
             if page_token:
                 params["next_page_token"] = page_token
-            response = self._call("GET", self._api.url("users", "me", "meetings"), token, params=params)
+            response = _send(self._api, "GET", self._api.url("users", "me", "meetings"), token, params=params)
             if response.status_code >= 400:
                 raise _zoom_error(response, token)
             body = _object(ZOOM, response)
@@ -803,7 +793,7 @@ class ZoomMeetings:
 
     def move(self, token: SecretStr, meeting_id: str, spec: MeetingSpec) -> MintedMeeting:
         body = {"topic": spec.title[:ZOOM_TOPIC_MAX], **self._when(spec)}
-        response = self._call("PATCH", self._api.url("meetings", meeting_id), token, json=body)
+        response = _send(self._api, "PATCH", self._api.url("meetings", meeting_id), token, json=body)
         if response.status_code >= 400:
             raise _zoom_error(response, token)
         meeting = self._get_meeting(token, meeting_id)
@@ -818,7 +808,7 @@ class ZoomMeetings:
         return MintedMeeting(meeting_id=meeting_id, join_url=str(join_url) if join_url else None)
 
     def delete(self, token: SecretStr, meeting_id: str, spec: MeetingSpec) -> bool:
-        response = self._call("DELETE", self._api.url("meetings", meeting_id), token)
+        response = _send(self._api, "DELETE", self._api.url("meetings", meeting_id), token)
         if response.status_code == 404:
             return False
         if response.status_code >= 400:

@@ -29,7 +29,7 @@ from typing import Any
 from shared.store.errors import ConflictError, NotFoundError
 from shared.store.models import MeetingProvider, MeetingRef, MeetingStatus, Session, utcnow
 from shared.store.schedule import ScheduleStore, booking_pk, class_pk, session_sk
-from shared.store.table import Table
+from shared.store.table import Table, UpdateExpression
 
 #: Statuses from which a new reservation may start without waiting.
 _REUSABLE = frozenset({MeetingStatus.FAILED, MeetingStatus.DELETED})
@@ -240,23 +240,18 @@ class MeetingLedger:
             "meeting_id": meeting_id,
             "meeting_error": error,
         }
-        sets, removes = ["#u = :u"], []
-        names, values = {"#u": "updated_at", "#st": "status"}, {":u": utcnow().isoformat(), ":confirmed": "CONFIRMED"}
-        for key, value in fields.items():
-            names[f"#{key}"] = key
-            if value is None:
-                removes.append(f"#{key}")
-            else:
-                values[f":{key}"] = value
-                sets.append(f"#{key} = :{key}")
+        update = UpdateExpression(
+            names={"#u": "updated_at", "#st": "status"}, values={":u": utcnow().isoformat(), ":confirmed": "CONFIRMED"}
+        )
+        update.set("#u = :u").changes(fields)
         try:
             self.table.update(
                 booking_pk(booking_id),
                 "BOOKING",
-                expression="SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else ""),
+                expression=update.expression,
                 condition="#st = :confirmed",
-                names=names,
-                values=values,
+                names=update.names,
+                values=update.values,
             )
         except ConflictError:
             return False

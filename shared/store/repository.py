@@ -10,7 +10,7 @@ from typing import Any
 
 from shared.store.errors import ConflictError
 from shared.store.models import Connection, ConnectionStatus, Mentor, Plan, Provider, utcnow
-from shared.store.table import Table
+from shared.store.table import Table, UpdateExpression
 
 #: Providers whose busy times are synced; their live connections sit in the sparse GSI1.
 SYNCED_PROVIDERS = frozenset({Provider.GOOGLE, Provider.APPLE})
@@ -144,34 +144,26 @@ class Store:
         unknown = set(changes) - allowed
         if unknown:
             raise ValueError(f"unknown connection fields: {sorted(unknown)}")
-        sets = ["#v = :next", "#u = :u"]
-        removes: list[str] = []
-        names = {"#v": "version", "#u": "updated_at"}
-        values: dict[str, Any] = {":next": expected_version + 1, ":expected": expected_version}
-        values[":u"] = _iso(utcnow())
-        for key, value in sorted(changes.items()):
-            names[f"#{key}"] = key
-            if value is None:
-                removes.append(f"#{key}")
-                continue
-            values[f":{key}"] = _plain(value)
-            sets.append(f"#{key} = :{key}")
+        update = UpdateExpression(
+            names={"#v": "version", "#u": "updated_at"},
+            values={":next": expected_version + 1, ":expected": expected_version, ":u": _iso(utcnow())},
+        )
+        update.set("#v = :next").set("#u = :u").changes(changes)
         if "status" in changes and Provider(provider) in SYNCED_PROVIDERS:
             sync = _sync_index_keys(Provider(provider), ConnectionStatus(changes["status"]), mentor_id)
-            names.update({"#g1pk": "GSI1PK", "#g1sk": "GSI1SK"})
+            update.names.update({"#g1pk": "GSI1PK", "#g1sk": "GSI1SK"})
             if sync:
-                values.update({":g1pk": sync["GSI1PK"], ":g1sk": sync["GSI1SK"]})
-                sets += ["#g1pk = :g1pk", "#g1sk = :g1sk"]
+                update.values.update({":g1pk": sync["GSI1PK"], ":g1sk": sync["GSI1SK"]})
+                update.sets += ["#g1pk = :g1pk", "#g1sk = :g1sk"]
             else:
-                removes += ["#g1pk", "#g1sk"]
-        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+                update.removes += ["#g1pk", "#g1sk"]
         item = self.table.update(
             mentor_pk(mentor_id),
             connection_sk(provider),
-            expression=expression,
+            expression=update.expression,
             condition="#v = :expected",
-            names=names,
-            values=values,
+            names=update.names,
+            values=update.values,
         )
         return _connection_from_item(item)
 
@@ -219,14 +211,6 @@ def _mentor_from_item(mentor_id: str, item: dict[str, Any]) -> Mentor:
         version=int(item.get("version", 0)),
         updated_at=item["updated_at"],
     )
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return _iso(value)
-    if hasattr(value, "value") and not isinstance(value, bytes):  # enums
-        return value.value
-    return value
 
 
 def _sync_index_keys(provider: Provider, status: ConnectionStatus, mentor_id: str) -> dict[str, str]:

@@ -30,7 +30,14 @@ from shared.store.models import (
     SessionStatus,
     utcnow,
 )
-from shared.store.table import MAX_TRANSACTION_OPS, Table, TransactionConflict, tx_put, tx_update
+from shared.store.table import (
+    MAX_TRANSACTION_OPS,
+    Table,
+    TransactionConflict,
+    UpdateExpression,
+    tx_put,
+    tx_update,
+)
 
 #: A class and all its sessions are written in one transaction (DynamoDB allows 100 operations).
 MAX_SESSIONS = MAX_TRANSACTION_OPS - 1
@@ -308,24 +315,16 @@ class ScheduleStore:
         unknown = set(changes) - allowed
         if unknown:
             raise ValueError(f"unknown booking fields: {sorted(unknown)}")
-        sets, removes = ["#u = :u"], []
-        names, values = {"#u": "updated_at"}, {":u": _iso(utcnow())}
-        for key, value in sorted(changes.items()):
-            names[f"#{key}"] = key
-            if value is None:
-                removes.append(f"#{key}")
-            else:
-                values[f":{key}"] = getattr(value, "value", value)
-                sets.append(f"#{key} = :{key}")
-        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        update = UpdateExpression(names={"#u": "updated_at"}, values={":u": _iso(utcnow())})
+        update.set("#u = :u").changes(changes)
         try:
             item = self.table.update(
                 booking_pk(booking_id),
                 "BOOKING",
-                expression=expression,
+                expression=update.expression,
                 condition="attribute_exists(PK)",
-                names=names,
-                values=values,
+                names=update.names,
+                values=update.values,
             )
         except ConflictError:
             raise NotFoundError(f"no booking {booking_id}") from None

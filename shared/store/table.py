@@ -7,6 +7,7 @@ are (de)serialised with boto3's TypeSerializer / TypeDeserializer.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -172,6 +173,41 @@ class Table:
             if not last:
                 return
             kwargs["ExclusiveStartKey"] = last
+
+
+class UpdateExpression:
+    """Builds an ``UpdateExpression`` with its names and values: ``SET`` clauses, and ``REMOVE`` for
+    attributes set to ``None``. Start it with fixed clauses, add changes, then read ``expression``."""
+
+    def __init__(self, names: Mapping[str, str] | None = None, values: Mapping[str, Any] | None = None) -> None:
+        self.sets: list[str] = []
+        self.removes: list[str] = []
+        self.names: dict[str, str] = dict(names or {})
+        self.values: dict[str, Any] = dict(values or {})
+
+    def set(self, clause: str) -> UpdateExpression:
+        """Add a literal ``SET`` clause (its names and values are the caller's)."""
+        self.sets.append(clause)
+        return self
+
+    def changes(self, changes: Mapping[str, Any]) -> UpdateExpression:
+        """``#k = :k`` for every change (enums as their value, datetimes as ISO strings); ``None`` removes."""
+        for key, value in sorted(changes.items()):
+            self.names[f"#{key}"] = key
+            if value is None:
+                self.removes.append(f"#{key}")
+                continue
+            if isinstance(value, datetime):
+                value = value.isoformat()
+            elif hasattr(value, "value") and not isinstance(value, bytes):  # enums
+                value = value.value
+            self.values[f":{key}"] = value
+            self.sets.append(f"#{key} = :{key}")
+        return self
+
+    @property
+    def expression(self) -> str:
+        return "SET " + ", ".join(self.sets) + (" REMOVE " + ", ".join(self.removes) if self.removes else "")
 
 
 def tx_put(
