@@ -39,6 +39,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench import Row
+
 SIZES = (1_000, 2_000)
 LATENCY_MS = 100
 WORKERS = int(os.environ.get("BENCH_POLL_WORKERS", "10"))
@@ -583,6 +585,34 @@ def main() -> dict[str, Any]:
     }
     print(table(report), file=sys.stderr)
     return report
+
+
+def summary(result: dict[str, Any]) -> list[Row]:
+    """``(figure, value, target, met)`` rows for the ``make bench`` table."""
+    rows: list[Row] = []
+    for run in result["runs"]:
+        rows.append(
+            (
+                f"poll cycle, {run['connections']:,} connections ({result['latency_ms']} ms added, "
+                f"{result['workers']} workers)",
+                f"wall {run['wall_s']} s, {run['provider_calls']['total']:,} provider calls, "
+                f"{run['kms_calls']} KMS calls, peak RSS {run['peak_rss_mb_per_container']} MB, "
+                f"{run['synced']:,} synced",
+                "",
+                None,
+            )
+        )
+    ratio = result["ratio_2x"]
+    rows.append(
+        (
+            "poll cycle, 2x connections",
+            f"wall {ratio['wall']}x, provider calls {ratio['provider_calls']}x, KMS {ratio['kms_calls']}x, "
+            f"peak RSS {ratio['peak_rss']}x",
+            f"wall <= {result['target_ratio']}x",
+            ratio["wall"] is not None and ratio["wall"] <= result["target_ratio"],
+        )
+    )
+    return rows
 
 
 if __name__ == "__main__":

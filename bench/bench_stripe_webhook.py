@@ -1,9 +1,8 @@
-"""Stripe webhook benchmark: cold import cost, in-process latency, AWS calls per event.
+"""Stripe webhook benchmark: in-process latency and AWS calls per event.
 
-* **Cold import**: ``import functions.stripe_webhook.handler`` in fresh interpreters (several runs,
-  median), as a ratio to ``import boto3`` measured the same way in the same run; also without the
-  X-Ray SDK (Powertools' Tracer replaced by a no-op before the import) and without the stripe SDK
-  (a stub module), to show what each costs.
+(Its cold import, with and without the stripe SDK, is measured with every other function's in
+``bench/bench_imports.py``.)
+
 * **Latency**: ~200 signed events through the real ``lambda_handler`` in this process against a
   fresh local stack (:class:`devstack.stack.LocalStack`, moto over HTTP on loopback; no queue
   pumps, so the meetings worker does not run meanwhile), p50 / p95 /
@@ -23,72 +22,17 @@ import hashlib
 import io
 import json
 import statistics
-import subprocess
-import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-RUNS = 9
+from bench import Row
+
 BOOKINGS = 120
 REFUNDS = 30
 SUBSCRIPTIONS = 20
 REDELIVERIES = 30
-
-_NO_TRACER = """
-import aws_lambda_powertools
-class _NoTracer:
-    def __init__(self, *args, **kwargs): pass
-    def capture_method(self, method=None, **kwargs): return method if method else (lambda m: m)
-    def capture_lambda_handler(self, handler=None, **kwargs): return handler if handler else (lambda h: h)
-aws_lambda_powertools.Tracer = _NoTracer
-"""
-_NO_STRIPE = """
-import sys, types
-stub = types.ModuleType("stripe")
-stub.WebhookSignature = type("WebhookSignature", (), {})
-stub.SignatureVerificationError = type("SignatureVerificationError", (Exception,), {})
-sys.modules["stripe"] = stub
-"""
-
-
-def _program(statement: str, *, timed_prelude: str = "", prelude: str = "") -> str:
-    """Code printing the wall time of ``timed_prelude`` + ``statement`` in a fresh interpreter."""
-    return (
-        f"{prelude}\nimport time\n_t = time.perf_counter()\n{timed_prelude}\n{statement}\n"
-        "print(time.perf_counter() - _t)"
-    )
-
-
-def cold_imports() -> dict[str, Any]:
-    """Median cold import times (ms); the variants take turns, so a busy machine skews them alike."""
-    handler = "import functions.stripe_webhook.handler"
-    programs = {
-        "boto3": _program("import boto3"),
-        "handler": _program(handler),
-        "no_xray": _program(handler, timed_prelude=_NO_TRACER),
-        "no_stripe": _program(handler, prelude=_NO_STRIPE),
-    }
-    samples: dict[str, list[float]] = {name: [] for name in programs}
-    for _ in range(RUNS):
-        for name, code in programs.items():
-            out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
-            samples[name].append(float(out.stdout.strip().splitlines()[-1]) * 1000)
-    ms = {name: round(statistics.median(values), 1) for name, values in samples.items()}
-    return {
-        "runs_each": RUNS,
-        "import_boto3_ms": ms["boto3"],
-        "import_handler_ms": ms["handler"],
-        "handler_to_boto3_ratio": round(ms["handler"] / ms["boto3"], 2),
-        "import_handler_without_xray_sdk_ms": ms["no_xray"],
-        "without_xray_to_boto3_ratio": round(ms["no_xray"] / ms["boto3"], 2),
-        "xray_sdk_share_ms": round(ms["handler"] - ms["no_xray"], 1),
-        "import_handler_without_stripe_sdk_ms": ms["no_stripe"],
-        "stripe_sdk_share_ms": round(ms["handler"] - ms["no_stripe"], 1),
-    }
 
 
 def _percentiles_ms(samples: list[float]) -> dict[str, float]:
@@ -216,7 +160,23 @@ def against_local_stack() -> dict[str, Any]:
 
 def main() -> dict[str, Any]:
     """Run the benchmark and return its measurements."""
-    return {"cold_import": cold_imports(), "local_stack": against_local_stack()}
+    return {"local_stack": against_local_stack()}
+
+
+def summary(result: dict[str, Any]) -> list[Row]:
+    """``(figure, value, target, met)`` rows for the ``make bench`` table."""
+    run = result["local_stack"]
+    every = run["latency_all"]
+    calls = ", ".join(f"{kind} {n}" for kind, n in run["aws_calls_per_event"].items())
+    return [
+        (
+            f"Stripe webhook latency, in-process vs local stack ({every['n']} events)",
+            f"p50 {every['p50_ms']} ms, p95 {every['p95_ms']} ms, max {every['max_ms']} ms",
+            "",
+            None,
+        ),
+        ("Stripe webhook AWS calls per event", calls, "", None),
+    ]
 
 
 if __name__ == "__main__":

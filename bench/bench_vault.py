@@ -16,6 +16,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from bench import Row
+
 REGION = "us-east-1"
 TABLE = "mentor-connections-bench"
 MENTORS = 1_000
@@ -112,6 +114,25 @@ def main() -> dict[str, object]:
         "blob_overhead_bytes": len(raw_blob) - len(payload),
         "import_shared_vault_ms": _import_ms(),
     }
+
+
+def summary(result: dict[str, Any]) -> list[Row]:
+    """``(figure, value, target, met)`` rows for the ``make bench`` table."""
+    opened = result["open_credential_incl_first_kms"]
+    return [
+        (
+            f"KMS calls per {result['mentors']:,} credential reads (fresh warm process)",
+            f"{result['kms_calls_opening_1000_total']} ({result['kms_calls_opening_1000_fresh_process']})",
+            "<= 10",
+            result["kms_calls_opening_1000_total"] <= 10,
+        ),
+        (
+            "credential open (AES-256-GCM, cached data key)",
+            f"median {opened['median_us']} µs, p99 {opened['p99_us']} µs",
+            "",
+            None,
+        ),
+    ]
 
 
 if __name__ == "__main__":

@@ -106,6 +106,13 @@ def claim_string(value: Any) -> str:
     return str(value)
 
 
+def _utf8(body: bytes) -> str | None:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 def _request_id() -> str:
     return base64.b64encode(secrets.token_bytes(10)).decode()
 
@@ -195,9 +202,12 @@ def build_event(
         event["pathParameters"] = path_parameters
     is_base64 = False
     if request.body:
-        if is_text(headers.get("content-type")):
-            event["body"] = request.body.decode("utf-8", errors="replace")
+        text = _utf8(request.body) if is_text(headers.get("content-type")) else None
+        if text is not None:
+            event["body"] = text
         else:
+            # A text type whose bytes are not UTF-8 goes base64 too: the function sees exactly what was
+            # sent (and refuses it), rather than a string whose bad bytes became U+FFFD.
             event["body"] = base64.b64encode(request.body).decode("ascii")
             is_base64 = True
     event["isBase64Encoded"] = is_base64
@@ -439,6 +449,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.wfile.write(response.body)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
+
+    def __getattr__(self, name: str) -> Any:
+        """Any other method (TRACE, QUERY, …) goes through the gateway too, which answers it like API
+        Gateway (404 ``{"message":"Not Found"}``: no route has it), not http.server's 501 HTML page."""
+        if name.startswith("do_"):
+            return self._handle
+        raise AttributeError(name)
 
 
 class GatewayServer:

@@ -44,6 +44,7 @@ from types import ModuleType
 from typing import Any
 
 from devstack.routes import ROUTES, Route
+from shared.api import MAX_BODY_BYTES
 
 REPO = Path(__file__).resolve().parents[1]
 FUNCTIONS_DIR = REPO / "functions"
@@ -64,6 +65,12 @@ the `sub` claim). A missing or bad token is answered by the gateway itself: 401 
 `{"message": "Unauthorized"}`.
 * `GET /feeds/{token}` is called as `/feeds/<token>.ics` (API Gateway path variables are whole \
 segments, so `token` arrives as `<token>.ics`).
+"""
+DESCRIPTION += f"""\
+* Request bodies: at most {MAX_BODY_BYTES // 1024} KiB on every route (413 `payload_too_large`; API Gateway \
+itself refuses more than 10 MB with 413 `{{"message": "Request Entity Too Large"}}`). A route with a JSON \
+body takes `application/json` (or `application/*+json`) only (415 `unsupported_media_type`), and a body \
+that is not a JSON object in UTF-8 is 400 `invalid_request`. Webhooks take their signed bytes as sent.
 """
 
 ERROR_SCHEMA: dict[str, Any] = {

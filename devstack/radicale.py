@@ -3,6 +3,10 @@
 Runs in-process (Radicale's WSGI application on a werkzeug server thread) with htpasswd
 authentication, so tests can sign in with an Apple-ID-like user and an app-specific-password-like
 password, and get a real 401 for a wrong one.
+
+:meth:`RadicaleServer.pause` / :meth:`RadicaleServer.resume` (or the :meth:`RadicaleServer.outage`
+context manager) take the server down and bring it back on the *same* port with the same users and
+calendars: an iCloud outage as clients see it (connection refused), not a new server.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +38,13 @@ class RadicaleServer:
         self.htpasswd = self.root / "users"
         self.htpasswd.touch()
         self._users: dict[str, str] = {}
+        self._requested_port = port
         self._port = port
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+        self._application: Any = None
+        #: How many times :meth:`pause` took the server down.
+        self.outages = 0
 
     # -- users -----------------------------------------------------------------------------
     def add_user(self, username: str, password: str) -> None:
@@ -75,26 +85,70 @@ class RadicaleServer:
         return radicale.Application(configuration)  # type: ignore[attr-defined]
 
     def start(self) -> None:
-        """Serve on a free loopback port in a daemon thread."""
-        self._server = make_server("127.0.0.1", self._port, self._app(), threaded=True, request_handler=_QuietHandler)
+        """Serve on a free loopback port (or the one given) in a daemon thread."""
+        if self._server is not None:
+            return
+        if self._application is None:
+            self._application = self._app()
+        self._server = make_server(
+            "127.0.0.1", self._port, self._application, threaded=True, request_handler=_QuietHandler
+        )
+        self._port = int(self._server.server_port)  # a restart binds the same port
         self._thread = threading.Thread(target=self._server.serve_forever, name="radicale", daemon=True)
         self._thread.start()
 
+    def _shutdown(self) -> None:
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def pause(self) -> None:
+        """Stop serving but keep the port, the users and the calendars: connections are refused until
+        :meth:`resume` (the server closes every connection after its answer, so no client holds one
+        open across the outage)."""
+        if self._server is None:
+            raise RuntimeError("Radicale is not running")
+        self._shutdown()
+        self.outages += 1
+
+    def resume(self) -> None:
+        """Serve again after :meth:`pause`, on the same port with the same data."""
+        if self._application is None:
+            raise RuntimeError("Radicale was never started")
+        self.start()
+
+    @property
+    def running(self) -> bool:
+        """Whether it is serving (not stopped, not paused)."""
+        return self._server is not None
+
+    @contextmanager
+    def outage(self) -> Iterator[None]:
+        """Down for the ``with`` block, back afterwards (also when the block raises)."""
+        self.pause()
+        try:
+            yield
+        finally:
+            self.resume()
+
     def stop(self) -> None:
         """Stop serving and remove the storage if this object created it."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        self._shutdown()
+        self._application = None
+        self._port = self._requested_port
         if self._own_dir:
             shutil.rmtree(self.root, ignore_errors=True)
 
     @property
     def url(self) -> str:
-        """Base URL, e.g. ``http://127.0.0.1:5232``."""
-        if self._server is None:
+        """Base URL, e.g. ``http://127.0.0.1:5232`` (known while paused: it comes back there)."""
+        if self._application is None or not self._port:
             raise RuntimeError("Radicale is not running")
-        return f"http://127.0.0.1:{self._server.server_port}"
+        return f"http://127.0.0.1:{self._port}"
 
     def endpoints(self) -> dict[str, str]:
         """What the local stack prints."""

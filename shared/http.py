@@ -26,6 +26,8 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from shared.observability import trace_httpx
+
 RETRY_STATUSES: frozenset[int] = frozenset({429, 500, 502, 503, 504})
 
 _lock = threading.Lock()
@@ -39,6 +41,7 @@ def http_client(timeout_s: float = 10.0) -> httpx.Client:
         with _lock:
             found = _clients.get(timeout_s)
             if found is None:
+                trace_httpx()
                 found = httpx.Client(timeout=httpx.Timeout(timeout_s, connect=min(3.0, timeout_s)))
                 _clients[timeout_s] = found
     return found

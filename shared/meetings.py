@@ -19,6 +19,12 @@ needs reconnecting puts a readable ``meetingStatus`` / ``meetingError`` on the b
 e-mails the mentor once per session. Transient trouble raises :class:`RetryLater` (the message
 comes back after ``delay_s``); a permanent provider refusal records its reason on the booking and
 raises :class:`PermanentFailure`, so the message ends in the dead-letter queue after 5 receives.
+
+No job reaches the dead-letter queue without a reason: when the last receive
+(``MEETINGS_MAX_RECEIVES``, the queue's ``maxReceiveCount``) still fails — a provider down for
+longer than the retries, or an unexpected error — :meth:`MeetingsWorker.give_up` records
+``meetingStatus: failed`` and the reason on the confirmation's booking and e-mails the mentor (once
+per session), before the message moves on to the DLQ.
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.emails import Mailer, OutgoingEmail, SessionFacts, cancellation_email, confirmation_email
 from shared.emails import meeting_failed_email as failed_email
@@ -56,6 +63,18 @@ if TYPE_CHECKING:
 TokenSource = Callable[[str, Provider], SecretStr]
 
 PROVIDER_NAMES = {MeetingProvider.GOOGLE_MEET: "Google Meet", MeetingProvider.ZOOM: "Zoom"}
+
+
+class MeetingsSettings(BaseSettings):
+    """Meetings-worker tuning (environment variables of the same names, upper-cased)."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False)
+
+    meetings_max_receives: int = Field(
+        default=5,
+        ge=1,
+        description="The meetings queue's maxReceiveCount: a job failing this receive goes to the DLQ.",
+    )
 
 
 class RetryLater(Exception):
@@ -183,6 +202,35 @@ class MeetingsWorker:
             return "cancelled"
         return "cancelled:" + self._delete_meeting(klass, session, require_no_confirmed=False)
 
+    def give_up(self, job: MeetingJob, reason: str) -> str:
+        """The job's last receive failed too (it goes to the dead-letter queue): record why.
+
+        A confirmation whose booking has no link gets ``meetingStatus: failed`` with the reason in
+        words, and the mentor one "no join link" e-mail per session (the same as a permanent
+        refusal). A redrive from the DLQ later simply runs the job again: a link it makes replaces
+        the failure. Other kinds have no booking field to hold a reason; they are logged as errors
+        (the DLQ's alarm is the signal). Returns a short outcome label.
+        """
+        logger.error(
+            "job gave up: dead-letter queue next",
+            extra={"kind": job.kind.value, "key": job.dedupe_key(), "reason": reason[:300]},
+        )
+        if job.kind is not JobKind.BOOKING_CONFIRMED:
+            return "gave_up:logged"
+        booking = self.schedule.get_booking(job.booking_id or "")
+        if booking is None or booking.status is not BookingStatus.CONFIRMED or booking.meeting_url:
+            return "gave_up:nothing_to_record"  # cancelled meanwhile, or it has its link (an e-mail failed)
+        session, klass = self._session_and_class(booking.session_id)
+        if session is None or klass is None or klass.meeting_provider is None:
+            return "gave_up:nothing_to_record"
+        failure = f"failed: {reason}"
+        if not self.ledger.set_booking_meeting(
+            booking.booking_id, status="failed", provider=klass.meeting_provider, error=_words(failure)
+        ):
+            return "gave_up:nothing_to_record"
+        self._notify_mentor(klass, session, failure)
+        return "gave_up:recorded"
+
     # -- the session's meeting -----------------------------------------------------------------
     def _ensure_meeting(self, klass: ClassItem, session: Session) -> MeetingRef:
         provider = klass.meeting_provider
@@ -215,7 +263,7 @@ class MeetingsWorker:
                 self._record(held, MeetingStatus.RESERVED, spec)
                 raise RetryLater(f"{exc.code}: {exc}", delay_s=exc.retry_after_s or 10.0) from None
             ref = self._record(held, MeetingStatus.FAILED, spec, reason=f"failed: {exc.code}: {exc}")
-            self._notify_mentor(klass, session, ref)
+            self._notify_mentor(klass, session, ref.reason)
             self._mark_bookings_failed(session, ref)
             raise PermanentFailure(f"{exc.code}: {exc}") from None
         if minted.pending or not minted.join_url:
@@ -263,7 +311,7 @@ class MeetingsWorker:
             code = exc.status.value  # not_connected | needs_reconnect
             spec = self._spec(klass, session, held.generation)
             ref = self._record(held, MeetingStatus.FAILED, spec, reason=f"{code}: {exc}")
-            self._notify_mentor(klass, session, ref)
+            self._notify_mentor(klass, session, ref.reason)
             return ref
         except (ProviderUnavailableError, OAuthError) as exc:
             # No provider call was made: a plain failure, so the retry reserves afresh.
@@ -357,14 +405,14 @@ class MeetingsWorker:
             raise
         logger.info("booking e-mail sent", extra={"booking_id": booking.booking_id, "kind": key})
 
-    def _notify_mentor(self, klass: ClassItem, session: Session, ref: MeetingRef) -> None:
+    def _notify_mentor(self, klass: ClassItem, session: Session, reason: str | None) -> None:
         if not self.ledger.mark_notified(session.session_id):
             return
         mentor = self.store.get_mentor(klass.mentor_id)
         if mentor is None or not mentor.email:
             logger.warning("meeting failure e-mail skipped: mentor has no e-mail", extra={"mentor_id": klass.mentor_id})
             return
-        self.mailer.send(failed_email(mentor.email, _facts(klass, session), _words(ref.reason), self.app_url))
+        self.mailer.send(failed_email(mentor.email, _facts(klass, session), _words(reason), self.app_url))
 
     def _mark_bookings_failed(self, session: Session, ref: MeetingRef) -> None:
         for booking in self._bookings(session.session_id):
@@ -446,27 +494,58 @@ def reset_default_worker() -> None:
 _default: MeetingsWorker | None = None
 
 
-def process_message(body: str, receipt_handle: str | None = None, *, worker: MeetingsWorker | None = None) -> str:
+def process_message(
+    body: str,
+    receipt_handle: str | None = None,
+    *,
+    receive_count: int = 1,
+    worker: MeetingsWorker | None = None,
+) -> str:
     """Handle one SQS message body; what the ``mint_meeting`` handler calls for each record.
 
     A :class:`RetryLater` first stretches the message's visibility to the delay it asks for (a
     Zoom daily cap asks for hours), then propagates, so the batch reports this record as failed
     and SQS redelivers it then. Malformed bodies and :class:`PermanentFailure` propagate too and
     end in the dead-letter queue after the queue's ``maxReceiveCount``.
+
+    On the last receive (``receive_count`` ≥ ``MEETINGS_MAX_RECEIVES``) a job that still fails —
+    retryable or unexpected — is handed to :meth:`MeetingsWorker.give_up` first, so it reaches the
+    DLQ with its reason on the booking; its visibility is not stretched (the DLQ is next anyway).
     """
+    from shared.config import settings
+
     job = MeetingJob.model_validate_json(body)
     worker = worker or default_worker()
+    last = receive_count >= settings(MeetingsSettings).meetings_max_receives
     try:
         outcome = worker.handle(job)
     except RetryLater as retry:
-        logger.info(
-            "job retried later", extra={"kind": job.kind.value, "reason": retry.reason, "delay_s": retry.delay_s}
-        )
+        extra = {"kind": job.kind.value, "reason": retry.reason, "delay_s": retry.delay_s, "receive": receive_count}
+        if last:
+            _give_up(worker, job, retry.reason)
+            raise
+        logger.info("job retried later", extra=extra)
         if receipt_handle:
             _delay(receipt_handle, retry.delay_s)
         raise
+    except PermanentFailure:
+        raise  # its reason is on the booking already
+    except Exception as exc:
+        if last:
+            _give_up(worker, job, f"internal error: {type(exc).__name__}")
+        raise
     logger.info("job done", extra={"kind": job.kind.value, "outcome": outcome, "key": job.dedupe_key()})
     return outcome
+
+
+def _give_up(worker: MeetingsWorker, job: MeetingJob, reason: str) -> None:
+    """:meth:`MeetingsWorker.give_up`, never hiding the job's own failure behind a second one."""
+    try:
+        outcome = worker.give_up(job, reason)
+    except Exception:
+        logger.exception("recording why a job gave up failed", extra={"kind": job.kind.value})
+        return
+    logger.warning("job failed its last receive", extra={"kind": job.kind.value, "outcome": outcome})
 
 
 def _delay(receipt_handle: str, delay_s: float) -> None:

@@ -94,5 +94,19 @@ class MaskingFormatter(LambdaPowertoolsFormatter):
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 logger = Logger(logger_formatter=MaskingFormatter())
-tracer = Tracer()
+#: X-Ray patches only what we call through: botocore here, httpx when a function first builds an
+#: httpx client (:func:`trace_httpx`). Powertools' default patches every supported library that is
+#: installed, which imports httpx, requests and sqlite3 into every cold start (35-40 ms of the feed's
+#: and classes_api's cold import; ``bench/README.md``).
+tracer = Tracer(patch_modules=("botocore",))
+_httpx_traced = threading.Event()
+
+
+def trace_httpx() -> None:
+    """Trace outbound httpx calls from here on (call before building a client; idempotent, cheap)."""
+    if not _httpx_traced.is_set():
+        tracer.patch(("httpx",))
+        _httpx_traced.set()
+
+
 metrics = Metrics(namespace="MentorConnections")

@@ -50,10 +50,10 @@ HTTP request (tests assert it), so it answers in milliseconds.
 
 Cold start: the stripe SDK cannot be imported piecemeal (``stripe._webhook`` imports the ``stripe``
 package, whose HTTP client pulls in ``requests``, ``httpx``, ``asyncio``, ``charset_normalizer``).
-The modules only it brings cost ≈ 35-45 ms (``-X importtime``), 10-20 % of this function's cold
-import, which is ≈ 3-3.5x ``import boto3`` and whose biggest part is the X-Ray SDK behind Powertools'
-Tracer (≈ 90-190 ms). That does not dominate, so the SDK's own verifier is used rather than a copy
-of its 20 lines; ``make bench`` measures the handler with and without it (``stripe_sdk_share_ms``).
+``make bench`` (``bench/bench_imports.py``, measured as Lambda loads it) puts that at about 30-40 ms,
+a tenth of this function's cold import; the rest is the AWS SDK, Powertools (resolver, idempotency,
+X-Ray) and pydantic, which every function pays. The SDK's own verifier is used rather than a copy of
+its 20 lines; ``bench/README.md`` has the figures and the gap to the 1.5x target.
 """
 
 from __future__ import annotations

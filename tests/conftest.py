@@ -27,6 +27,9 @@ from shared.store.schema import create_table
 
 TABLE = "mentor-connections-test"
 
+#: The local providers (emulators, Radicale) and the fixtures built on them, for e2e and reliability.
+pytest_plugins = ["stack_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:

@@ -7,8 +7,9 @@ derived from :class:`EmulatorState`, guarded by one re-entrant lock.
 What lives here:
 
 * :class:`Clock` - wall clock with an adjustable offset, so tests can age tokens and codes.
-* :class:`FaultConfig` / :class:`FaultInjector` - added latency and injected 429/500 answers
-  drawn from a seeded RNG (reproducible), plus "force the next N answers" rules. A forced rule
+* :class:`FaultConfig` / :class:`FaultInjector` - added latency, latency *spikes* (a fraction
+  ``spike_rate`` of requests held ``spike_min_ms``-``spike_ms`` longer) and injected 429/500
+  answers, drawn from seeded RNGs (reproducible), plus "force the next N answers" rules. A forced rule
   with ``after=True`` lets the request be processed first and then replaces the answer (a lost
   response: the change was made, the client sees an error), which is what makes a blind retry of a
   non-idempotent call create twice.
@@ -222,6 +223,12 @@ class ForcedFault:
 @dataclass
 class FaultConfig:
     latency_ms: int = 0
+    # Latency spikes: this fraction of eligible requests waits an extra delay drawn uniformly from
+    # [spike_min_ms, spike_ms] (on top of latency_ms, before any injected answer). Spikes use their
+    # own RNG (seeded from ``seed``), so switching them on leaves the 429/500 sequence unchanged.
+    spike_rate: float = 0.0
+    spike_ms: int = 0
+    spike_min_ms: int = 0
     rate_429: float = 0.0
     rate_500: float = 0.0
     seed: int = 0
@@ -235,12 +242,19 @@ class FaultConfig:
         return asdict(self)
 
 
+#: Mixed into the seed of the spike RNG, so spikes and injected answers draw independent sequences.
+_SPIKE_SALT = 0x5B1CE
+
+
 class FaultInjector:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.config = FaultConfig()
         self._rng = random.Random(0)  # noqa: S311 - test fault injection, not crypto
+        self._spike_rng = random.Random(_SPIKE_SALT)  # noqa: S311
         self.injected: list[JSONDict] = []
+        #: Every latency spike applied: method, path and the extra delay in milliseconds.
+        self.spikes: list[JSONDict] = []
 
     def configure(self, **changes: Any) -> FaultConfig:
         with self._lock:
@@ -253,20 +267,43 @@ class FaultInjector:
                 cfg.forced = [f if isinstance(f, ForcedFault) else ForcedFault(**f) for f in forced]
             if not (0.0 <= cfg.rate_429 <= 1.0 and 0.0 <= cfg.rate_500 <= 1.0 and cfg.rate_429 + cfg.rate_500 <= 1.0):
                 raise ValueError("rate_429 and rate_500 must be within [0, 1] and sum to at most 1")
+            if not 0.0 <= cfg.spike_rate <= 1.0:
+                raise ValueError("spike_rate must be within [0, 1]")
+            if not 0 <= cfg.spike_min_ms <= cfg.spike_ms or (cfg.spike_rate > 0 and cfg.spike_ms <= 0):
+                raise ValueError("spikes need 0 <= spike_min_ms <= spike_ms and spike_ms > 0")
             self.config = cfg
             if "seed" in changes:
                 self._rng = random.Random(cfg.seed)  # noqa: S311
+                self._spike_rng = random.Random(cfg.seed ^ _SPIKE_SALT)  # noqa: S311
             return cfg
 
     def reset(self) -> None:
         with self._lock:
             self.config = FaultConfig()
             self._rng = random.Random(0)  # noqa: S311
+            self._spike_rng = random.Random(_SPIKE_SALT)  # noqa: S311
             self.injected.clear()
+            self.spikes.clear()
 
     def latency_seconds(self) -> float:
         with self._lock:
             return max(self.config.latency_ms, 0) / 1000.0
+
+    def delay_seconds(self, method: str, path: str) -> tuple[float, int]:
+        """How long to hold this request: ``(seconds, spike_ms)`` (``spike_ms`` 0 when no spike).
+
+        ``latency_ms`` applies to every non-admin request; a spike only to requests the ``paths``
+        filter admits, with probability ``spike_rate``.
+        """
+        with self._lock:
+            cfg = self.config
+            base = max(cfg.latency_ms, 0)
+            spike = 0
+            eligible = not cfg.paths or any(path.startswith(p) for p in cfg.paths)
+            if eligible and cfg.spike_rate > 0 and self._spike_rng.random() < cfg.spike_rate:
+                spike = self._spike_rng.randint(cfg.spike_min_ms, cfg.spike_ms)
+                self.spikes.append({"method": method, "path": path, "spike_ms": spike})
+            return (base + spike) / 1000.0, spike
 
     def _forced(self, method: str, path: str, *, after: bool) -> tuple[int, int] | None:
         """The first live forced rule of this phase matching the request (consumed), if any."""
@@ -416,6 +453,7 @@ class EmulatorState:
             "clock_offset_seconds": self.clock.offset,
             "faults": self.faults.config.to_json(),
             "faults_injected": list(self.faults.injected),
+            "latency_spikes": list(self.faults.spikes),
             "request_count": len(self.requests.entries()),
         }
 
@@ -458,9 +496,10 @@ def install_common(app: Flask, state: EmulatorState, fault_responder: FaultRespo
     def _before() -> ResponseReturnValue | None:
         g.started = time.monotonic()
         g.injected = False
+        g.spike_ms = 0
         if request.path.startswith(ADMIN_PREFIX):
             return None
-        delay = state.faults.latency_seconds()
+        delay, g.spike_ms = state.faults.delay_seconds(request.method, request.path)
         if delay:
             time.sleep(delay)
         decision = state.faults.decide(request.method, request.path)
@@ -487,6 +526,7 @@ def install_common(app: Flask, state: EmulatorState, fault_responder: FaultRespo
             "headers": {k: v for k, v in request.headers.items()},
             "status": resp.status_code,
             "injected": bool(getattr(g, "injected", False)),
+            "spike_ms": int(getattr(g, "spike_ms", 0)),
             "elapsed_ms": round((time.monotonic() - getattr(g, "started", time.monotonic())) * 1000, 2),
         }
         entry.update(_describe_request_body())

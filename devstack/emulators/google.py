@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -78,6 +78,11 @@ DEFAULT_CLIENT_ID = "mentor-connections-dev.apps.googleusercontent.com"
 DEFAULT_CLIENT_SECRET = "GOCSPX-emulator-dev-secret"
 DEFAULT_REDIRECT_URI = "http://127.0.0.1:8080/oauth/google/callback"
 DEFAULT_USER_EMAIL = "mentor@example.com"
+
+#: ``factory(kind)`` → the value to issue for ``kind`` (``"code"``, ``"access_token"``,
+#: ``"refresh_token"``), or ``None`` for the emulator's own random one. Canary tests use it to make
+#: the emulator hand out tokens they can look for (``GoogleEmulator.set_token_factory``).
+TokenFactory = Callable[[str], str | None]
 
 ACCESS_TOKEN_TTL = 3600  # Google answers expires_in 3599 for a one-hour token
 CODE_TTL = 600
@@ -337,6 +342,7 @@ class GoogleState(EmulatorState):
         self.next_consent_user: str | None = None  # one-shot
         self.deny_next: int = 0
         self.next_grant_scopes: list[str] | None = None  # one-shot partial consent
+        self.token_factory: TokenFactory | None = None
         self._etag_counter = int(time.time() * 1_000_000)
         for c in self._seed_clients:
             self.clients[c.client_id] = OAuthClient(c.client_id, c.client_secret, list(c.redirect_uris))
@@ -349,6 +355,12 @@ class GoogleState(EmulatorState):
         super().reset()
         with self.lock:
             self._init_data()
+
+    def new_token(self, kind: str, make: Callable[[], str]) -> str:
+        """The value to issue for ``kind``: the token factory's, if one is set and answers, else ``make()``."""
+        factory = self.token_factory
+        chosen = factory(kind) if factory is not None else None
+        return chosen or make()
 
     # ---- seeding -------------------------------------------------------------------------
 
@@ -1140,7 +1152,7 @@ def _install_oauth(app: Flask, state: GoogleState) -> None:
                 granted = sorted(set(granted) | prior)
             prompt = args.get("prompt", "")
             issue_refresh = access_type == "offline" and ("consent" in prompt.split() or prior is None)
-            code = "4/0" + random_urlsafe(54)
+            code = state.new_token("code", lambda: "4/0" + random_urlsafe(54))
             state.codes[code] = AuthCode(
                 code=code,
                 client_id=client_id,
@@ -1186,7 +1198,7 @@ def _install_oauth(app: Flask, state: GoogleState) -> None:
     ) -> JSONDict:
         now = state.now()
         ttl = state.settings.access_token_ttl_seconds
-        at = "ya29.a0" + random_urlsafe(120)
+        at = state.new_token("access_token", lambda: "ya29.a0" + random_urlsafe(120))
         state.access_tokens[at] = AccessToken(
             token=at,
             client_id=client.client_id,
@@ -1261,7 +1273,7 @@ def _install_oauth(app: Flask, state: GoogleState) -> None:
             code.used_at = state.now()
             refresh: str | None = None
             if code.issue_refresh:
-                refresh = "1//0" + random_urlsafe(72)
+                refresh = state.new_token("refresh_token", lambda: "1//0" + random_urlsafe(72))
                 state.refresh_tokens[refresh] = RefreshToken(
                     token=refresh,
                     client_id=client.client_id,
@@ -2088,6 +2100,11 @@ class GoogleEmulator(EmulatorServer):
     def configure(self, **settings: Any) -> GoogleSettings:
         result: GoogleSettings = self.state.apply_settings(settings)
         return result
+
+    def set_token_factory(self, factory: TokenFactory | None) -> None:
+        """Issue codes and tokens made by ``factory`` (see :data:`TokenFactory`); ``None`` = random again."""
+        with self.state.lock:
+            self.state.token_factory = factory
 
     def seed_event(self, calendar_id: str, event: Mapping[str, Any]) -> JSONDict:
         return self.state.seed_event(calendar_id, event)

@@ -32,7 +32,7 @@ import secrets
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -288,6 +288,12 @@ class ZoomSettings:
 # --------------------------------------------------------------------------------------------
 
 
+#: ``factory(kind)`` → the value to issue for ``kind`` (``"code"``, ``"access_token"``,
+#: ``"refresh_token"``), or ``None`` for the emulator's own. Canary tests use it to make the
+#: emulator hand out tokens they can look for (``ZoomEmulator.set_token_factory``).
+TokenFactory = Callable[[str], str | None]
+
+
 def _zoom_user_id() -> str:
     return random_from("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", 22)
 
@@ -344,6 +350,7 @@ class ZoomState(EmulatorState):
         self.consent_user: str | None = None
         self.next_consent_user: str | None = None
         self.deny_next = 0
+        self.token_factory: TokenFactory | None = None
         for c in self._seed_clients:
             self.clients[c.client_id] = ZoomClient(
                 c.client_id, c.client_secret, list(c.redirect_uris), list(c.scopes), c.webhook_secret_token
@@ -357,6 +364,12 @@ class ZoomState(EmulatorState):
         super().reset()
         with self.lock:
             self._init_data()
+
+    def new_token(self, kind: str, make: Callable[[], str]) -> str:
+        """The value to issue for ``kind``: the token factory's, if one is set and answers, else ``make()``."""
+        factory = self.token_factory
+        chosen = factory(kind) if factory is not None else None
+        return chosen or make()
 
     # ---- seeding -------------------------------------------------------------------------
 
@@ -661,7 +674,7 @@ def _install_oauth(app: Flask, state: ZoomState) -> None:
             user = state.resolve_user_for_consent()
             requested = [s for s in args.get("scope", "").split() if s]
             scopes = [s for s in client.scopes if not requested or s in requested] or list(client.scopes)
-            code = random_urlsafe(24)
+            code = state.new_token("code", lambda: random_urlsafe(24))
             state.codes[code] = ZoomCode(
                 code=code,
                 client_id=client_id,
@@ -705,10 +718,16 @@ def _install_oauth(app: Flask, state: ZoomState) -> None:
             "aid": state.account_id,
             "jti": random_urlsafe(12),
         }
-        at = fake_jwt({**claims, "tokenType": "access_token"}, {"alg": "HS512", "v": "2.0", "kid": "emulator"})
-        rt = fake_jwt(
-            {**claims, "tokenType": "refresh_token", "exp": int(now) + 15 * 365 * 86400},
-            {"alg": "HS512", "v": "2.0", "kid": "emulator"},
+        at = state.new_token(
+            "access_token",
+            lambda: fake_jwt({**claims, "tokenType": "access_token"}, {"alg": "HS512", "v": "2.0", "kid": "emulator"}),
+        )
+        rt = state.new_token(
+            "refresh_token",
+            lambda: fake_jwt(
+                {**claims, "tokenType": "refresh_token", "exp": int(now) + 15 * 365 * 86400},
+                {"alg": "HS512", "v": "2.0", "kid": "emulator"},
+            ),
         )
         state.access_tokens[at] = ZoomAccessToken(at, client.client_id, user.id, list(scopes), grant_id, now, now + ttl)
         state.refresh_tokens[rt] = ZoomRefreshToken(rt, client.client_id, user.id, list(scopes), grant_id, now)
@@ -1397,6 +1416,11 @@ class ZoomEmulator(EmulatorServer):
     def configure(self, **settings: Any) -> ZoomSettings:
         result: ZoomSettings = self.state.apply_settings(settings)
         return result
+
+    def set_token_factory(self, factory: TokenFactory | None) -> None:
+        """Issue codes and tokens made by ``factory`` (see :data:`TokenFactory`); ``None`` = the emulator's own."""
+        with self.state.lock:
+            self.state.token_factory = factory
 
     def send_url_validation(self, url: str, secret_token: str | None = None) -> JSONDict:
         client = self.state.clients.get(DEFAULT_CLIENT_ID)

@@ -31,7 +31,7 @@ def _json(status: int, model: Any, *, exclude_none: bool = True) -> Response[dic
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
 
 
-@app.post("/classes")
+@app.post("/classes", status_code=HTTPStatus.CREATED)
 @tracer.capture_method
 def create_class(body: CreateClassRequest) -> Response[dict[str, Any]]:
     """Create an online or in-person class with its sessions (one-off starts or an RRULE)."""
@@ -54,7 +54,7 @@ def move_session(class_id: str, session_id: str, body: MoveSessionRequest) -> Re
     return _json(HTTPStatus.OK, view)
 
 
-@app.delete("/classes/<class_id>/sessions/<session_id>")
+@app.delete("/classes/<class_id>/sessions/<session_id>", status_code=HTTPStatus.ACCEPTED)
 @tracer.capture_method
 def cancel_session(class_id: str, session_id: str) -> Response[dict[str, Any]]:
     """Cancel a session and its bookings (202: meeting deletion and e-mails follow)."""
@@ -62,7 +62,7 @@ def cancel_session(class_id: str, session_id: str) -> Response[dict[str, Any]]:
     return _json(HTTPStatus.ACCEPTED, result)
 
 
-@app.post("/bookings")
+@app.post("/bookings", status_code=HTTPStatus.CREATED)
 @tracer.capture_method
 def create_booking(body: CreateBookingRequest) -> Response[dict[str, Any]]:
     """Book a seat (PENDING until Stripe confirms); returns the booking token once."""
@@ -78,7 +78,7 @@ def get_booking(booking_id: str, token: Token = None) -> Response[dict[str, Any]
     return _json(HTTPStatus.OK, bookings.booking_view(default_schedule(), booking), exclude_none=False)
 
 
-@app.post("/bookings/<booking_id>/cancel")
+@app.post("/bookings/<booking_id>/cancel", status_code=HTTPStatus.ACCEPTED)
 @tracer.capture_method
 def cancel_booking(booking_id: str, token: Token = None) -> Response[dict[str, Any]]:
     """Cancel a booking (202: the meeting and e-mail follow); cancelling twice is fine."""

@@ -23,6 +23,7 @@ from shared.store import Provider, default_store
 from shared.vault import default_vault
 
 app = build_resolver()
+_NO_CONTENT: dict[int, OpenAPIResponse] = {204: {"description": "Disconnected (no body).", "content": {}}}
 
 
 @app.get("/connections")
@@ -42,7 +43,7 @@ def authorize(provider: str) -> dict[str, Any]:
     return connections.AuthorizeResponse(authorize_url=url).model_dump(by_alias=True, mode="json")
 
 
-@app.post("/connections/apple")
+@app.post("/connections/apple", status_code=HTTPStatus.CREATED)
 @tracer.capture_method
 def connect_apple(body: AppleConnectRequest) -> Response[dict[str, Any]]:
     """Connect iCloud Calendar with an Apple ID + app-specific password (verified by CalDAV)."""
@@ -70,7 +71,7 @@ def choose_google_calendar(body: ChooseCalendarRequest) -> dict[str, Any]:
     return view.model_dump(by_alias=True, mode="json")
 
 
-@app.delete("/connections/<provider>")
+@app.delete("/connections/<provider>", responses=_NO_CONTENT)
 @tracer.capture_method
 def disconnect(provider: str, revoke: Annotated[bool, Query()] = False) -> Response[str]:
     """Delete the connection and its sealed credential; ``?revoke=true`` also revokes at Google / Zoom."""

@@ -2,7 +2,8 @@
 
 Thin: each SQS record → :func:`shared.meetings.process_message`; Powertools' BatchProcessor reports
 only the failed records back to SQS (partial batch responses), so one stuck job never holds the
-others back, and a failing one is redelivered (with the delay it asked for) until the DLQ.
+others back, and a failing one is redelivered (with the delay it asked for) until the DLQ; the
+receive count tells the worker when a failure is the last one (it records the reason first).
 """
 
 from typing import Any, cast
@@ -21,7 +22,8 @@ processor = BatchProcessor(event_type=EventType.SQS)
 @tracer.capture_method
 def record_handler(record: SQSRecord) -> str:
     """One job: converge the meeting, the booking and the e-mails it is about."""
-    outcome = process_message(record.body, record.receipt_handle)
+    receives = int(record.attributes.approximate_receive_count or 1)
+    outcome = process_message(record.body, record.receipt_handle, receive_count=receives)
     metrics.add_metric(name=f"Job_{outcome.split(':', 1)[0]}", unit=MetricUnit.Count, value=1)
     return outcome
 

@@ -8,9 +8,11 @@ appear in the response or the logs.
 # No ``from __future__ import annotations``: Powertools reads the route signatures (bodies, query
 # parameters, return types) at runtime through the tracer's wrapper, so they must be real objects.
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -21,21 +23,25 @@ from shared.store import default_store
 from shared.vault import default_vault
 
 app = build_resolver()
+_REDIRECT: dict[int, OpenAPIResponse] = {
+    302: {
+        "description": "To the mentor app: `?connected=<provider>` or `?error=<code>` (no body).",
+        "headers": {"Location": {"description": "The mentor app's connections page", "schema": {"type": "string"}}},
+        "content": {},
+    }
+}
 
 
-@app.get("/oauth/<provider>/callback")
+@app.get("/oauth/<provider>/callback", responses=_REDIRECT)
 @tracer.capture_method
-def callback(provider: str) -> Response[str]:
+def callback(
+    provider: str,
+    code: Annotated[str | None, Query(description="The authorization code (on consent)")] = None,
+    state: Annotated[str | None, Query(description="The single-use state from the consent URL")] = None,
+    error: Annotated[str | None, Query(description="The provider's error (consent refused, …)")] = None,
+) -> Response[str]:
     """Consume the state, exchange the code, save the connection, redirect to the app."""
-    event = app.current_event
-    location = complete_authorization(
-        default_store(),
-        default_vault(),
-        provider,
-        code=event.get_query_string_value("code"),
-        state=event.get_query_string_value("state"),
-        error=event.get_query_string_value("error"),
-    )
+    location = complete_authorization(default_store(), default_vault(), provider, code=code, state=state, error=error)
     return Response(
         status_code=HTTPStatus.FOUND,
         headers={"Location": location, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},

@@ -14,7 +14,7 @@ from constructs import Construct
 
 from devstack.routes import QUEUE_WORKERS, QueueWorker
 from infra.constructs.function import GET, PUT, QUERY, UPDATE, Access, FunctionSpec
-from infra.constructs.messaging import WorkQueue
+from infra.constructs.messaging import MAX_RECEIVES, WorkQueue
 from infra.constructs.platform import Platform
 
 QUEUE: Final = "meetings"
@@ -55,7 +55,11 @@ class Meetings(Construct):
                 access=ACCESS,
                 timeout=WORKER_TIMEOUT,
                 memory_mb=1024,
-                environment={"MEETINGS_QUEUE_URL": self.queue.queue.queue_url},
+                # The worker records why a job failed on its last receive, before the DLQ takes it.
+                environment={
+                    "MEETINGS_QUEUE_URL": self.queue.queue.queue_url,
+                    "MEETINGS_MAX_RECEIVES": str(MAX_RECEIVES),
+                },
             ),
         )
         self.worker.function.add_event_source(

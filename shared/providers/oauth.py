@@ -25,6 +25,7 @@ from pydantic import SecretStr
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from shared.config import ProviderSettings
+from shared.observability import trace_httpx
 from shared.store.models import Provider
 
 with warnings.catch_warnings():
@@ -196,6 +197,7 @@ class OAuthClient:
         }
         if self._transport is not None:
             kwargs["transport"] = self._transport
+        trace_httpx()
         return OAuth2Client(
             client_id=self.app.client_id,
             client_secret=self.app.client_secret.get_secret_value(),
@@ -254,11 +256,13 @@ class OAuthClient:
         def call() -> httpx.Response:
             with self._session() as session:
                 if self.app.provider is Provider.GOOGLE:
-                    # Google: POST /revoke?token=… (form content type, no client auth needed).
+                    # Google: POST /revoke with the token as a form field (no client auth needed). Google
+                    # also takes ?token=…, but a URL is logged by every HTTP layer (httpx logs each
+                    # request line at INFO), so the token never goes into one.
                     response: httpx.Response = session.request(
                         "POST",
                         self.app.revoke_url,
-                        params={"token": token.get_secret_value()},
+                        data={"token": token.get_secret_value()},
                         headers={"content-type": "application/x-www-form-urlencoded"},
                         withhold_token=True,
                         auth=None,

@@ -1,72 +1,10 @@
-"""E2E fixtures: our own Google/Zoom emulators and Radicale, with the functions pointed at them.
-
-The emulators' OAuth clients accept ``<API_URL>/oauth/{google,zoom}/callback``; each test runs with
-``GOOGLE_*`` / ``ZOOM_*`` / ``APPLE_CALDAV_URL`` / ``API_URL`` / ``APP_URL`` set for the in-process
-functions (settings caches reset on the way in and out).
-"""
+"""E2E tests run with the functions pointed at the local providers (``tests/stack_fixtures.py``)."""
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Callable, Iterator
-
-import httpx
 import pytest
-from e2e_support import Providers, Recorder, provider_environment
-
-from devstack.emulators import GoogleEmulator, ZoomEmulator
-from devstack.emulators import google as g
-from devstack.emulators import zoom as z
-from devstack.radicale import RadicaleServer
-from devstack.stack import LocalStack
-from shared import config
-from shared.store import Store, Table
-
-
-@pytest.fixture(scope="session")
-def providers(local_stack: LocalStack) -> Iterator[Providers]:
-    """Google + Zoom emulators and Radicale on loopback, with our callback URIs registered."""
-    google, zoom, caldav = GoogleEmulator().start(), ZoomEmulator().start(), RadicaleServer()
-    caldav.start()
-    google.add_client(g.DEFAULT_CLIENT_ID, g.DEFAULT_CLIENT_SECRET, [f"{local_stack.api_url}/oauth/google/callback"])
-    zoom.add_client(z.DEFAULT_CLIENT_ID, z.DEFAULT_CLIENT_SECRET, [f"{local_stack.api_url}/oauth/zoom/callback"])
-    yield Providers(google, zoom, caldav)
-    google.stop()
-    zoom.stop()
-    caldav.stop()
 
 
 @pytest.fixture(autouse=True)
-def provider_env(providers: Providers, local_stack: LocalStack) -> Iterator[pytest.MonkeyPatch]:
-    """Point the functions at the fixtures' providers for one test (yields the monkeypatch)."""
-    with pytest.MonkeyPatch.context() as mp:
-        for name, value in provider_environment(providers, local_stack.api_url).items():
-            mp.setenv(name, value)
-        config.reset_settings()
-        yield mp
-    config.reset_settings()
-
-
-@pytest.fixture
-def stack_store(local_stack: LocalStack) -> Store:
-    """The stack's table, read directly (to check what was stored)."""
-    return Store(Table(local_stack.client("dynamodb"), os.environ["TABLE_NAME"]))
-
-
-@pytest.fixture
-def mentor() -> str:
-    """A fresh mentor id per test."""
-    return f"e2e-{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-def recorder(api: httpx.Client) -> Recorder:
-    rec = Recorder()
-    api.event_hooks["response"].append(rec)
-    return rec
-
-
-@pytest.fixture
-def headers(mentor: str, mentor_headers: Callable[..., dict[str, str]]) -> dict[str, str]:
-    return mentor_headers(mentor)
+def _functions_use_local_providers(provider_env: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    return provider_env

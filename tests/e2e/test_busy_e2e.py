@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import caldav
 import httpx
 import pytest
-from e2e_support import Providers
+from e2e_support import Providers, busy_ics, utc_z
 
 from devstack import flows
 from devstack.stack import LocalStack
@@ -19,19 +19,6 @@ from shared.store import ConnectionStatus, Provider, Store
 from shared.store.busy import BusyStore
 
 PASSWORD = "abcd-efgh-ijkl-mnop"
-
-
-def _z(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _ics(uid: str, start: datetime, end: datetime) -> str:
-    fmt = "%Y%m%dT%H%M%SZ"
-    return (
-        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//e2e//EN\r\nBEGIN:VEVENT\r\n"
-        f"UID:{uid}\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:{start.strftime(fmt)}\r\nDTEND:{end.strftime(fmt)}\r\n"
-        "SUMMARY:private\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
-    )
 
 
 def _sync_all(local_stack: LocalStack) -> dict[str, object]:
@@ -71,31 +58,31 @@ def test_poll_syncs_google_and_apple_and_busy_merges_them(
     # alone the day after that, and one event beyond what the mentor asks for
     day = (datetime.now(UTC) + timedelta(days=2)).replace(hour=10, minute=0, second=0, microsecond=0)
     providers.google.seed_event(
-        email, {"start": {"dateTime": _z(day)}, "end": {"dateTime": _z(day + timedelta(hours=1))}, "summary": "x"}
+        email, {"start": {"dateTime": utc_z(day)}, "end": {"dateTime": utc_z(day + timedelta(hours=1))}, "summary": "x"}
     )
     calendar = (
         caldav.DAVClient(url=providers.caldav.url, username=apple_id, password=PASSWORD)
         .principal()
         .make_calendar(name="Home")
     )
-    calendar.add_event(_ics("a1", day + timedelta(minutes=30), day + timedelta(hours=2)))
-    calendar.add_event(_ics("a2", day + timedelta(days=1, hours=4), day + timedelta(days=1, hours=5)))
-    calendar.add_event(_ics("a3", day + timedelta(days=20), day + timedelta(days=20, hours=1)))
+    calendar.add_event(busy_ics("a1", day + timedelta(minutes=30), day + timedelta(hours=2)))
+    calendar.add_event(busy_ics("a2", day + timedelta(days=1, hours=4), day + timedelta(days=1, hours=5)))
+    calendar.add_event(busy_ics("a3", day + timedelta(days=20), day + timedelta(days=20, hours=1)))
 
     # When the scheduled poll runs and the worker drains the queue
     result = _sync_all(local_stack)
     assert result["total"] >= 2  # type: ignore[operator]
-    window = {"from": _z(day - timedelta(hours=10)), "to": _z(day + timedelta(days=3))}
+    window = {"from": utc_z(day - timedelta(hours=10)), "to": utc_z(day + timedelta(days=3))}
     resp = api.get("/mentors/me/busy", headers=headers, params=window)
 
     # Then the busy times of both calendars come back merged, each labelled with its sources
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert body["busy"] == [
-        {"start": _z(day), "end": _z(day + timedelta(hours=2)), "sources": ["apple", "google"]},
+        {"start": utc_z(day), "end": utc_z(day + timedelta(hours=2)), "sources": ["apple", "google"]},
         {
-            "start": _z(day + timedelta(days=1, hours=4)),
-            "end": _z(day + timedelta(days=1, hours=5)),
+            "start": utc_z(day + timedelta(days=1, hours=4)),
+            "end": utc_z(day + timedelta(days=1, hours=5)),
             "sources": ["apple"],
         },
     ]
@@ -111,7 +98,7 @@ def test_poll_syncs_google_and_apple_and_busy_merges_them(
     _sync_all(local_stack)
     body = api.get("/mentors/me/busy", headers=headers, params=window).json()
     # Then Apple is skipped and reported (needs_reconnect, last good sync kept), Google still shows
-    assert body["busy"] == [{"start": _z(day), "end": _z(day + timedelta(hours=1)), "sources": ["google"]}]
+    assert body["busy"] == [{"start": utc_z(day), "end": utc_z(day + timedelta(hours=1)), "sources": ["google"]}]
     apple = body["sources"]["apple"]
     assert (apple["status"], apple["error"]) == ("needs_reconnect", "needs_reconnect")
     assert apple["lastSyncedAt"] is not None

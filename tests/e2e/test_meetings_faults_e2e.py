@@ -22,10 +22,10 @@ from typing import Any
 
 import httpx
 import pytest
-from classes_support import create, future, online, set_plan, tables
-from e2e_support import Providers
+from classes_support import create, future, live_meetings, meetings_dlq_depth, oauth_mentor, online, tables
+from e2e_support import Providers, short_lived_tokens
 
-from devstack import flows, stripe_events
+from devstack import stripe_events
 from devstack.outbox import SentEmail, read_outbox
 from devstack.stack import LocalStack
 from shared.store import MeetingStatus
@@ -46,22 +46,6 @@ ZOOM_CREATE = "/v2/users/me/meetings"
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-def _connect(
-    api: httpx.Client, local_stack: LocalStack, providers: Providers, mentor_headers: Headers, mentor: str, which: str
-) -> dict[str, str]:
-    store, _ = tables(local_stack)
-    set_plan(store, mentor, "pro")
-    store.upsert_mentor(mentor, email=f"{mentor}@mentor.example.com")
-    headers = mentor_headers(mentor)
-    email = f"{mentor}@example.com"
-    if which == "google":
-        flows.seed_google_account(providers.google, email, calendars=[])
-    else:
-        flows.seed_zoom_account(providers.zoom, email, plan=2)
-    assert f"connected={which}" in flows.connect_oauth(api, headers, which)
-    return headers
 
 
 def _book(api: httpx.Client, headers: dict[str, str], session_id: str, student: str) -> dict[str, Any]:
@@ -110,31 +94,11 @@ def _take_dlq(local_stack: LocalStack) -> list[dict[str, Any]]:
     return found
 
 
-def _dlq_depth(local_stack: LocalStack) -> int:
-    attrs = local_stack.client("sqs").get_queue_attributes(
-        QueueUrl=local_stack.aws.meetings.dlq_url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return sum(int(v) for v in attrs.values())
-
-
 @pytest.fixture
 def faulty(providers: Providers) -> Iterator[Providers]:
     """Short-lived access tokens on both emulators for one test; faults and settings reset after."""
-    saved = {
-        "google": providers.google.state.settings.access_token_ttl_seconds,
-        "zoom": providers.zoom.state.settings.access_token_ttl_seconds,
-    }
-    for emulator in (providers.google, providers.zoom):
-        emulator.clear_faults()
-        emulator.configure(access_token_ttl_seconds=SHORT_TOKEN_TTL_S)
-    try:
+    with short_lived_tokens(providers, SHORT_TOKEN_TTL_S):
         yield providers
-    finally:
-        providers.google.clear_faults()
-        providers.zoom.clear_faults()
-        providers.google.configure(access_token_ttl_seconds=saved["google"])
-        providers.zoom.configure(access_token_ttl_seconds=saved["zoom"])
 
 
 # -- 10 % faults, 200 bookings ------------------------------------------------------------------
@@ -149,7 +113,7 @@ def test_200_bookings_under_10_percent_faults_all_get_one_link_and_one_email(
     then every booking is confirmed with its session's link, each session has exactly one meeting
     at its provider, each student got exactly one confirmation e-mail, and the DLQ stays empty."""
     providers = faulty
-    assert _dlq_depth(local_stack) == 0
+    assert meetings_dlq_depth(local_stack) == 0
     plans = {"google": ("google_meet", 40), "zoom": ("zoom", 70)}
     classes: dict[str, dict[str, Any]] = {}
     booked: list[dict[str, Any]] = []
@@ -157,7 +121,7 @@ def test_200_bookings_under_10_percent_faults_all_get_one_link_and_one_email(
     # at once (their current event is a class attribute), while the worker runs alongside.
     for which, (meeting_provider, first_day) in plans.items():
         owner = f"{mentor}-{which}"
-        headers = _connect(api, local_stack, providers, mentor_headers, owner, which)
+        headers = oauth_mentor(api, local_stack, providers, mentor_headers, owner, which)
         title = f"Faults {which} {mentor}"
         starts = [future(first_day + n, 18) for n in range(SESSIONS_PER_PROVIDER)]
         body = online(title=title, meetingProvider=meeting_provider, durationMinutes=30, starts=starts)
@@ -224,16 +188,8 @@ def test_200_bookings_under_10_percent_faults_all_get_one_link_and_one_email(
             assert stored.meeting is not None
             assert stored.meeting.status is MeetingStatus.CREATED
             recorded[stored.meeting.meeting_id] = stored.meeting.url
-        if which == "google":
-            held = [
-                e
-                for e in providers.google.events(info["email"])
-                if e.get("summary") == info["title"] and e.get("status") != "cancelled"
-            ]
-            starts = Counter(e["start"]["dateTime"] for e in held)
-        else:
-            held = [m for m in providers.zoom.meetings() if m.get("topic") == info["title"]]
-            starts = Counter(m["start_time"] for m in held)
+        held = live_meetings(providers, which, info["email"], info["title"])
+        starts = Counter(e["start"]["dateTime"] if which == "google" else e["start_time"] for e in held)
         assert len(held) == SESSIONS_PER_PROVIDER, f"{which}: {len(held)} meetings for {SESSIONS_PER_PROVIDER} sessions"
         assert set(starts.values()) == {1}, starts
         assert {str(m["id"]) for m in held} == set(recorded), which
@@ -248,7 +204,7 @@ def test_200_bookings_under_10_percent_faults_all_get_one_link_and_one_email(
         assert len(got) == 1, (booked_one["student"], [m.subject for m in got])
         assert got[0].subject.startswith("Booked:")
         assert view["meetingUrl"] in got[0].text
-    assert _dlq_depth(local_stack) == 0
+    assert meetings_dlq_depth(local_stack) == 0
 
 
 # -- a permanent 4xx ----------------------------------------------------------------------------
@@ -267,7 +223,7 @@ def test_a_permanent_4xx_lands_in_the_dlq_with_the_reason_on_the_booking(
     when the worker has had the job 5 times,
     then the job is in the meetings DLQ, the booking shows meetingStatus "failed" with a readable
     reason, the mentor got one "Action needed" e-mail and no meeting exists."""
-    headers = _connect(api, local_stack, providers, mentor_headers, mentor, which)
+    headers = oauth_mentor(api, local_stack, providers, mentor_headers, mentor, which)
     title = f"Refused {which} {mentor}"
     meeting_provider = "google_meet" if which == "google" else "zoom"
     klass = create(api, headers, online(title=title, meetingProvider=meeting_provider, starts=[future(50)]))
@@ -275,7 +231,7 @@ def test_a_permanent_4xx_lands_in_the_dlq_with_the_reason_on_the_booking(
     booked = _book(api, headers, session_id, f"{mentor}-refused@example.com")
     emulator = providers.google if which == "google" else providers.zoom
     path = GOOGLE_INSERT if which == "google" else ZOOM_CREATE
-    assert _dlq_depth(local_stack) == 0
+    assert meetings_dlq_depth(local_stack) == 0
     since = _last_seq(emulator)
     emulator.set_faults(forced=[{"status": 400, "count": 50, "path_prefix": path, "method": "POST"}])
     try:
@@ -289,7 +245,7 @@ def test_a_permanent_4xx_lands_in_the_dlq_with_the_reason_on_the_booking(
     # The job went round 5 times (one create call each), then to the DLQ.
     assert [r["status"] for r in posts] == [400] * 5
     assert [(m["kind"], m.get("bookingId")) for m in in_dlq] == [("booking.confirmed", booked["bookingId"])]
-    assert _dlq_depth(local_stack) == 0
+    assert meetings_dlq_depth(local_stack) == 0
 
     view = _view(api, booked)
     assert view["status"] == "CONFIRMED"

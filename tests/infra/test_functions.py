@@ -147,3 +147,13 @@ def test_vault_context_keys_are_the_vaults() -> None:
     from shared.vault.keys import encryption_context
 
     assert set(VAULT_CONTEXT_KEYS) == set(encryption_context("2026-01"))
+
+
+def test_the_meetings_worker_knows_the_queues_receive_limit(synth: Synth) -> None:
+    """The worker records a job's failure on its last receive: it is told the queue's maxReceiveCount."""
+    from infra.constructs.messaging import MAX_RECEIVES
+
+    env = synth.resources[function_names(synth)["mint_meeting"]]["Properties"]["Environment"]["Variables"]
+    assert env["MEETINGS_MAX_RECEIVES"] == str(MAX_RECEIVES)
+    queues = [q for q in synth.of_type("AWS::SQS::Queue").values() if "RedrivePolicy" in q["Properties"]]
+    assert {q["Properties"]["RedrivePolicy"]["maxReceiveCount"] for q in queues} == {MAX_RECEIVES}

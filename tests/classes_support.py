@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -14,7 +14,9 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from e2e_support import Providers
 
+from devstack import flows
 from devstack.stack import LocalStack
 from shared import config, jobs
 from shared.store import Connection, ConnectionStatus, Provider, ScheduleStore, Store, Table
@@ -68,6 +70,48 @@ def connect(
     store.save_connection(
         Connection(mentor_id=mentor, provider=provider, status=status, plan_type=plan_type), expected_version=None
     )
+
+
+def oauth_mentor(
+    api: httpx.Client,
+    local_stack: LocalStack,
+    providers: Providers,
+    mentor_headers: Callable[..., dict[str, str]],
+    mentor: str,
+    which: str,
+) -> dict[str, str]:
+    """A pro mentor (e-mail ``<mentor>@mentor.example.com``) connected to ``which`` (google | zoom)
+    through the real OAuth flow, as ``<mentor>@example.com`` at the emulator; their JWT header."""
+    store, _ = tables(local_stack)
+    set_plan(store, mentor, "pro")
+    store.upsert_mentor(mentor, email=f"{mentor}@mentor.example.com")
+    headers = mentor_headers(mentor)
+    email = f"{mentor}@example.com"
+    if which == "google":
+        flows.seed_google_account(providers.google, email, calendars=[])
+    else:
+        flows.seed_zoom_account(providers.zoom, email, plan=2)
+    assert f"connected={which}" in flows.connect_oauth(api, headers, which)
+    return headers
+
+
+def live_meetings(providers: Providers, which: str, email: str, title: str) -> list[dict[str, Any]]:
+    """The meetings the provider holds for a class: Google events (not cancelled) on ``email``'s
+    calendar, or Zoom meetings, whose title is ``title``."""
+    if which == "google":
+        return [
+            e for e in providers.google.events(email) if e.get("summary") == title and e.get("status") != "cancelled"
+        ]
+    return [m for m in providers.zoom.meetings() if m.get("topic") == title]
+
+
+def meetings_dlq_depth(local_stack: LocalStack) -> int:
+    """Messages in the meetings dead-letter queue (visible or in flight)."""
+    attrs = local_stack.client("sqs").get_queue_attributes(
+        QueueUrl=local_stack.aws.meetings.dlq_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return sum(int(v) for v in attrs.values())
 
 
 def create(api: httpx.Client, headers: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:

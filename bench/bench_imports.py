@@ -1,0 +1,115 @@
+"""Cold import of every function, as a ratio to ``import boto3`` in the same run, and what it loads.
+
+Each ``functions/<name>/handler.py`` and the ``import boto3`` baseline are imported in fresh
+interpreters, in turns (a busy machine slows them alike), ``RUNS`` times; medians are reported.
+Every interpreter runs as a Lambda container would (:mod:`devstack.importgraph`): Lambda's
+environment variables (so the X-Ray SDK takes its Lambda path and the Tracer is on) and only the
+packages the layer ships (dev tools in the venv are hidden).
+
+For each function: the median, the ratio, the libraries it loads that
+:data:`devstack.importgraph.ALLOWED_IMPORTERS` keeps away from it (``forbidden``; the unit test
+``test_import_graph`` fails on any), and the packages that cost it most beyond what ``import boto3``
+loads (``-X importtime`` self time, one run: where the gap to boto3 comes from). The Stripe
+webhook is also timed with a stub ``stripe`` module, to show what the SDK costs.
+
+``python -m bench imports`` runs only this.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from typing import Any
+
+from bench import Row
+from devstack import importgraph
+
+RUNS = 7
+TARGET = {"stripe_webhook": 1.5}
+TOP_PACKAGES = 6
+
+_STUB_STRIPE = """
+import types
+_stripe = types.ModuleType("stripe")
+_stripe.WebhookSignature = type("WebhookSignature", (), {})
+_stripe.SignatureVerificationError = type("SignatureVerificationError", (Exception,), {})
+sys.modules["stripe"] = _stripe
+"""
+
+
+def main() -> dict[str, Any]:
+    """Measure every function's cold import; return medians, ratios, findings and costs."""
+    hidden = importgraph.hidden_modules()
+    variants: dict[str, tuple[str, str]] = {"boto3": ("import boto3", "baseline")}
+    for name in importgraph.FUNCTIONS:
+        variants[name] = (f"import functions.{name}.handler", name)
+    variants["stripe_webhook_without_stripe_sdk"] = (
+        _STUB_STRIPE + "import functions.stripe_webhook.handler",
+        "stripe_webhook",
+    )
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    loaded: dict[str, importgraph.ColdImport] = {}
+    for _ in range(RUNS):
+        for name, (statement, function) in variants.items():
+            found = importgraph.cold_import(statement, function=function, hidden=hidden)
+            samples[name].append(found.ms)
+            loaded[name] = found
+    ms = {name: statistics.median(values) for name, values in samples.items()}
+    base = ms["boto3"]
+    baseline_packages = set(importgraph.self_time_by_package("import boto3", function="baseline", hidden=hidden))
+    functions: dict[str, Any] = {}
+    for name in importgraph.FUNCTIONS:
+        costs = importgraph.self_time_by_package(f"import functions.{name}.handler", function=name, hidden=hidden)
+        extra = {pkg: round(v, 1) for pkg, v in costs.items() if pkg not in baseline_packages}
+        functions[name] = {
+            "import_ms": round(ms[name], 1),
+            "ratio_to_boto3": round(ms[name] / base, 2),
+            "target_ratio": TARGET.get(name),
+            "forbidden": importgraph.forbidden(name, loaded[name]),
+            "modules": len(loaded[name].modules),
+            "top_packages_beyond_boto3_ms": dict(list(extra.items())[:TOP_PACKAGES]),
+        }
+    stub = ms["stripe_webhook_without_stripe_sdk"]
+    return {
+        "runs_each": RUNS,
+        "environment": "Lambda-like: LAMBDA_TASK_ROOT set, layer packages only",
+        "import_boto3_ms": round(base, 1),
+        "functions": functions,
+        "stripe_webhook_without_stripe_sdk": {
+            "import_ms": round(stub, 1),
+            "ratio_to_boto3": round(stub / base, 2),
+            "stripe_sdk_share_ms": round(ms["stripe_webhook"] - stub, 1),
+        },
+    }
+
+
+def summary(result: dict[str, Any]) -> list[Row]:
+    """``(figure, value, target, met)`` rows for the ``make bench`` table."""
+    rows: list[Row] = [("cold import: `import boto3` (baseline)", f"{result['import_boto3_ms']:.0f} ms", "", None)]
+    for name, row in result["functions"].items():
+        target = f"<= {row['target_ratio']}x" if row["target_ratio"] else ""
+        forbidden = ", ".join(row["forbidden"]) or "none"
+        rows.append(
+            (
+                f"cold import: {name}",
+                f"{row['ratio_to_boto3']}x ({row['import_ms']:.0f} ms); forbidden: {forbidden}",
+                target,
+                row["ratio_to_boto3"] <= row["target_ratio"] and not row["forbidden"]
+                if row["target_ratio"]
+                else (False if row["forbidden"] else None),
+            )
+        )
+    stub = result["stripe_webhook_without_stripe_sdk"]
+    rows.append(
+        (
+            "cold import: stripe_webhook with a stub stripe SDK",
+            f"{stub['ratio_to_boto3']}x (SDK share {stub['stripe_sdk_share_ms']:.0f} ms)",
+            "",
+            None,
+        )
+    )
+    return rows
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(), indent=2))
