@@ -1,6 +1,6 @@
 """``make bench``: run every ``bench/bench_*.py`` module and print one table; the JSON goes to a file.
 
-    python -m bench                 # all of them (about 6-8 minutes on 2 cores)
+    python -m bench                 # all of them (about 4.5 minutes on 2 cores)
     python -m bench imports vault   # only these
     BENCH_JSON=out.json python -m bench
 

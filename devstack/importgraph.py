@@ -32,10 +32,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Final
 
-ROOT: Final = Path(__file__).resolve().parents[1]
-LOCK_FILE: Final = ROOT / "requirements-lambda.txt"
-#: The AWS SDK the Lambda Python runtime provides (left out of the layer).
-RUNTIME_PROVIDED: Final = frozenset({"boto3", "botocore", "s3transfer"})
+from infra.layer import EXCLUDED as RUNTIME_PROVIDED
+from infra.layer import LOCK_FILE, ROOT
+
 FUNCTIONS: Final = tuple(sorted(p.parent.name for p in (ROOT / "functions").glob("*/handler.py")))
 
 _EVERYONE_BUT: Final = frozenset(FUNCTIONS)
@@ -132,18 +131,7 @@ class ColdImport:
 
 def cold_import(statement: str, *, function: str = "baseline", hidden: list[str] | None = None) -> ColdImport:
     """Run ``statement`` (e.g. ``import boto3``) timed in a fresh interpreter as Lambda would."""
-    prelude = _PRELUDE.format(hidden=tuple(hidden_modules() if hidden is None else hidden))
-    code = prelude + _TIMED.format(statement=statement)
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env=lambda_environment(function),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"{statement!r} failed in a Lambda-like interpreter:\n{out.stderr[-2000:]}")
+    out = _run_lambda_like([], statement, _TIMED.format(statement=statement), function, hidden)
     found = json.loads(out.stdout.strip().splitlines()[-1])
     return ColdImport(ms=float(found["ms"]), modules=frozenset(found["modules"]))
 
@@ -160,15 +148,7 @@ def forbidden(function: str, imported: ColdImport) -> list[str]:
 
 def self_time_by_package(statement: str, *, function: str, hidden: list[str] | None = None) -> dict[str, float]:
     """``python -X importtime``: self time (ms) per top-level package for ``statement``, largest first."""
-    prelude = _PRELUDE.format(hidden=tuple(hidden_modules() if hidden is None else hidden))
-    out = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", prelude + statement],
-        cwd=ROOT,
-        env=lambda_environment(function),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    out = _run_lambda_like(["-X", "importtime"], statement, statement, function, hidden)
     totals: dict[str, float] = {}
     for line in out.stderr.splitlines():
         match = re.match(r"import time:\s+(\d+) \|\s+\d+ \|\s*(\S+)", line)
@@ -176,6 +156,24 @@ def self_time_by_package(statement: str, *, function: str, hidden: list[str] | N
             top = match.group(2).partition(".")[0]
             totals[top] = totals.get(top, 0.0) + int(match.group(1)) / 1000
     return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
+
+
+def _run_lambda_like(
+    flags: list[str], statement: str, code: str, function: str, hidden: list[str] | None
+) -> subprocess.CompletedProcess[str]:
+    """``python <flags> -c <layer-only prelude + code>`` in ``function``'s Lambda-like environment."""
+    prelude = _PRELUDE.format(hidden=tuple(hidden_modules() if hidden is None else hidden))
+    out = subprocess.run(
+        [sys.executable, *flags, "-c", prelude + code],
+        cwd=ROOT,
+        env=lambda_environment(function),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"{statement!r} failed in a Lambda-like interpreter:\n{out.stderr[-2000:]}")
+    return out
 
 
 def _normalise(name: str) -> str:

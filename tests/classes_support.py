@@ -19,7 +19,19 @@ from e2e_support import Providers
 from devstack import flows
 from devstack.stack import LocalStack
 from shared import config, jobs
-from shared.store import Connection, ConnectionStatus, Provider, ScheduleStore, Store, Table
+from shared.store import (
+    ClassFormat,
+    ClassItem,
+    Connection,
+    ConnectionStatus,
+    MeetingProvider,
+    Provider,
+    ScheduleStore,
+    Session,
+    Store,
+    Table,
+)
+from shared.store.schedule import session_id_for
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -103,6 +115,31 @@ def live_meetings(providers: Providers, which: str, email: str, title: str) -> l
             e for e in providers.google.events(email) if e.get("summary") == title and e.get("status") != "cancelled"
         ]
     return [m for m in providers.zoom.meetings() if m.get("topic") == title]
+
+
+def one_session_zoom_class(schedule: ScheduleStore, class_id: str, start: datetime) -> Session:
+    """A Zoom class of mentor ``m-1`` with one 60-minute session of 3 seats at ``start``, written
+    straight to the table (unit tests of the meetings ledger and worker); the session."""
+    klass = ClassItem(
+        class_id=class_id,
+        mentor_id="m-1",
+        title="Zoom class",
+        format=ClassFormat.ONLINE,
+        timezone="Europe/Berlin",
+        duration_minutes=60,
+        capacity=3,
+        meeting_provider=MeetingProvider.ZOOM,
+    )
+    session = Session(
+        class_id=class_id,
+        session_id=session_id_for(class_id, 1),
+        mentor_id="m-1",
+        start=start,
+        end=start + timedelta(hours=1),
+        capacity=3,
+    )
+    schedule.create_class(klass, [session])
+    return session
 
 
 def meetings_dlq_depth(local_stack: LocalStack) -> int:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from classes_support import one_session_zoom_class
 from pydantic import SecretStr
 
 from shared import aws, config
@@ -24,8 +25,6 @@ from shared.meetings import MeetingsWorker, RetryLater, process_message
 from shared.providers.meetings import MeetingError
 from shared.store import (
     Booking,
-    ClassFormat,
-    ClassItem,
     MeetingProvider,
     MeetingStatus,
     ScheduleStore,
@@ -34,7 +33,6 @@ from shared.store import (
     Table,
 )
 from shared.store.meetings import MeetingLedger
-from shared.store.schedule import session_id_for
 
 START = datetime(2026, 12, 1, 17, 0, tzinfo=UTC)
 ZOOM = MeetingProvider.ZOOM
@@ -70,26 +68,7 @@ class Outbox:
 @pytest.fixture
 def session(schedule: ScheduleStore, store: Store) -> Session:
     store.upsert_mentor("m-1", email="mentor@example.com")
-    klass = ClassItem(
-        class_id="cls_g",
-        mentor_id="m-1",
-        title="Zoom class",
-        format=ClassFormat.ONLINE,
-        timezone="Europe/Berlin",
-        duration_minutes=60,
-        capacity=3,
-        meeting_provider=ZOOM,
-    )
-    row = Session(
-        class_id="cls_g",
-        session_id=session_id_for("cls_g", 1),
-        mentor_id="m-1",
-        start=START,
-        end=START + timedelta(hours=1),
-        capacity=3,
-    )
-    schedule.create_class(klass, [row])
-    return row
+    return one_session_zoom_class(schedule, "cls_g", START)
 
 
 def _confirmed(schedule: ScheduleStore, session: Session, booking_id: str) -> MeetingJob:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
+from classes_support import one_session_zoom_class
 
 from shared import aws
 from shared.store import (
     Booking,
-    ClassFormat,
-    ClassItem,
     MeetingProvider,
     MeetingRef,
     MeetingStatus,
@@ -20,7 +19,6 @@ from shared.store import (
     Table,
 )
 from shared.store.meetings import MeetingBusy, MeetingLedger, Reservation
-from shared.store.schedule import session_id_for
 
 START = datetime(2026, 12, 1, 17, 0, tzinfo=UTC)
 ZOOM = MeetingProvider.ZOOM
@@ -46,26 +44,7 @@ def ledger(schedule: ScheduleStore, clock: Clock) -> MeetingLedger:
 
 @pytest.fixture
 def session(schedule: ScheduleStore) -> Session:
-    item = ClassItem(
-        class_id="cls_m",
-        mentor_id="m-1",
-        title="Zoom class",
-        format=ClassFormat.ONLINE,
-        timezone="Europe/Berlin",
-        duration_minutes=60,
-        capacity=3,
-        meeting_provider=ZOOM,
-    )
-    row = Session(
-        class_id="cls_m",
-        session_id=session_id_for("cls_m", 1),
-        mentor_id="m-1",
-        start=START,
-        end=START + timedelta(hours=1),
-        capacity=3,
-    )
-    schedule.create_class(item, [row])
-    return row
+    return one_session_zoom_class(schedule, "cls_m", START)
 
 
 def _fresh(schedule: ScheduleStore, session: Session) -> Session:
