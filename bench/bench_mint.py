@@ -7,7 +7,7 @@ classes, sessions and confirmed bookings are written straight to the table; ever
 ``booking.confirmed`` for a session that has no meeting yet, so each one mints.
 
 * **Latency** (``python -m bench.bench_mint``; part of ``make bench``): the emulators add
-  ``LATENCY_MS`` to every request; one warm container's :meth:`shared.meetings.MeetingsWorker.handle`
+  ``LATENCY_MS`` to every request; one warm container's :meth:`shared.meetings.worker.MeetingsWorker.handle`
   is timed per job (p50 / p95 / max), and the provider requests each job made are counted from the
   emulator's request log. ``ratio`` = job time / (requests made * added latency); ``ratio_vs_min``
   uses the fewest requests a mint can take (Google: the insert; Zoom: the marker lookup and the
@@ -98,7 +98,7 @@ class _Bench:
 
     def jobs(self, mentor: str, provider: str, count: int) -> list[Any]:
         """``count`` sessions (one class each), one confirmed booking each; their confirmation jobs."""
-        from shared.jobs import JobKind, MeetingJob
+        from shared.queues.meetings import JobKind, MeetingJob
         from shared.store import Booking, ClassFormat, ClassItem, MeetingProvider, Session
         from shared.store.schedule import session_id_for
 
@@ -165,7 +165,7 @@ def _stack() -> Iterator[_Bench]:
     from devstack.jwt import LocalIssuer
     from devstack.providers import GoogleProvider, ZoomProvider
     from devstack.stack import LocalStack
-    from shared.observability import logger
+    from shared.platform.observability import logger
 
     with (
         tempfile.TemporaryDirectory() as keys,
@@ -187,10 +187,10 @@ def _stack() -> Iterator[_Bench]:
 def _latency(bench: _Bench, provider: str) -> dict[str, Any]:
     """Time warm ``MeetingsWorker.handle`` calls, one mint each, with ``LATENCY_MS`` added per request."""
     from devstack.metering import count_calls
-    from shared import aws
-    from shared.meetings import default_worker
+    from shared import wiring
+    from shared.platform import aws
 
-    worker = default_worker()
+    worker = wiring.meetings_worker()
     emulator = bench.emulator(provider)
     mentor = bench.mentor(provider)
     jobs = bench.jobs(mentor, provider, WARMUP_JOBS + LATENCY_JOBS)

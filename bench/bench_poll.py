@@ -246,13 +246,14 @@ def _apple_events(now: datetime, n: int) -> list[str]:
 def _seed(stack: Any, google: Any, radicale: Any, size: int) -> list[tuple[str, str]]:
     """``size`` connected mentors (half Google, half Apple); returns (mentor, provider) pairs."""
     from devstack.emulators import google as g
-    from shared.aws import client
+    from shared import wiring
+    from shared.platform.aws import client
     from shared.store import Connection, Provider
     from shared.store.repository import _connection_to_item
     from shared.store.table import to_item
-    from shared.vault import AppleCredential, OAuthCredential, default_vault
+    from shared.vault import AppleCredential, OAuthCredential
 
-    vault = default_vault()
+    vault = wiring.vault()
     now = datetime.now(UTC)
     run = uuid.uuid4().hex[:6]
     items: list[dict[str, Any]] = []
@@ -339,9 +340,9 @@ def _container(index: int, ready: Any, stop: Any, results: Any) -> None:
     from devstack.pumps import sqs_event
     from devstack.routes import LambdaContext
     from functions.busy_sync.handler import lambda_handler
-    from shared.aws import client
-    from shared.config import QueueSettings, settings
-    from shared.observability import logger
+    from shared.platform.aws import client
+    from shared.platform.config import QueueSettings, settings
+    from shared.platform.observability import logger
 
     logger.setLevel("WARNING")
     url = settings(QueueSettings).busy_sync_queue_url
@@ -438,7 +439,7 @@ def _cycle(size: int, workers: int) -> dict[str, Any]:
     from devstack.emulators import GoogleEmulator
     from devstack.routes import SCHEDULES, LambdaContext
     from devstack.scheduler import scheduled_event
-    from shared.aws import client
+    from shared.platform.aws import client
     from shared.store import Provider
     from shared.store.busy import BusyStore
     from shared.store.table import Table

@@ -100,8 +100,8 @@ def against_local_stack() -> dict[str, Any]:
     # No SQS pumps: the meetings worker would otherwise consume the jobs, on the same clients.
     with LocalStack(providers=False, queue_workers=()) as stack:
         from functions.stripe_webhook.handler import lambda_handler
-        from shared import aws
-        from shared.observability import logger
+        from shared.platform import aws
+        from shared.platform.observability import logger
 
         logger.setLevel("WARNING")  # keep stdout for the report
         secret = stack.stripe_webhook_secret

@@ -23,6 +23,7 @@ import httpx
 from devstack import flows
 from devstack.metering import count_calls
 from devstack.stack import LocalStack
+from shared import wiring
 
 #: The demo's mentor and their provider accounts (all on the stack's own emulators / Radicale).
 GOOGLE_EMAIL = "ada@example.com"
@@ -85,11 +86,8 @@ def step_stack(demo: Demo) -> None:
 
 def step_seed_mentor(demo: Demo) -> None:
     """Seed a mentor on the Pro plan."""
-    from shared.store import default_store
 
-    mentor = default_store().upsert_mentor(
-        demo.mentor_id, plan="pro", email="ada@example.com", timezone="Europe/Berlin"
-    )
+    mentor = wiring.store().upsert_mentor(demo.mentor_id, plan="pro", email="ada@example.com", timezone="Europe/Berlin")
     demo.show("mentor", mentor.model_dump(mode="json"))
 
 
@@ -99,11 +97,11 @@ def step_seal_and_store(demo: Demo) -> None:
 
     from pydantic import SecretStr
 
-    from shared.aws import client
-    from shared.store import Connection, Provider, default_store
-    from shared.vault import OAuthCredential, default_vault
+    from shared.platform.aws import client
+    from shared.store import Connection, Provider
+    from shared.vault import OAuthCredential
 
-    vault = default_vault()
+    vault = wiring.vault()
     credential = OAuthCredential(
         access_token=SecretStr(VAULT_DEMO_TOKENS[0]),
         refresh_token=SecretStr(VAULT_DEMO_TOKENS[1]),
@@ -113,7 +111,7 @@ def step_seal_and_store(demo: Demo) -> None:
     demo.show("credential (repr)", repr(credential))
     with count_calls(client("kms")) as kms_calls:
         blob = vault.seal_credential(credential, mentor_id=VAULT_MENTOR, provider="google")
-    default_store().save_connection(
+    wiring.store().save_connection(
         Connection(
             mentor_id=VAULT_MENTOR,
             provider=Provider.GOOGLE,
@@ -136,7 +134,7 @@ def step_seal_and_store(demo: Demo) -> None:
     assert not any(p.encode() in sealed for p in VAULT_DEMO_TOKENS), "plaintext found in the sealed item"
     demo.say("  plaintext tokens appear nowhere in the stored item")
     # The tokens above are not real: remove the connection so the busy-time poll (later) skips it.
-    default_store().delete_connection(VAULT_MENTOR, Provider.GOOGLE)
+    wiring.store().delete_connection(VAULT_MENTOR, Provider.GOOGLE)
     demo.say("  (connection deleted again: disconnect removes the sealed credential at once)")
 
 
@@ -144,12 +142,12 @@ def step_kms_budget(demo: Demo) -> None:
     """Seal 1,000 credentials for 1,000 mentors, then open them all in a fresh (cold-cache) vault."""
     from pydantic import SecretStr
 
-    from shared.aws import client
-    from shared.config import BaseFunctionSettings, settings
-    from shared.vault import AppleCredential, Vault, default_vault
+    from shared.platform.aws import client
+    from shared.platform.config import BaseFunctionSettings, settings
+    from shared.vault import AppleCredential, Vault
     from shared.vault.branch_store import DynamoBranchStore
 
-    sealer = default_vault()
+    sealer = wiring.vault()
     blobs = [
         (
             f"m-{n:04d}",
@@ -258,19 +256,18 @@ def step_connect_zoom(demo: Demo) -> None:
 @contextlib.contextmanager
 def _caldav_trap() -> Iterator[socket.socket]:
     """Point the functions at a CalDAV "server" that only accepts connections (to count them)."""
-    from shared import config
 
     with socket.socket() as trap:
         trap.bind(("127.0.0.1", 0))
         trap.listen(8)
         saved = os.environ["APPLE_CALDAV_URL"]
         os.environ["APPLE_CALDAV_URL"] = f"http://127.0.0.1:{trap.getsockname()[1]}"
-        config.reset_settings()
+        wiring.reset()
         try:
             yield trap
         finally:
             os.environ["APPLE_CALDAV_URL"] = saved
-            config.reset_settings()
+            wiring.reset()
 
 
 def _connections_made(trap: socket.socket) -> int:

@@ -5,14 +5,14 @@
 
 Every ``functions/*/handler.py`` is discovered (a new function is picked up without touching this
 file) and imported. A function with a module-level ``app`` (a Powertools resolver built by
-:func:`shared.api.build_resolver`) contributes its own ``get_openapi_schema()``: paths, parameters,
+:func:`shared.platform.api.build_resolver`) contributes its own ``get_openapi_schema()``: paths, parameters,
 request bodies and response models come from the route signatures. The documents are merged into
 one, and what the resolvers cannot know is added from the rest of the code:
 
 * which routes have API Gateway's JWT authorizer — :data:`devstack.routes.ROUTES` (the route
   table the gateway and the infra use) — get the ``bearerJWT`` security scheme and its 401;
 * every route of a ``build_resolver()`` app answers client mistakes with the contract's error
-  envelope (:class:`shared.api.ApiError`), validation problems included as 400
+  envelope (:class:`shared.platform.api.ApiError`), validation problems included as 400
   ``invalid_request``: Powertools' generic 422 ``HTTPValidationError`` is replaced by ``4XX``
   with the shared ``Error`` schema;
 * an operation's summary is its function's docstring (first line) and its tag the Lambda function.
@@ -44,7 +44,7 @@ from types import ModuleType
 from typing import Any
 
 from devstack.routes import ROUTES, Route
-from shared.api import MAX_BODY_BYTES
+from shared.platform.api import MAX_BODY_BYTES
 
 REPO = Path(__file__).resolve().parents[1]
 FUNCTIONS_DIR = REPO / "functions"
@@ -192,7 +192,7 @@ def _security_schemes() -> dict[str, Any]:
 
 
 def _servers() -> list[dict[str, Any]]:
-    from shared.config import BaseFunctionSettings
+    from shared.platform.config import BaseFunctionSettings
 
     return [
         {

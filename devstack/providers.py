@@ -24,7 +24,7 @@ from devstack.emulators.zoom import DEFAULT_CLIENT_SECRET as ZOOM_CLIENT_SECRET
 from devstack.emulators.zoom import DEFAULT_REDIRECT_URI as ZOOM_REDIRECT_URI
 from devstack.emulators.zoom import ZoomClient, ZoomEmulator
 from devstack.radicale import RadicaleServer
-from shared.config import ProviderSettings
+from shared.platform.config import ProviderSettings
 
 #: The Zoom app's webhook Secret Token in the local stack (the emulator signs with it too).
 DEV_ZOOM_WEBHOOK_SECRET_TOKEN: Final = "devstack-zoom-webhook-secret-token"

@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from types import TracebackType
@@ -56,32 +55,15 @@ class Component(Protocol):
         ...
 
 
-#: Process-wide caches built from the environment: (module, attribute) of a reset function or of an
-#: ``lru_cache``-wrapped factory. Reset whenever the stack changes the environment, if imported.
-CACHE_RESETS: list[tuple[str, str]] = [
-    ("shared.config", "reset_settings"),
-    ("shared.aws", "reset_clients"),
-    ("shared.store", "default_store"),
-    ("shared.store", "default_schedule"),
-    ("shared.vault.vault", "reset_default_vault"),
-    ("shared.providers.tokens", "reset_default_accessor"),
-    ("shared.jobs", "reset_default_queue"),
-    ("shared.auth", "reset_default_verifier"),
-    ("shared.payments", "reset_default_webhook"),
-    ("shared.meetings", "reset_default_worker"),
-    ("shared.sync_jobs", "reset_default_sync_queue"),
-]
-
-
 def _reset_function_caches() -> None:
-    """Make functions re-read settings and rebuild clients (the environment changed)."""
-    for module_name, attribute in CACHE_RESETS:
-        module = sys.modules.get(module_name)
-        target = getattr(module, attribute, None) if module is not None else None
-        if target is None:
-            continue
-        clear = getattr(target, "cache_clear", None)
-        (clear or target)()
+    """Make functions re-read settings and rebuild clients (the environment changed).
+
+    Every container-wide cache is a :mod:`shared.platform.once` factory, so one call forgets them
+    all (settings, boto3 clients and everything :mod:`shared.wiring` built).
+    """
+    from shared import wiring
+
+    wiring.reset()
 
 
 class LocalStack:

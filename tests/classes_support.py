@@ -18,7 +18,7 @@ from e2e_support import Providers
 
 from devstack import flows
 from devstack.stack import LocalStack
-from shared import config, jobs
+from shared import wiring
 from shared.store import (
     ClassFormat,
     ClassItem,
@@ -189,12 +189,10 @@ def private_jobs_queue(local_stack: LocalStack) -> Iterator[JobsQueue]:
     try:
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("MEETINGS_QUEUE_URL", url)
-            config.reset_settings()
-            jobs.reset_default_queue()
+            wiring.reset()
             yield JobsQueue(sqs, url)
     finally:
-        config.reset_settings()
-        jobs.reset_default_queue()
+        wiring.reset()
         sqs.delete_queue(QueueUrl=url)
 
 

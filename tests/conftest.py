@@ -20,8 +20,9 @@ from moto import mock_aws
 
 from devstack.jwt import LocalIssuer
 from devstack.stack import LocalStack
-from shared import aws, config
-from shared.observability import logger
+from shared import wiring
+from shared.platform import aws
+from shared.platform.observability import logger
 from shared.store import ScheduleStore, Store, Table
 from shared.store.schema import create_table
 
@@ -76,20 +77,16 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    config.reset_settings()
-    aws.reset_clients()
+    wiring.reset()
     with mock_aws():
         create_table(aws.client("dynamodb"), TABLE)
         kms = aws.client("kms")
         key = kms.create_key(Description="mentor-connections vault")["KeyMetadata"]["KeyId"]
         kms.create_alias(AliasName="alias/mentor-connections", TargetKeyId=key)
         yield
-    config.reset_settings()
-    aws.reset_clients()
-    from shared.store import default_schedule, default_store
+    wiring.reset()
 
-    default_store.cache_clear()
-    default_schedule.cache_clear()
+    wiring.reset()
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from devstack.emulators import google as g
 from devstack.emulators import zoom as z
 from devstack.radicale import RadicaleServer
 from devstack.stack import LocalStack
-from shared import config
+from shared import wiring
 from shared.store import Store, Table
 
 
@@ -46,9 +46,9 @@ def provider_env(providers: Providers, local_stack: LocalStack) -> Iterator[pyte
     with pytest.MonkeyPatch.context() as mp:
         for name, value in provider_environment(providers, local_stack.api_url).items():
             mp.setenv(name, value)
-        config.reset_settings()
+        wiring.reset()
         yield mp
-    config.reset_settings()
+    wiring.reset()
 
 
 @pytest.fixture

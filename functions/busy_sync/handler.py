@@ -1,6 +1,6 @@
 """busy_sync: the busy-sync queue's worker (PRODUCT.md §2.7).
 
-Thin: each SQS record → :func:`shared.busy.process_message` (read the connection's busy times from
+Thin: each SQS record → :func:`shared.busy.sync.process_message` (read the connection's busy times from
 Google or iCloud, replace its stored blocks); Powertools' BatchProcessor reports only the failed
 records back to SQS (partial batch responses), so one slow provider never holds the others back.
 """
@@ -12,8 +12,9 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared.busy import process_message
-from shared.observability import logger, metrics, tracer
+from shared import wiring
+from shared.busy.sync import process_message
+from shared.platform.observability import logger, metrics, tracer
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -22,7 +23,7 @@ processor = BatchProcessor(event_type=EventType.SQS)
 def record_handler(record: SQSRecord) -> str:
     """One sync: the connection the message names."""
     receives = int(record.attributes.approximate_receive_count or 1)
-    outcome = process_message(record.body, record.receipt_handle, receive_count=receives)
+    outcome = process_message(record.body, record.receipt_handle, receive_count=receives, worker=wiring.busy_sync())
     metrics.add_metric(name=f"Sync_{outcome.split(':', 1)[0]}", unit=MetricUnit.Count, value=1)
     return outcome
 

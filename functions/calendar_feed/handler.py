@@ -2,7 +2,7 @@
 
 Public: calendar apps subscribe without credentials, the unguessable token in the path is the
 secret. API Gateway path variables are whole segments, so the route is ``/feeds/{token}`` and the
-token arrives as ``<token>.ics``. Thin: ``shared.feed.serve`` looks the token up (one GetItem by
+token arrives as ``<token>.ics``. Thin: ``shared.feed.service.serve`` looks the token up (one GetItem by
 its hash), reads the schedule and renders it; a malformed, unknown or rotated token is 404.
 """
 
@@ -15,10 +15,10 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared import feed
-from shared.api import build_resolver
-from shared.observability import logger, metrics, tracer
-from shared.store import default_schedule
+from shared import wiring
+from shared.feed import service as feed
+from shared.platform.api import build_resolver
+from shared.platform.observability import logger, metrics, tracer
 
 app = build_resolver()
 
@@ -43,7 +43,7 @@ _RESPONSES: dict[int, OpenAPIResponse] = {
 @tracer.capture_method(capture_response=False)
 def get_feed(token: str) -> Response[str]:
     """The teaching-schedule feed, called as `/feeds/<token>.ics` (ETag / 304; 404 for any bad token)."""
-    answer = feed.serve(default_schedule(), token, if_none_match=app.current_event.headers.get("if-none-match"))
+    answer = feed.serve(wiring.schedule(), token, if_none_match=app.current_event.headers.get("if-none-match"))
     content_type = feed.CONTENT_TYPE if answer.body else None
     return Response(status_code=answer.status, content_type=content_type, headers=answer.headers, body=answer.body)
 

@@ -1,7 +1,7 @@
 """classes_api: classes, sessions and bookings (PRODUCT.md §2.4, §3).
 
-Thin: parse → call ``shared.classes`` / ``shared.bookings`` → map. ``GET /bookings/{id}`` and
-``POST /bookings/{id}/cancel`` have no API Gateway authorizer: ``shared.bookings.authorize``
+Thin: parse → call ``shared.schedule.classes`` / ``shared.schedule.bookings`` → map. ``GET /bookings/{id}`` and
+``POST /bookings/{id}/cancel`` have no API Gateway authorizer: ``shared.schedule.bookings.authorize``
 checks the booking token or the mentor's JWT itself.
 """
 
@@ -14,13 +14,12 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared import bookings, classes
-from shared.api import build_resolver, mentor_id
-from shared.bookings import CreateBookingRequest
-from shared.classes import CreateClassRequest, MoveSessionRequest
-from shared.jobs import default_queue
-from shared.observability import logger, metrics, tracer
-from shared.store import default_schedule, default_store
+from shared import wiring
+from shared.platform.api import build_resolver, mentor_id
+from shared.platform.observability import logger, metrics, tracer
+from shared.schedule import bookings, classes
+from shared.schedule.bookings import CreateBookingRequest
+from shared.schedule.classes import CreateClassRequest, MoveSessionRequest
 
 app = build_resolver()
 Token = Annotated[str | None, Query(description="The booking token (instead of a mentor JWT)")]
@@ -35,7 +34,7 @@ def _json(status: int, model: Any, *, exclude_none: bool = True) -> Response[dic
 @tracer.capture_method
 def create_class(body: CreateClassRequest) -> Response[dict[str, Any]]:
     """Create an online or in-person class with its sessions (one-off starts or an RRULE)."""
-    view = classes.create_class(default_store(), default_schedule(), mentor_id(app), body)
+    view = classes.create_class(wiring.store(), wiring.schedule(), mentor_id(app), body)
     return _json(HTTPStatus.CREATED, view)
 
 
@@ -43,14 +42,14 @@ def create_class(body: CreateClassRequest) -> Response[dict[str, Any]]:
 @tracer.capture_method
 def get_class(class_id: str) -> Response[dict[str, Any]]:
     """A class of the calling mentor, with its sessions."""
-    return _json(HTTPStatus.OK, classes.get_class(default_schedule(), mentor_id(app), class_id))
+    return _json(HTTPStatus.OK, classes.get_class(wiring.schedule(), mentor_id(app), class_id))
 
 
 @app.patch("/classes/<class_id>/sessions/<session_id>")
 @tracer.capture_method
 def move_session(class_id: str, session_id: str, body: MoveSessionRequest) -> Response[dict[str, Any]]:
     """Move a session to a new start; its meeting follows (a move job is queued)."""
-    view = classes.move_session(default_schedule(), default_queue(), mentor_id(app), class_id, session_id, body)
+    view = classes.move_session(wiring.schedule(), wiring.meetings_queue(), mentor_id(app), class_id, session_id, body)
     return _json(HTTPStatus.OK, view)
 
 
@@ -58,7 +57,7 @@ def move_session(class_id: str, session_id: str, body: MoveSessionRequest) -> Re
 @tracer.capture_method
 def cancel_session(class_id: str, session_id: str) -> Response[dict[str, Any]]:
     """Cancel a session and its bookings (202: meeting deletion and e-mails follow)."""
-    result = classes.cancel_session(default_schedule(), default_queue(), mentor_id(app), class_id, session_id)
+    result = classes.cancel_session(wiring.schedule(), wiring.meetings_queue(), mentor_id(app), class_id, session_id)
     return _json(HTTPStatus.ACCEPTED, result)
 
 
@@ -66,7 +65,7 @@ def cancel_session(class_id: str, session_id: str) -> Response[dict[str, Any]]:
 @tracer.capture_method
 def create_booking(body: CreateBookingRequest) -> Response[dict[str, Any]]:
     """Book a seat (PENDING until Stripe confirms); returns the booking token once."""
-    return _json(HTTPStatus.CREATED, bookings.create_booking(default_schedule(), body))
+    return _json(HTTPStatus.CREATED, bookings.create_booking(wiring.schedule(), body))
 
 
 @app.get("/bookings/<booking_id>")
@@ -74,8 +73,10 @@ def create_booking(body: CreateBookingRequest) -> Response[dict[str, Any]]:
 def get_booking(booking_id: str, token: Token = None) -> Response[dict[str, Any]]:
     """A booking's status, time and meeting link (booking token or the mentor's JWT)."""
     auth = app.current_event.headers.get("authorization")
-    booking, _ = bookings.authorize(default_schedule(), booking_id, token=token, authorization=auth)
-    return _json(HTTPStatus.OK, bookings.booking_view(default_schedule(), booking), exclude_none=False)
+    booking, _ = bookings.authorize(
+        wiring.schedule(), booking_id, token=token, authorization=auth, verifier=wiring.jwt_verifier
+    )
+    return _json(HTTPStatus.OK, bookings.booking_view(wiring.schedule(), booking), exclude_none=False)
 
 
 @app.post("/bookings/<booking_id>/cancel", status_code=HTTPStatus.ACCEPTED)
@@ -83,8 +84,10 @@ def get_booking(booking_id: str, token: Token = None) -> Response[dict[str, Any]
 def cancel_booking(booking_id: str, token: Token = None) -> Response[dict[str, Any]]:
     """Cancel a booking (202: the meeting and e-mail follow); cancelling twice is fine."""
     auth = app.current_event.headers.get("authorization")
-    booking, caller = bookings.authorize(default_schedule(), booking_id, token=token, authorization=auth)
-    return _json(HTTPStatus.ACCEPTED, bookings.cancel(default_schedule(), default_queue(), booking, caller))
+    booking, caller = bookings.authorize(
+        wiring.schedule(), booking_id, token=token, authorization=auth, verifier=wiring.jwt_verifier
+    )
+    return _json(HTTPStatus.ACCEPTED, bookings.cancel(wiring.schedule(), wiring.meetings_queue(), booking, caller))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

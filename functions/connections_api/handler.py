@@ -1,6 +1,6 @@
 """connections_api: the mentor's provider connections (PRODUCT.md §2.2, §3).
 
-Thin: parse → call ``shared.connections`` → map. Routes are added here as issues land.
+Thin: parse → call ``shared.connections.service`` → map. Routes are added here as issues land.
 """
 
 # No ``from __future__ import annotations``: Powertools reads the route signatures (bodies, query
@@ -14,13 +14,21 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared import busy, connections
-from shared.api import build_resolver, mentor_id
-from shared.connections import AppleConnectRequest, ChooseCalendarRequest, list_connections
-from shared.feed import FeedUrls, mentor_feed
-from shared.observability import logger, metrics, tracer
-from shared.store import Provider, default_store
-from shared.vault import default_vault
+from shared import wiring
+from shared.busy import sync as busy
+from shared.connections import apple, calendars, oauth_flow
+from shared.connections.views import (
+    OAUTH_PROVIDERS,
+    AppleConnectRequest,
+    AuthorizeResponse,
+    ChooseCalendarRequest,
+    list_connections,
+    parse_provider,
+)
+from shared.feed.service import FeedUrls, mentor_feed
+from shared.platform.api import build_resolver, mentor_id
+from shared.platform.observability import logger, metrics, tracer
+from shared.store import Provider
 
 app = build_resolver()
 _NO_CONTENT: dict[int, OpenAPIResponse] = {204: {"description": "Disconnected (no body).", "content": {}}}
@@ -30,7 +38,7 @@ _NO_CONTENT: dict[int, OpenAPIResponse] = {204: {"description": "Disconnected (n
 @tracer.capture_method
 def get_connections() -> dict[str, Any]:
     """Status of google, zoom and apple for the calling mentor."""
-    return list_connections(default_store(), mentor_id(app)).model_dump(by_alias=True, mode="json")
+    return list_connections(wiring.store(), mentor_id(app)).model_dump(by_alias=True, mode="json")
 
 
 @app.post("/connections/<provider>/authorize")
@@ -38,16 +46,16 @@ def get_connections() -> dict[str, Any]:
 def authorize(provider: str) -> dict[str, Any]:
     """The Google / Zoom consent URL (PKCE S256, single-use state bound to the mentor)."""
     mentor = mentor_id(app)
-    chosen = connections.parse_provider(provider, connections.OAUTH_PROVIDERS)
-    url = connections.start_authorization(default_store(), mentor, chosen)
-    return connections.AuthorizeResponse(authorize_url=url).model_dump(by_alias=True, mode="json")
+    chosen = parse_provider(provider, OAUTH_PROVIDERS)
+    url = oauth_flow.start_authorization(wiring.store(), mentor, chosen)
+    return AuthorizeResponse(authorize_url=url).model_dump(by_alias=True, mode="json")
 
 
 @app.post("/connections/apple", status_code=HTTPStatus.CREATED)
 @tracer.capture_method
 def connect_apple(body: AppleConnectRequest) -> Response[dict[str, Any]]:
     """Connect iCloud Calendar with an Apple ID + app-specific password (verified by CalDAV)."""
-    view = connections.connect_apple(default_store(), default_vault(), mentor_id(app), body)
+    view = apple.connect_apple(wiring.store(), wiring.vault(), mentor_id(app), body)
     return Response(
         status_code=HTTPStatus.CREATED,
         content_type=content_types.APPLICATION_JSON,
@@ -59,7 +67,7 @@ def connect_apple(body: AppleConnectRequest) -> Response[dict[str, Any]]:
 @tracer.capture_method
 def google_calendars() -> dict[str, Any]:
     """The mentor's Google calendars, the selected one marked."""
-    result = connections.google_calendars(default_store(), default_vault(), mentor_id(app))
+    result = calendars.google_calendars(wiring.store(), wiring.credentials(), mentor_id(app))
     return result.model_dump(by_alias=True, mode="json")
 
 
@@ -67,7 +75,10 @@ def google_calendars() -> dict[str, Any]:
 @tracer.capture_method
 def choose_google_calendar(body: ChooseCalendarRequest) -> dict[str, Any]:
     """Choose the calendar events and busy times use."""
-    view = connections.select_google_calendar(default_store(), default_vault(), mentor_id(app), body.calendar_id)
+    mentor, tokens = mentor_id(app), wiring.credentials()
+    view = calendars.select_google_calendar(
+        wiring.store(), tokens, mentor, body.calendar_id, hooks=wiring.google_hooks()
+    )
     return view.model_dump(by_alias=True, mode="json")
 
 
@@ -76,8 +87,8 @@ def choose_google_calendar(body: ChooseCalendarRequest) -> dict[str, Any]:
 def disconnect(provider: str, revoke: Annotated[bool, Query()] = False) -> Response[str]:
     """Delete the connection and its sealed credential; ``?revoke=true`` also revokes at Google / Zoom."""
     mentor = mentor_id(app)
-    chosen: Provider = connections.parse_provider(provider)
-    connections.disconnect(default_store(), default_vault(), mentor, chosen, revoke=revoke)
+    chosen: Provider = parse_provider(provider)
+    calendars.disconnect(wiring.store(), wiring.vault(), mentor, chosen, revoke=revoke, hooks=wiring.google_hooks())
     return Response(status_code=HTTPStatus.NO_CONTENT, body="")
 
 
@@ -89,7 +100,7 @@ def get_busy(
 ) -> busy.BusyResponse:
     """Busy times from every connected calendar, merged and labelled by source, plus each source's sync state."""
     window = busy.parse_window(start, end)
-    return busy.busy_view(default_store(), busy.default_busy_store(), mentor_id(app), *window)
+    return busy.busy_view(wiring.store(), wiring.busy_store(), mentor_id(app), *window)
 
 
 _FEED_URLS: dict[int, OpenAPIResponse] = {
@@ -104,7 +115,7 @@ _FEED_URLS: dict[int, OpenAPIResponse] = {
 @tracer.capture_method(capture_response=False)
 def get_feed_url() -> Response[dict[str, Any]]:
     """The teaching-schedule feed's secret URL `{url, webcalUrl}` (created on the first call)."""
-    urls = mentor_feed(default_store().table, default_vault(), mentor_id(app))
+    urls = mentor_feed(wiring.store().table, wiring.vault(), mentor_id(app))
     return Response(
         status_code=HTTPStatus.OK,
         content_type=content_types.APPLICATION_JSON,
@@ -117,7 +128,7 @@ def get_feed_url() -> Response[dict[str, Any]]:
 @tracer.capture_method(capture_response=False)
 def rotate_feed_url() -> Response[dict[str, Any]]:
     """A new feed URL `{url, webcalUrl}`; the old one answers 404 from now on."""
-    urls = mentor_feed(default_store().table, default_vault(), mentor_id(app), rotate=True)
+    urls = mentor_feed(wiring.store().table, wiring.vault(), mentor_id(app), rotate=True)
     return Response(
         status_code=HTTPStatus.OK,
         content_type=content_types.APPLICATION_JSON,

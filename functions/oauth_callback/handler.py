@@ -16,11 +16,10 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared.api import build_resolver
-from shared.connections import complete_authorization
-from shared.observability import logger, metrics, tracer
-from shared.store import default_store
-from shared.vault import default_vault
+from shared import wiring
+from shared.connections.oauth_flow import complete_authorization
+from shared.platform.api import build_resolver
+from shared.platform.observability import logger, metrics, tracer
 
 app = build_resolver()
 _REDIRECT: dict[int, OpenAPIResponse] = {
@@ -41,7 +40,15 @@ def callback(
     error: Annotated[str | None, Query(description="The provider's error (consent refused, …)")] = None,
 ) -> Response[str]:
     """Consume the state, exchange the code, save the connection, redirect to the app."""
-    location = complete_authorization(default_store(), default_vault(), provider, code=code, state=state, error=error)
+    location = complete_authorization(
+        wiring.store(),
+        wiring.vault(),
+        provider,
+        code=code,
+        state=state,
+        error=error,
+        on_google_connected=wiring.on_google_connected,
+    )
     return Response(
         status_code=HTTPStatus.FOUND,
         headers={"Location": location, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},

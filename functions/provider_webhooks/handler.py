@@ -1,7 +1,7 @@
 """provider_webhooks: Zoom's signed webhooks and Google push notifications (PRODUCT.md §2.2, §2.7).
 
-Thin: take the raw body / headers from the API Gateway v2 event → ``shared.webhooks`` /
-``shared.push`` → map.
+Thin: take the raw body / headers from the API Gateway v2 event → ``shared.connections.zoom_webhook`` /
+``shared.busy.push`` → map.
 
 * ``POST /webhooks/zoom`` answers the ``endpoint.url_validation`` challenge and acts on
   ``app_deauthorized``; a bad or stale signature is 401 ``invalid_signature``, a malformed body 400.
@@ -18,12 +18,12 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared.api import build_resolver, raw_body
-from shared.config import ProviderSettings, settings
-from shared.observability import logger, metrics, tracer
-from shared.push import PUSH_HEADERS, process_google_push
-from shared.store import default_store
-from shared.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, process_zoom_webhook
+from shared import wiring
+from shared.busy.push import PUSH_HEADERS, process_google_push
+from shared.connections.zoom_webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, process_zoom_webhook
+from shared.platform.api import build_resolver, raw_body
+from shared.platform.config import ProviderSettings, settings
+from shared.platform.observability import logger, metrics, tracer
 
 app = build_resolver()
 
@@ -35,7 +35,7 @@ def zoom_webhook() -> dict[str, Any]:
     sent = app.current_event.headers  # case-insensitive
     headers = {name: sent.get(name) for name in (SIGNATURE_HEADER, TIMESTAMP_HEADER)}
     secret = settings(ProviderSettings).zoom_webhook_secret_token.get_secret_value()
-    return process_zoom_webhook(default_store(), secret, headers=headers, body=raw_body(app.current_event))
+    return process_zoom_webhook(wiring.store(), secret, headers=headers, body=raw_body(app.current_event))
 
 
 @app.post("/webhooks/google")
@@ -43,7 +43,7 @@ def zoom_webhook() -> dict[str, Any]:
 def google_push() -> dict[str, Any]:
     """Google Calendar push notification (``events.watch`` channel): verify, then queue a busy sync."""
     sent = app.current_event.headers  # case-insensitive
-    result = process_google_push(default_store(), {name: sent.get(name) for name in PUSH_HEADERS})
+    result = process_google_push(wiring.google_push(), {name: sent.get(name) for name in PUSH_HEADERS})
     if result.get("queued"):
         metrics.add_metric(name="GooglePushSyncQueued", unit=MetricUnit.Count, value=1)
     return result

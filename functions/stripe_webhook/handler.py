@@ -1,7 +1,7 @@
 """stripe_webhook: Stripe's signed events (PRODUCT.md §2.5).
 
 Thin: the raw body byte-exact from the API Gateway v2 event + ``Stripe-Signature`` →
-``shared.payments`` → map. A bad, missing or stale signature is 400 ``invalid_signature`` and
+``shared.schedule.payments`` → map. A bad, missing or stale signature is 400 ``invalid_signature`` and
 changes nothing; each event id is applied once; bookings are confirmed / cancelled and mentor
 plans set, and the meetings worker gets its jobs. No provider call and no outbound HTTP here.
 
@@ -16,9 +16,10 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared.api import build_resolver, raw_body
-from shared.observability import logger, metrics, tracer
-from shared.payments import SIGNATURE_HEADER, default_webhook
+from shared import wiring
+from shared.platform.api import build_resolver, raw_body
+from shared.platform.observability import logger, metrics, tracer
+from shared.schedule.payments import SIGNATURE_HEADER
 
 app = build_resolver()
 
@@ -28,7 +29,7 @@ app = build_resolver()
 def stripe_webhook() -> dict[str, Any]:
     """Stripe's signed events: bookings confirmed or cancelled, mentor plans; duplicates ignored."""
     event = app.current_event
-    result = default_webhook().handle(body=raw_body(event), signature=event.headers.get(SIGNATURE_HEADER))
+    result = wiring.stripe_webhook().handle(body=raw_body(event), signature=event.headers.get(SIGNATURE_HEADER))
     metrics.add_metric(
         name="StripeEventsDuplicate" if result.get("duplicate") else "StripeEventsProcessed",
         unit=MetricUnit.Count,
@@ -41,5 +42,5 @@ def stripe_webhook() -> dict[str, Any]:
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    default_webhook().bind_context(context)
+    wiring.stripe_webhook().bind_context(context)
     return app.resolve(event, context)

@@ -50,16 +50,16 @@ PUBLIC_REASONS: Final[dict[str, str]] = {
 }
 
 #: The HTTP-facing functions this construct owns (the feed is the Feed capability's) and what each
-#: may touch — grep of their code paths (shared/connections.py, shared/classes.py, shared/bookings.py,
-#: shared/payments.py, shared/webhooks.py and the store / vault / token modules they call):
+#: may touch — grep of their code paths (shared/connections/service.py, shared/schedule/classes.py, shared/schedule/bookings.py,
+#: shared/schedule/payments.py, shared/connections/zoom_webhook.py and the store / vault / token modules they call):
 API_FUNCTIONS: Final[dict[str, FunctionSpec]] = {
     # GET/POST/PUT/DELETE /connections…, /mentors/me/…: profile, connections (Get/Query/Put/Update),
     # OAuth state (Put), disconnect (Delete), vault branch key (Get/Put); seals the Apple credential
     # and opens Google's (vault); Google calendar list refreshes tokens (both client secrets for
     # refresh / ?revoke=true) and e-mails the mentor on invalid_grant; CalDAV discovery (providers);
-    # Google push channels (shared/push.py) watched on a calendar switch and stopped on disconnect
+    # Google push channels (shared/busy/push.py) watched on a calendar switch and stopped on disconnect
     # (Query for the mentor's channels, transactions of Put / Update / Delete parts);
-    # the feed token (shared/feed.py): created / rotated by a transaction of Put, Delete and Update
+    # the feed token (shared/feed/service.py): created / rotated by a transaction of Put, Delete and Update
     # parts, sealed and opened with the vault.
     "connections_api": FunctionSpec(
         name="connections_api",
@@ -76,7 +76,7 @@ API_FUNCTIONS: Final[dict[str, FunctionSpec]] = {
     # GET /oauth/{provider}/callback: consumes the state (DeleteItem, ReturnValues=ALL_OLD), exchanges
     # the code (client secrets), reads the account, seals the tokens (vault) and saves the connection
     # (Get + conditional Put / Update); the vault's branch key (Get / Put). Google: opens the push
-    # channel (shared/push.py): the mentor's old channels (Query), channel + link items (transactions
+    # channel (shared/busy/push.py): the mentor's old channels (Query), channel + link items (transactions
     # of Put / Update / Delete parts), a watch retry (Put / Delete); events.watch / channels.stop.
     "oauth_callback": FunctionSpec(
         name="oauth_callback",

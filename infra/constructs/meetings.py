@@ -23,7 +23,7 @@ WORKER: Final[QueueWorker] = next(w for w in QUEUE_WORKERS if w.queue == QUEUE)
 #: A batch of provider calls (each up to the HTTP timeout, with backoff on 429/5xx) plus SES.
 WORKER_TIMEOUT: Final = Duration.seconds(max(int(WORKER.timeout_s), 120))
 
-#: mint_meeting (shared/meetings.py, shared/store/meetings.py, shared/providers/tokens.py):
+#: mint_meeting (shared/meetings/worker.py, shared/store/meetings.py, shared/providers/credentials.py):
 #: reads session / class / booking / connection / mentor (GetItem), a class's sessions (Query) and
 #: a session's bookings (Query on GSI1); writes the meeting ledger, bookings' meeting refs, e-mail
 #: claims (UpdateItem) and refreshed tokens + the vault's branch key (PutItem / UpdateItem); opens

@@ -5,6 +5,7 @@ the stack fills in order and hands to each capability.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -15,7 +16,7 @@ from constructs import Construct
 
 from infra.config import DeployConfig
 from infra.constructs.function import AppFunction, FunctionSpec
-from shared.config import ProviderSettings
+from shared.platform.config import ProviderSettings
 
 if TYPE_CHECKING:
     from infra.constructs.email import Email
@@ -39,7 +40,7 @@ class Platform:
     table_key: kms.IKey
     vault_key: kms.IKey
     code: lambda_.Code
-    layer: lambda_.ILayerVersion
+    layers: Callable[[str], list[lambda_.ILayerVersion]]  # function name → its layers (Packaging.layers_for)
     secrets: Secrets
     email: Email
     monitoring: Monitoring

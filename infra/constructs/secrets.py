@@ -3,7 +3,7 @@
 The stack creates each secret with a random placeholder value; after the first deploy the operator
 puts the real value (README, Deploying). Functions get only the secret's ARN, in
 ``<SETTING>_PARAM`` (e.g. ``STRIPE_WEBHOOK_SECRET_PARAM``), read it through Powertools Parameters
-(``shared.secrets.resolve_secret``, cached) and hold ``secretsmanager:GetSecretValue`` on just the
+(``shared.platform.secrets.resolve_secret``, cached) and hold ``secretsmanager:GetSecretValue`` on just the
 secrets they use.
 """
 
@@ -18,7 +18,7 @@ from constructs import Construct
 
 from infra.config import DeployConfig
 
-#: Setting name (``shared.config``; upper-cased env name) → what it is.
+#: Setting name (``shared.platform.config``; upper-cased env name) → what it is.
 SECRETS: Final[dict[str, str]] = {
     "GOOGLE_CLIENT_SECRET": "Google OAuth client secret (Google Cloud console → Credentials)",
     "ZOOM_CLIENT_SECRET": "Zoom OAuth app client secret (Zoom App Marketplace → App Credentials)",

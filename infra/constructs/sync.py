@@ -36,10 +36,10 @@ SCHEDULE_NAME: Final = POLL_SCHEDULE.name
 POLL_TIMEOUT: Final = Duration.seconds(int(POLL_SCHEDULE.timeout_s))
 POLL_DETAIL: Final[dict[str, Any]] = dict(POLL_SCHEDULE.detail)
 
-#: calendar_poll (shared/poll.py): the fan-out pages through the sparse GSI1 partitions
+#: calendar_poll (shared/busy/poll.py): the fan-out pages through the sparse GSI1 partitions
 #: ``SYNC#<provider>`` (Query on the index) and sends one message per connection (SendMessageBatch,
 #: SendMessage for a refused entry) to busy-sync. Its maintenance task renews Google push channels
-#: (shared/push.py, shared/store/channels.py): channels expiring soon and due watch retries (Query on
+#: (shared/busy/push.py, shared/store/channels.py): channels expiring soon and due watch retries (Query on
 #: GSI1), the mentor's channels (Query), the connection (GetItem), channel items (transactions of
 #: PutItem / UpdateItem / DeleteItem; UpdateItem leases; PutItem / DeleteItem retries), a Google
 #: access token (vault; refresh with the client secret; invalid_grant → needs_reconnect + e-mail) and
@@ -53,7 +53,7 @@ POLL_ACCESS: Final = Access(
     secrets=("GOOGLE_CLIENT_SECRET",),
     providers=True,
 )
-#: busy_sync (shared/busy.py, shared/store/busy.py): reads the connection, the busy head and (Apple)
+#: busy_sync (shared/busy/sync.py, shared/store/busy.py): reads the connection, the busy head and (Apple)
 #: the mentor's profile in one BatchGetItem; opens the credential (vault: Apple password, Google
 #: tokens; the accessor and the vault's branch store GetItem) and refreshes Google tokens (client
 #: secret; the refresh lease and invalid_grant → needs_reconnect are UpdateItems, the reconnect

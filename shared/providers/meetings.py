@@ -35,8 +35,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import httpx
 from pydantic import SecretStr
 
-from shared.http import RETRY_STATUSES, retry_after_seconds
-from shared.observability import logger
+from shared.platform.http import RETRY_STATUSES, retry_after_seconds
+from shared.platform.observability import logger
 from shared.providers.rest import BearerApi, ProviderUnreachable, json_body, redact
 from shared.store.models import MeetingProvider
 
@@ -584,7 +584,7 @@ _NOT_SENT = frozenset({"ConnectError", "ConnectTimeout", "PoolTimeout"})
 
 
 def _backoff_s(attempt: int, retry_after_s: float | None, *, base_s: float = 0.2, cap_s: float = 8.0) -> float:
-    """Full-jitter exponential backoff (as :func:`shared.http.send`), at least the asked ``Retry-After``."""
+    """Full-jitter exponential backoff (as :func:`shared.platform.http.send`), at least the asked ``Retry-After``."""
     delay = random.uniform(0.0, min(cap_s, base_s * 2**attempt))  # noqa: S311 - jitter, not crypto
     return max(delay, min(retry_after_s, cap_s)) if retry_after_s else delay
 
@@ -826,7 +826,7 @@ _clients: dict[tuple[MeetingProvider, str, float], MeetingsClient] = {}
 
 def meetings_client(provider: MeetingProvider) -> MeetingsClient:
     """The adapter for ``provider`` over the configured API base, built once per container."""
-    from shared.config import BaseFunctionSettings, ProviderSettings, settings
+    from shared.platform.config import BaseFunctionSettings, ProviderSettings, settings
 
     which = MeetingProvider(provider)
     cfg = settings(ProviderSettings)

@@ -24,8 +24,8 @@ import httpx
 from pydantic import SecretStr
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from shared.config import ProviderSettings
-from shared.observability import trace_httpx
+from shared.platform.config import ProviderSettings
+from shared.platform.observability import trace_httpx
 from shared.store.models import Provider
 
 with warnings.catch_warnings():
@@ -151,7 +151,7 @@ def _wait(base_s: float, cap_s: float) -> Any:
         delay = float(backoff(state))
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, _RetryableStatus):
-            from shared.http import retry_after_seconds
+            from shared.platform.http import retry_after_seconds
 
             asked = retry_after_seconds(exc.response)
             if asked is not None:

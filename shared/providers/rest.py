@@ -1,7 +1,7 @@
 """Bearer-token JSON calls to a provider API, shared by the Google and Zoom adapters.
 
 One place builds the ``Authorization`` header, applies the timeout and the retry policy
-(:func:`shared.http.send`: backoff with full jitter on 429/5xx/transport errors, ``Retry-After``
+(:func:`shared.platform.http.send`: backoff with full jitter on 429/5xx/transport errors, ``Retry-After``
 honoured) and turns a transport failure into :class:`ProviderUnreachable`, whose message names
 only the exception type. Callers map the returned response's status to their own errors.
 """
@@ -17,7 +17,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import SecretStr
 
-from shared.http import http_client, send
+from shared.platform.http import http_client, send
 
 
 class ProviderUnreachable(Exception):

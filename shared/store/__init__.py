@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from shared.store.errors import ConflictError, NotFoundError, StoreError
 from shared.store.models import (
     Booking,
@@ -48,24 +46,4 @@ __all__ = [
     "Store",
     "StoreError",
     "Table",
-    "default_schedule",
-    "default_store",
 ]
-
-
-@lru_cache(maxsize=1)
-def default_store() -> Store:
-    """The store over the configured table, built once per container."""
-    from shared.aws import client
-    from shared.config import settings
-
-    return Store(Table(client("dynamodb"), settings().table_name))
-
-
-@lru_cache(maxsize=1)
-def default_schedule() -> ScheduleStore:
-    """Classes, sessions and bookings over the configured table, built once per container."""
-    from shared.aws import client
-    from shared.config import settings
-
-    return ScheduleStore(Table(client("dynamodb"), settings().table_name))

@@ -14,13 +14,13 @@ Key design (all keys are strings)::
     booking                    BOOKING#<bookingId>   BOOKING                 BOOKINGS#<sessionId> / <bookingId>
     Stripe event processed     IDEMPOTENCY#stripe_webhook  stripe_event#<md5(event id)>  -   (Powertools Idempotency:
                                                                              status, data = first answer; ``ttl`` =
-                                                                             processed + 7 days, see shared.payments)
+                                                                             processed + 7 days, see shared.schedule.payments)
     Google push channel        CHANNEL#<channelId>   CHANNEL                 CHANNELS / <expiration ms:013d>#<channelId>
                                                                              (mentor, calendar, resource id, SHA-256
                                                                              of the token; see shared.store.channels)
     mentor → channel link      MENTOR#<mentorId>     CHANNEL#google#<channelId>  -   (copy of the channel's fields)
     Google watch retry         MENTOR#<mentorId>     PUSHRETRY#google        PUSHRETRY / <due ms:013d>#<mentorId>
-    feed token lookup          FEED#<sha256(token)>  FEED                    -   (mentor_id; see shared.feed)
+    feed token lookup          FEED#<sha256(token)>  FEED                    -   (mentor_id; see shared.feed.service)
     mentor's feed              MENTOR#<mentorId>     FEED                    -   (token_hash, sealed_token: the vault's
                                                                              blob for (mentor, "feed"), rotated_at)
     busy head                  MENTOR#<mentorId>     BUSY#<provider>         -   (current version, chunk count,
@@ -71,7 +71,7 @@ Access patterns:
     27. A mentor's busy times, every source (GET /mentors/me/busy) Query PK=MENTOR#id, SK begins_with BUSY#
                                                                 (consistent; heads + chunks; re-read on a race)
     28. Record a sync attempt that changed nothing (error)      UpdateItem PK=MENTOR#id, SK=BUSY#provider
-(see :mod:`shared.store.schedule`, :mod:`shared.payments`, :mod:`shared.store.channels`, :mod:`shared.feed` and
+(see :mod:`shared.store.schedule`, :mod:`shared.schedule.payments`, :mod:`shared.store.channels`, :mod:`shared.feed.service` and
 :mod:`shared.store.busy`)
 """
 

@@ -1,7 +1,7 @@
 """The token vault: AES-256-GCM envelope encryption of credentials under KMS-wrapped branch keys.
 
 See :mod:`shared.vault.envelope` for the sealed format and :mod:`shared.vault.keys` for the key
-hierarchy and cache. Most callers need only :func:`default_vault` and the credential types.
+hierarchy and cache. Most callers need only :func:`shared.wiring.vault` and the credential types.
 """
 
 from shared.vault.branch_store import BranchRecord, BranchStore, DynamoBranchStore, InMemoryBranchStore
@@ -9,7 +9,7 @@ from shared.vault.credentials import AppleCredential, Credential, OAuthCredentia
 from shared.vault.envelope import Header, SealContext
 from shared.vault.errors import VaultError, VaultIntegrityError, VaultUnavailableError
 from shared.vault.keys import BranchKeyring, KeyCache, KmsApi, Period
-from shared.vault.vault import Vault, default_vault, reset_default_vault
+from shared.vault.vault import Vault
 
 __all__ = [
     "AppleCredential",
@@ -29,6 +29,4 @@ __all__ = [
     "VaultError",
     "VaultIntegrityError",
     "VaultUnavailableError",
-    "default_vault",
-    "reset_default_vault",
 ]

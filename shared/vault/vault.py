@@ -4,22 +4,20 @@ Errors: :class:`VaultError` (base), :class:`VaultIntegrityError`, :class:`VaultU
 
 Usage::
 
-    vault = default_vault()
+    vault = wiring.vault()
     blob = vault.seal_credential(cred, mentor_id="m-1", provider="google")   # store as a Binary
     cred = vault.open_credential(blob, mentor_id="m-1", provider="google")
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import datetime
-from typing import cast
 
 from pydantic import ValidationError
 
-from shared.observability import register_secret
-from shared.vault.branch_store import BranchStore, DynamoBranchStore
+from shared.platform.observability import register_secret
+from shared.vault.branch_store import BranchStore
 from shared.vault.credentials import (
     AppleCredential,
     OAuthCredential,
@@ -122,35 +120,3 @@ class Vault:
         for secret in credential.secrets():
             register_secret(secret)
         return credential
-
-
-_default_lock = threading.Lock()
-_default: Vault | None = None
-
-
-def default_vault() -> Vault:
-    """The process-wide vault built from :func:`shared.config.settings` (lazily, once per container)."""
-    global _default
-    if _default is not None:
-        return _default
-    with _default_lock:
-        if _default is None:
-            from shared.aws import client
-            from shared.config import BaseFunctionSettings, settings
-
-            cfg: BaseFunctionSettings = settings()
-            _default = Vault(
-                kms=client("kms", cfg),
-                store=DynamoBranchStore(client("dynamodb", cfg), cfg.table_name),
-                kms_key_id=cfg.kms_key_id,
-                period=cast(Period, cfg.vault_branch_period),  # validated by its pattern
-                cache=KeyCache(max_age_s=cfg.vault_cache_max_age_s, max_uses=cfg.vault_cache_max_uses),
-            )
-        return _default
-
-
-def reset_default_vault() -> None:
-    """Forget the process-wide vault (tests change settings and endpoints)."""
-    global _default
-    with _default_lock:
-        _default = None

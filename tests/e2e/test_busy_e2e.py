@@ -14,7 +14,7 @@ from e2e_support import Providers, busy_ics, utc_z
 
 from devstack import flows
 from devstack.stack import LocalStack
-from shared import config
+from shared import wiring
 from shared.store import ConnectionStatus, Provider, Store
 from shared.store.busy import BusyStore
 
@@ -35,7 +35,7 @@ def _no_retry_wait(provider_env: pytest.MonkeyPatch) -> None:
     # Polls here come seconds apart: no "synced a moment ago" skip.
     provider_env.setenv("BUSY_MAX_ATTEMPTS", "1")
     provider_env.setenv("BUSY_MIN_INTERVAL_S", "0")
-    config.reset_settings()
+    wiring.reset()
 
 
 def test_poll_syncs_google_and_apple_and_busy_merges_them(

@@ -22,6 +22,7 @@ import pytest
 from e2e_support import APP_URL, Providers, Recorder
 
 from devstack import flows
+from shared import wiring
 from shared.store import ConnectionStatus, Store
 from shared.store.table import from_item
 
@@ -32,7 +33,7 @@ CONNECTIONS_PAGE = f"{APP_URL}/mentor/settings/connections"
 @pytest.fixture
 def log_sink() -> Iterator[io.StringIO]:
     """Every line the functions log during the test, rendered by their (masking) formatter."""
-    from shared.observability import logger as fn_logger
+    from shared.platform.observability import logger as fn_logger
 
     sink = io.StringIO()
     handler = logging.StreamHandler(sink)
@@ -408,14 +409,13 @@ def test_apple_wrong_password_format_makes_no_network_call(
     recorder: Recorder,
 ) -> None:
     # Given a CalDAV "server" that only records connection attempts
-    from shared import config
 
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)
         listener.settimeout(0.3)
         provider_env.setenv("APPLE_CALDAV_URL", f"http://127.0.0.1:{listener.getsockname()[1]}")
-        config.reset_settings()
+        wiring.reset()
         # When the mentor posts their real Apple ID password
         resp = api.post(
             "/connections/apple", headers=headers, json={"appleId": "ada@icloud.com", "appSpecificPassword": "Secret1!"}
@@ -460,14 +460,13 @@ def test_apple_wrong_password_maps_the_401(
 def test_apple_unreachable_is_502(
     api: httpx.Client, headers: dict[str, str], provider_env: pytest.MonkeyPatch, stack_store: Store, mentor: str
 ) -> None:
-    from shared import config
 
     # Given iCloud cannot be reached (nothing listens on the port)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     provider_env.setenv("APPLE_CALDAV_URL", f"http://127.0.0.1:{port}")
-    config.reset_settings()
+    wiring.reset()
     # When the mentor connects / Then 502 apple_unavailable, nothing stored
     resp = api.post(
         "/connections/apple", headers=headers, json={"appleId": "ada@icloud.com", "appSpecificPassword": PASSWORD}

@@ -19,11 +19,11 @@ from e2e_support import Providers
 
 from devstack import flows
 from devstack.stack import LocalStack
-from shared.emails import Mailer
-from shared.jobs import JobKind, MeetingJob
-from shared.meetings import MeetingsWorker, RetryLater
+from shared import wiring
+from shared.meetings.worker import MeetingsWorker, RetryLater
+from shared.notify.emails import Mailer
 from shared.providers.meetings import meetings_client
-from shared.providers.tokens import default_accessor
+from shared.queues.meetings import JobKind, MeetingJob
 from shared.store import BookingStatus, MeetingStatus, Table
 from shared.store.meetings import MeetingLedger
 
@@ -45,7 +45,7 @@ def _worker(local_stack: LocalStack, clock: Clock) -> MeetingsWorker:
         schedule=schedule,
         ledger=MeetingLedger(table, schedule, clock=clock),
         store=store,
-        tokens=default_accessor().access_token,
+        tokens=wiring.credentials().access_token,
         clients=meetings_client,
         mailer=Mailer(local_stack.client("sesv2")),
         app_url="http://app.example.test",

@@ -18,12 +18,12 @@ import pytest
 from pydantic import SecretStr
 
 from devstack.radicale import RadicaleServer
-from shared import aws
-from shared.busy import BusySync, TransientSyncError
-from shared.providers import apple
+from shared.busy.sync import BusySync, TransientSyncError
+from shared.platform import aws
+from shared.providers.apple import caldav as apple
+from shared.queues.busy import SyncJob, SyncReason
 from shared.store import Connection, ConnectionStatus, Provider, Store
 from shared.store.busy import Block, BusyStore
-from shared.sync_jobs import SyncJob, SyncReason
 from shared.vault import AppleCredential, Vault
 from shared.vault.branch_store import DynamoBranchStore
 from shared.vault.keys import KeyCache

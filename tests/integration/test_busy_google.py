@@ -18,14 +18,14 @@ import pytest
 from devstack.emulators import GoogleEmulator
 from devstack.emulators import google as g
 from devstack.emulators.common import ForcedFault
-from shared import aws
-from shared.busy import BusySync, TransientSyncError, process_message
-from shared.providers.google import GoogleClient
+from shared.busy.sync import BusySync, TransientSyncError, process_message
+from shared.platform import aws
+from shared.providers.credentials import CredentialAccessor
+from shared.providers.google.calendar import GoogleClient
 from shared.providers.oauth import OAuthClient, new_code_verifier, new_state, oauth_app
-from shared.providers.tokens import CredentialAccessor
+from shared.queues.busy import SyncJob, SyncReason
 from shared.store import Connection, ConnectionStatus, Provider, Store
 from shared.store.busy import Block, BusyStore
-from shared.sync_jobs import SyncJob, SyncReason
 from shared.vault import OAuthCredential, Vault
 from shared.vault.branch_store import DynamoBranchStore
 from shared.vault.keys import KeyCache
@@ -53,7 +53,7 @@ def emu(google: GoogleEmulator) -> GoogleEmulator:
 
 @pytest.fixture
 def oauth(emu: GoogleEmulator) -> OAuthClient:
-    from shared.config import ProviderSettings
+    from shared.platform.config import ProviderSettings
 
     cfg = ProviderSettings.model_validate({k.lower(): v for k, v in emu.environment().items()})
     return OAuthClient(oauth_app(Provider.GOOGLE, cfg), redirect_uri=g.DEFAULT_REDIRECT_URI, sleep=lambda _: None)

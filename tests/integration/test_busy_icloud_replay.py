@@ -15,11 +15,11 @@ from pydantic import SecretStr
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from shared import aws
-from shared.busy import BusySync
+from shared.busy.sync import BusySync
+from shared.platform import aws
+from shared.queues.busy import SyncJob
 from shared.store import Connection, Provider, Store
 from shared.store.busy import Block, BusyStore
-from shared.sync_jobs import SyncJob
 from shared.vault import AppleCredential, Vault
 from shared.vault.branch_store import DynamoBranchStore
 from shared.vault.keys import KeyCache

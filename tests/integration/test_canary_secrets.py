@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import SecretStr
 
-from shared import aws
-from shared.observability import logger
+from shared.platform import aws
+from shared.platform.observability import logger
 from shared.store import Connection, Provider, Store
 from shared.vault import AppleCredential, OAuthCredential, Vault
 from shared.vault.branch_store import DynamoBranchStore

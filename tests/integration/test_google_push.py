@@ -28,11 +28,12 @@ from devstack import flows
 from devstack.emulators import GoogleEmulator
 from devstack.providers import GoogleProvider
 from devstack.stack import LocalStack
-from shared import config, push, sync_jobs
-from shared.push import GooglePush, renew_expiring_channels, token_hash
+from shared import wiring
+from shared.busy import push
+from shared.busy.push import renew_expiring_channels, token_hash
+from shared.queues.busy import SyncQueue
 from shared.store import ConnectionStatus, Store, Table
 from shared.store.channels import ChannelStore, PushChannel
-from shared.sync_jobs import SyncQueue
 
 PATH = "/webhooks/google"
 REPO = Path(__file__).resolve().parents[2]
@@ -67,7 +68,7 @@ class RecordingQueue(SyncQueue):
 @pytest.fixture
 def queue(monkeypatch: pytest.MonkeyPatch) -> RecordingQueue:
     recorder = RecordingQueue()
-    monkeypatch.setattr(sync_jobs, "default_sync_queue", lambda: recorder)
+    monkeypatch.setattr(wiring, "sync_queue", lambda: recorder)
     return recorder
 
 
@@ -95,11 +96,11 @@ def push_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
     def set_env(**values: str) -> None:
         for name, value in values.items():
             monkeypatch.setenv(name, value)
-        config.reset_settings()
+        wiring.reset()
 
     yield set_env
     monkeypatch.undo()
-    config.reset_settings()
+    wiring.reset()
 
 
 @pytest.fixture
@@ -364,7 +365,7 @@ def test_renewal_opens_a_new_channel_before_stopping_the_expiring_one(
     old = only_channel(channels, mentor.id)
     assert old.expiration_ms - time.time() * 1000 < 3601 * 1000
     # When the scheduled renewal runs with a horizon that reaches it
-    report = renew_expiring_channels(horizon=timedelta(hours=2))
+    report = renew_expiring_channels(wiring.google_push(), horizon=timedelta(hours=2))
     # Then a new channel was opened on the same calendar, and only then the old one stopped
     assert report.renewed >= 1
     new = only_channel(channels, mentor.id)
@@ -381,7 +382,7 @@ def test_renewal_opens_a_new_channel_before_stopping_the_expiring_one(
     assert [d.get("status") for d in deliveries(google, new.channel_id)] == [200, 200]
     assert len(queue.jobs_for(mentor.id)) == 1
     # And the next run (default horizon: 30 minutes here) leaves the fresh channel alone
-    again = renew_expiring_channels()
+    again = renew_expiring_channels(wiring.google_push())
     assert only_channel(channels, mentor.id) == new
     assert again.failed == 0
 
@@ -401,7 +402,7 @@ def test_renewal_drops_channels_of_connections_that_are_gone_or_need_reconnect(
     gone = only_channel(channels, mentor.id)
     store.mark_needs_reconnect(mentor.id, "google", "invalid_grant")
     # When the renewal finds the channel of a connection that needs reconnecting
-    report = renew_expiring_channels(horizon=timedelta(hours=2))
+    report = renew_expiring_channels(wiring.google_push(), horizon=timedelta(hours=2))
     # Then it is forgotten, not renewed (no token to renew or stop it with)
     assert report.failed == 0
     assert channels.for_mentor(mentor.id) == []
@@ -430,7 +431,7 @@ def test_a_failed_watch_is_retried_by_the_scheduled_renewal(
     assert retry is not None
     assert retry.attempts == 1
     # When the renewal runs before the retry is due / Then nothing happens yet
-    service = GooglePush(store)
+    service = wiring.google_push()
     early = service.renew(now_s=time.time(), horizon_s=60)
     assert early.retried == 0
     assert channels.get_retry(mentor.id) is not None
@@ -446,7 +447,7 @@ def test_watch_retries_back_off_and_give_up(
     store: Store, channels: ChannelStore, push_env: Callable[..., None]
 ) -> None:
     push_env(GOOGLE_WATCH_RETRY_MAX="3")
-    service = GooglePush(store)
+    service = wiring.google_push()
     mentor_id = f"push-{uuid.uuid4().hex[:10]}"
     now = time.time()
     dues = []
@@ -495,7 +496,7 @@ def test_push_can_be_disabled(
     connect(api, mentor, google)
     assert channels.for_mentor(mentor.id) == []
     assert channels.get_retry(mentor.id) is None
-    assert push.renew_expiring_channels().renewed == 0
+    assert push.renew_expiring_channels(wiring.google_push()).renewed == 0
 
 
 def test_the_webhook_import_graph_stays_small() -> None:
@@ -508,4 +509,4 @@ def test_the_webhook_import_graph_stays_small() -> None:
     forbidden = {m for m in modules if m.split(".")[0] in heavy}
     forbidden |= {m for m in modules if m.startswith(("shared.providers", "shared.vault", "shared.connections"))}
     assert forbidden == set()
-    assert "shared.push" in modules
+    assert "shared.busy.push" in modules

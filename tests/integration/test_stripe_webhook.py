@@ -31,7 +31,8 @@ from devstack import stripe_events
 from devstack.gateway import HttpRequest, build_event
 from devstack.routes import ROUTES, LambdaContext
 from devstack.stack import LocalStack, _reset_function_caches
-from shared.payments import IDEMPOTENCY_KEY_PREFIX, IDEMPOTENCY_PK
+from shared import wiring
+from shared.schedule.payments import IDEMPOTENCY_KEY_PREFIX, IDEMPOTENCY_PK
 from shared.store import (
     Booking,
     BookingStatus,
@@ -318,7 +319,6 @@ def test_the_webhook_makes_no_outbound_call_but_aws(
 ) -> None:
     """Given every socket connect watched and httpx disabled, when each handled event type runs through
     the handler (fresh AWS connections forced), then the only peer is the AWS endpoint (moto)."""
-    from shared import aws
 
     (one, two) = make_bookings(schedule, 2)
     events = [
@@ -329,7 +329,7 @@ def test_the_webhook_makes_no_outbound_call_but_aws(
         stripe_events.build_event("customer.subscription.updated", mentor_id="m-outbound", plan="premium"),
         stripe_events.build_event("invoice.paid"),
     ]
-    aws.reset_clients()  # new clients, new connection pools: every peer must be dialled inside the guard
+    wiring.reset()  # new clients, new connection pools: every peer must be dialled inside the guard
     _reset_function_caches()
     guard = Outbound(monkeypatch)
     answers = [invoke(*stripe_events.signed_request(e, stripe_env.secret)) for e in events]
@@ -358,7 +358,7 @@ def test_the_handler_import_graph_stays_small() -> None:
     forbidden = {m for m in modules if m.split(".")[0] in {"caldav", "authlib", "icalendar", "radicale", "moto"}}
     forbidden |= {m for m in modules if m.startswith(("shared.providers", "shared.vault", "shared.connections"))}
     assert forbidden == set()
-    assert "shared.payments" in modules
+    assert "shared.schedule.payments" in modules
 
 
 # --- the CLI ---------------------------------------------------------------------------------------

@@ -16,9 +16,9 @@ import pytest
 
 from devstack.providers import ZoomProvider
 from devstack.stack import LocalStack
+from shared.connections.zoom_webhook import index_zoom_connection
 from shared.store import Connection, Provider, Store, Table
 from shared.store.repository import connection_sk, mentor_pk
-from shared.webhooks import index_zoom_connection
 
 PATH = "/webhooks/zoom"
 

@@ -23,13 +23,14 @@ from e2e_support import Providers
 
 from devstack.metering import count_calls
 from devstack.stack import LocalStack
-from shared.config import BaseFunctionSettings, settings
-from shared.connections import OAUTH_PROVIDERS, oauth_client
-from shared.emails import Mailer
-from shared.jobs import JobKind, MeetingJob
-from shared.meetings import MeetingsWorker, RetryLater
+from shared.connections.oauth_flow import oauth_client
+from shared.connections.views import OAUTH_PROVIDERS
+from shared.meetings.worker import MeetingsWorker, RetryLater
+from shared.notify.emails import Mailer, reconnect_notifier
+from shared.platform.config import BaseFunctionSettings, settings
+from shared.providers.credentials import CredentialAccessor
 from shared.providers.meetings import meetings_client
-from shared.providers.tokens import CredentialAccessor
+from shared.queues.meetings import JobKind, MeetingJob
 from shared.store import BookingStatus, MeetingStatus, Provider, Table
 from shared.store.meetings import MeetingLedger
 from shared.vault import KeyCache, Vault
@@ -52,7 +53,8 @@ def _container(local_stack: LocalStack, kms: Any = None) -> CredentialAccessor:
         kms_key_id=cfg.kms_key_id,
         cache=KeyCache(max_age_s=cfg.vault_cache_max_age_s, max_uses=cfg.vault_cache_max_uses),
     )
-    return CredentialAccessor(store, vault, {p: oauth_client(p) for p in OAUTH_PROVIDERS}, poll_s=0.05, wait_s=20)
+    clients = {p: oauth_client(p) for p in OAUTH_PROVIDERS}
+    return CredentialAccessor(store, vault, clients, poll_s=0.05, wait_s=20, on_reconnect=reconnect_notifier(store))
 
 
 def test_fifty_containers_reading_one_expiring_zoom_token_refresh_it_once(

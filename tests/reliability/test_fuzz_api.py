@@ -39,7 +39,7 @@ from hypothesis import strategies as st
 
 from devstack.gateway import MAX_BODY_BYTES as GATEWAY_MAX_BODY_BYTES
 from devstack.stack import LocalStack
-from shared.api import MAX_BODY_BYTES
+from shared.platform.api import MAX_BODY_BYTES
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 DOCUMENT: dict[str, Any] = json.loads(DOC.read_text())

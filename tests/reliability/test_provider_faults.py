@@ -52,7 +52,7 @@ from e2e_support import Providers, busy_ics, short_lived_tokens, utc_z
 from devstack import flows, stripe_events
 from devstack.outbox import read_outbox
 from devstack.stack import LocalStack
-from shared import config
+from shared import wiring
 from shared.store import ConnectionStatus, MeetingStatus, Provider
 from shared.store.busy import BusyStore
 
@@ -160,7 +160,7 @@ def faulty(providers: Providers, provider_env: pytest.MonkeyPatch) -> Iterator[P
     provider_env.setenv("BUSY_RETRY_DELAY_S", "1")
     provider_env.setenv("BUSY_MAX_ATTEMPTS", "3")
     provider_env.setenv("BUSY_MIN_INTERVAL_S", "0")
-    config.reset_settings()
+    wiring.reset()
     with short_lived_tokens(providers, SHORT_TOKEN_TTL_S):
         try:
             yield providers

@@ -80,7 +80,7 @@ from devstack import flows, stripe_events
 from devstack.emulators import zoom as zoom_emulator
 from devstack.pumps import QueuePump
 from devstack.stack import LocalStack, _reset_function_caches
-from shared.observability import logger as fn_logger
+from shared.platform.observability import logger as fn_logger
 from shared.store import ConnectionStatus, Provider
 from shared.store.channels import ChannelStore
 
@@ -795,7 +795,7 @@ def test_google_revoke_keeps_the_token_out_of_the_url_and_the_logs(
 ) -> None:
     """Regression: Google's revoke sent ``?token=<refresh token>``, and httpx logs every request URL at
     INFO — the refresh token reached the logs on every ``DELETE /connections/google?revoke=true``."""
-    from shared.connections import oauth_client
+    from shared.connections.oauth_flow import oauth_client
     from shared.providers.oauth import InvalidGrantError, new_code_verifier, new_state
 
     google = providers.google

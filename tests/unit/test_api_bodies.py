@@ -1,5 +1,5 @@
 """Regressions found by fuzzing the API (tests/reliability/test_fuzz_api.py): request bodies that used
-to crash a function (500) or slip past as something else, answered by ``shared.api`` with a 4xx
+to crash a function (500) or slip past as something else, answered by ``shared.platform.api`` with a 4xx
 in the error envelope — before any domain code runs.
 
 Found: a body nested thousands deep (``RecursionError``), a base64 body that is not UTF-8
@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from devstack.gateway import HttpRequest, build_event
 from devstack.routes import LambdaContext, Route
-from shared.api import MAX_BODY_BYTES, build_resolver, raw_body
+from shared.platform.api import MAX_BODY_BYTES, build_resolver, raw_body
 
 app = build_resolver()
 handled: list[Any] = []

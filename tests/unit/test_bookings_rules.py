@@ -1,8 +1,9 @@
-"""The rules of shared.bookings without HTTP or AWS: who may see a booking, token handling, and
+"""The rules of shared.schedule.bookings without HTTP or AWS: who may see a booking, token handling, and
 retrying a transaction DynamoDB cancelled for a concurrent one."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,15 +11,15 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from shared import auth
-from shared.api import ApiError
-from shared.bookings import (
+from shared.platform import auth
+from shared.platform.api import ApiError
+from shared.schedule.bookings import (
     CallerKind,
     CreateBookingRequest,
-    authorize,
     create_booking,
     hash_token,
 )
+from shared.schedule.bookings import authorize as _authorize
 from shared.store import Booking, Session, SessionNotBookable
 
 NOW = datetime(2027, 1, 10, 12, tzinfo=UTC)
@@ -76,9 +77,7 @@ class FakeVerifier:
         raise auth.AuthError("bad")
 
 
-@pytest.fixture(autouse=True)
-def verifier(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(auth, "default_verifier", FakeVerifier)
+authorize = functools.partial(_authorize, verifier=FakeVerifier)
 
 
 def _status(fn: Any) -> tuple[int, str]:
@@ -136,7 +135,7 @@ def _cancelled(reason: str) -> ClientError:
 
 
 def test_a_transaction_conflict_is_retried_but_a_full_session_is_not(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("shared.bookings.time.sleep", lambda s: None)
+    monkeypatch.setattr("shared.schedule.bookings.time.sleep", lambda s: None)
     body = CreateBookingRequest.model_validate(
         {"sessionId": "cls_a-s01", "studentEmail": "s@example.com", "studentName": "S"}
     )

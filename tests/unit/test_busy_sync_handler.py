@@ -8,10 +8,10 @@ import pytest
 
 from devstack.pumps import sqs_event
 from devstack.routes import LambdaContext
-from shared import busy
-from shared.busy import TransientSyncError
+from shared import wiring
+from shared.busy.sync import TransientSyncError
+from shared.queues.busy import SyncJob
 from shared.store import Provider
-from shared.sync_jobs import SyncJob
 
 
 class FakeWorker:
@@ -34,7 +34,7 @@ def _message(n: int, body: str, receives: int = 1) -> dict[str, Any]:
 
 @pytest.fixture(autouse=True)
 def fake_worker(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(busy, "default_busy_sync", FakeWorker)
+    monkeypatch.setattr(wiring, "busy_sync", FakeWorker)
 
 
 def test_only_failed_records_are_reported() -> None:

@@ -1,4 +1,4 @@
-"""GET /mentors/me/busy's domain (shared.busy): window validation, merging across sources with labels,
+"""GET /mentors/me/busy's domain (shared.busy.sync): window validation, merging across sources with labels,
 and which sources contribute (connected and synced since connecting) and how each is reported."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.api import ApiError
-from shared.busy import busy_view, merge_sources, parse_window
+from shared.busy.sync import busy_view, merge_sources, parse_window
+from shared.platform.api import ApiError
 from shared.store import Connection, ConnectionStatus, Provider, Store
 from shared.store.busy import Block, BusyStore
 

@@ -1,5 +1,5 @@
-"""CalDAV multistatus parsing (shared.providers.apple) against real iCloud response shapes and the
-RFC 4791 examples in ../shared/specs/caldav, and the busy filter over calendar data (shared.busy)."""
+"""CalDAV multistatus parsing (shared.providers.apple.caldav) against real iCloud response shapes and the
+RFC 4791 examples in ../shared/specs/caldav, and the busy filter over calendar data (shared.busy.sync)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from shared.busy import ical_busy_blocks
-from shared.providers import apple
+from shared.busy.sync import ical_busy_blocks
+from shared.providers.apple import caldav as apple
 from shared.store.busy import Block
 
 SPECS = Path(__file__).parents[3] / "shared" / "specs" / "caldav"

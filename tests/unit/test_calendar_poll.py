@@ -1,10 +1,11 @@
-"""calendar_poll (shared.poll + functions/calendar_poll): one message per calendar connection from a
+"""calendar_poll (shared.busy.poll + functions/calendar_poll): one message per calendar connection from a
 paged read of the sparse sync index, maintenance tasks that cannot break the poll, a small cold start."""
 
 from __future__ import annotations
 
 import itertools
 import json
+import types
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -14,11 +15,12 @@ import pytest
 from devstack.metering import count_calls
 from devstack.routes import LambdaContext
 from devstack.scheduler import scheduled_event
-from shared import aws
-from shared.poll import MAINTENANCE_TASKS, MaintenanceTask, fan_out, poll, run_maintenance
-from shared.providers.google import RateLimiter, split_window
+from shared import wiring
+from shared.busy.poll import MaintenanceTask, fan_out, poll, run_maintenance
+from shared.platform import aws
+from shared.providers.google.calendar import RateLimiter, split_window
+from shared.queues.busy import SyncJob, SyncQueue, SyncReason
 from shared.store import Connection, ConnectionStatus, Provider, Store
-from shared.sync_jobs import SyncJob, SyncQueue, SyncReason
 
 
 class RecordingQueue:
@@ -83,13 +85,7 @@ def test_poll_sends_to_sqs_in_batches_and_reports(store: Store, connections: dic
         ran.append("ok")
         return {"renewed": 0}
 
-    import types
-
-    module = types.ModuleType("poll_test_tasks")
-    module.ok = task  # type: ignore[attr-defined]
-    module.boom = lambda: 1 / 0  # type: ignore[attr-defined]
-    sys.modules["poll_test_tasks"] = module
-    tasks = (MaintenanceTask("boom", "poll_test_tasks", "boom"), MaintenanceTask("ok", "poll_test_tasks", "ok"))
+    tasks = (MaintenanceTask("boom", lambda: 1 / 0), MaintenanceTask("ok", task))
     # When one poll runs
     with count_calls(sqs) as calls:
         result = poll(store.table, SyncQueue(sqs, url), tasks=tasks)
@@ -112,31 +108,41 @@ def test_the_handler_answers_the_scheduled_event(
     # Given the function's environment (queue URL) and no maintenance to do
     sqs = aws.client("sqs")
     monkeypatch.setenv("BUSY_SYNC_QUEUE_URL", sqs.create_queue(QueueName="busy-sync-handler")["QueueUrl"])
-    from shared import config, sync_jobs
 
-    config.reset_settings()
-    sync_jobs.reset_default_sync_queue()
-    monkeypatch.setattr("shared.poll.MAINTENANCE_TASKS", ())
+    wiring.reset()
+    monkeypatch.setattr(wiring, "maintenance_tasks", tuple)
     from devstack.routes import SCHEDULES
     from functions.calendar_poll.handler import lambda_handler
 
     (schedule,) = [s for s in SCHEDULES if s.function == "calendar_poll"]
     # When EventBridge fires it
     result = lambda_handler(scheduled_event(schedule), LambdaContext("calendar_poll"))
-    sync_jobs.reset_default_sync_queue()
+    wiring.reset()
     # Then it queued every connection
     assert result["total"] == 32
     assert (schedule.name, schedule.interval_s) == ("calendar-poll", 300)
 
 
-def test_maintenance_tasks_name_the_google_channel_renewal() -> None:
-    (task,) = MAINTENANCE_TASKS
-    assert (task.name, task.module, task.function) == (
-        "renew_google_channels",
-        "shared.push",
-        "renew_expiring_channels",
-    )
-    assert callable(task.resolve())
+def test_maintenance_tasks_name_the_google_channel_renewal(monkeypatch: pytest.MonkeyPatch) -> None:
+    (task,) = wiring.maintenance_tasks()
+    assert task.name == "renew_google_channels"
+    # Running it renews, through the Google push service the composition root builds, what expires
+    # within GOOGLE_CHANNEL_RENEW_BEFORE_S
+    calls: list[tuple[float, float]] = []
+
+    class StubPush:
+        config = types.SimpleNamespace(google_channel_renew_before_s=86_400)
+
+        def clock(self) -> float:
+            return 1000.0
+
+        def renew(self, *, now_s: float, horizon_s: float) -> str:
+            calls.append((now_s, horizon_s))
+            return "renewed"
+
+    monkeypatch.setattr(wiring, "google_push", StubPush)
+    assert task.run() == "renewed"
+    assert calls == [(1000.0, 86_400.0)]
     assert run_maintenance(()) == {}
 
 

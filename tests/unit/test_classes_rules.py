@@ -1,4 +1,4 @@
-"""The rules of shared.classes without HTTP: provider resolution, plan gating, the Zoom warning,
+"""The rules of shared.schedule.classes without HTTP: provider resolution, plan gating, the Zoom warning,
 session times, and create / move / cancel against moto (nothing half-written, jobs queued)."""
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared.api import ApiError
-from shared.classes import (
+from shared.platform.api import ApiError
+from shared.queues.meetings import JobQueue
+from shared.schedule.classes import (
     CONNECTIONS_PAGE,
     CreateClassRequest,
     MoveSessionRequest,
@@ -23,7 +24,6 @@ from shared.classes import (
     resolve_provider,
     session_end,
 )
-from shared.jobs import JobQueue
 from shared.store import (
     Booking,
     Connection,
@@ -202,7 +202,7 @@ def test_online_zoom_basic_long_class_is_stored_with_its_warning(store: Store, s
 
 def test_a_failed_write_leaves_nothing(store: Store, schedule: ScheduleStore, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given the 2nd session's write will fail inside the transaction (an item already sits at its key)
-    monkeypatch.setattr("shared.classes.new_class_id", lambda: "cls_fixed")
+    monkeypatch.setattr("shared.schedule.classes.new_class_id", lambda: "cls_fixed")
     schedule.table.put({"PK": "CLASS#cls_fixed", "SK": "SESSION#cls_fixed-s02", "type": "junk"})
     # When the class is created / Then the transaction fails and neither the class nor s01 exists
     with pytest.raises(Exception, match="condition"):

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from icalendar import Calendar, Event
 
-from shared import feed
+from shared.feed import service as feed
 from shared.store import (
     ClassFormat,
     ClassItem,

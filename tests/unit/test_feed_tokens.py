@@ -7,8 +7,10 @@ from http import HTTPStatus
 
 import pytest
 
-from shared import aws, feed
-from shared.api import ApiError
+from shared import wiring
+from shared.feed import service as feed
+from shared.platform import aws
+from shared.platform.api import ApiError
 from shared.store import Store
 from shared.vault import Vault, VaultUnavailableError
 from shared.vault.branch_store import DynamoBranchStore
@@ -130,10 +132,9 @@ def test_kms_down_is_a_503_not_a_crash(store: Store, tokens: feed.FeedTokens, mo
 
 
 def test_urls_use_the_api_origin(store: Store, vault: Vault, monkeypatch: pytest.MonkeyPatch) -> None:
-    from shared import config
 
     monkeypatch.setenv("API_URL", "https://api.mentors.example")
-    config.reset_settings()
+    wiring.reset()
     urls = feed.mentor_feed(store.table, vault, MENTOR)
     token = feed.token_from_path(urls.url.rsplit("/", 1)[1])
     assert token is not None
@@ -141,4 +142,4 @@ def test_urls_use_the_api_origin(store: Store, vault: Vault, monkeypatch: pytest
     assert urls.webcal_url == f"webcal://api.mentors.example/feeds/{token}.ics"
     rotated = feed.mentor_feed(store.table, vault, MENTOR, rotate=True)
     assert rotated.url != urls.url
-    config.reset_settings()
+    wiring.reset()

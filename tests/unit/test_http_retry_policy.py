@@ -1,4 +1,4 @@
-"""shared.http.send: custom retry predicates, long Retry-After left to the caller, ISO Retry-After."""
+"""shared.platform.http.send: custom retry predicates, long Retry-After left to the caller, ISO Retry-After."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from shared.http import retry_after_seconds, send
+from shared.platform.http import retry_after_seconds, send
 
 
 def _client(answers: list[httpx.Response]) -> tuple[httpx.Client, list[httpx.Request]]:

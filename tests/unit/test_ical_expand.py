@@ -1,4 +1,4 @@
-"""Recurrence expansion of iCalendar events (shared.ical_expand): properties over DST weeks, EXDATE,
+"""Recurrence expansion of iCalendar events (shared.busy.expand): properties over DST weeks, EXDATE,
 overrides (RECURRENCE-ID), windows; and the RFC 5545 corner cases one by one."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.ical_expand import Occurrence, expand
+from shared.busy.expand import Occurrence, expand
 
 ZONES = ["Europe/Berlin", "America/New_York", "Australia/Sydney", "America/Santiago", "UTC"]
 WIDE = (datetime(2025, 1, 1, tzinfo=UTC), datetime(2028, 1, 1, tzinfo=UTC))

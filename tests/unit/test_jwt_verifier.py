@@ -1,4 +1,4 @@
-"""shared.auth: a mentor JWT checked like API Gateway's JWT authorizer checks it, against a JWKS that
+"""shared.platform.auth: a mentor JWT checked like API Gateway's JWT authorizer checks it, against a JWKS that
 is cached per container (TTL) and refetched, rate-limited, when an unknown key id shows up."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from devstack.jwt import LocalIssuer
-from shared.auth import (
+from shared.platform.auth import (
     MIN_REFETCH_S,
     AuthError,
     JwksUnavailable,

@@ -18,11 +18,12 @@ import pytest
 from classes_support import one_session_zoom_class
 from pydantic import SecretStr
 
-from shared import aws, config
-from shared.emails import OutgoingEmail
-from shared.jobs import JobKind, MeetingJob
-from shared.meetings import MeetingsWorker, RetryLater, process_message
+from shared import wiring
+from shared.meetings.worker import MeetingsWorker, RetryLater, process_message
+from shared.notify.emails import OutgoingEmail
+from shared.platform import aws
 from shared.providers.meetings import MeetingError
+from shared.queues.meetings import JobKind, MeetingJob
 from shared.store import (
     Booking,
     MeetingProvider,
@@ -151,10 +152,10 @@ def test_a_provider_down_for_every_receive_records_the_reason_on_the_last(
 @pytest.fixture
 def two_receives(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("MEETINGS_MAX_RECEIVES", "2")
-    config.reset_settings()
+    wiring.reset()
     yield
     monkeypatch.delenv("MEETINGS_MAX_RECEIVES")
-    config.reset_settings()
+    wiring.reset()
 
 
 def test_an_unexpected_error_on_the_last_receive_is_recorded_too(

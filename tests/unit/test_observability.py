@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.observability import MASK, MaskingFormatter, mask_secrets, register_secret
+from shared.platform.observability import MASK, MaskingFormatter, mask_secrets, register_secret
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,26 @@ CONNECTIONS_ROUTES = {
     "POST /webhooks/zoom",
 }
 
+#: Rows PRODUCT.md §3 gained that no function serves yet, with the open issue that adds each. The
+#: coverage test below checks both ways: every other row has its route, and each of these still has
+#: none (so this list shrinks the day one lands, and cannot hide a route that exists).
+PENDING: dict[tuple[str, str], str] = {
+    ("POST", "/connections/google/complete"): "issue 14 (OAuth completion bound to its mentor)",
+    ("POST", "/connections/zoom/complete"): "issue 14 (OAuth completion bound to its mentor)",
+    ("POST", "/connections/microsoft/complete"): "issue 18 (Microsoft 365)",
+    ("GET", "/connections/microsoft/calendars"): "issue 18 (Microsoft 365)",
+    ("PUT", "/connections/microsoft/calendar"): "issue 18 (Microsoft 365)",
+    ("POST", "/webhooks/microsoft"): "issue 18 (Microsoft 365)",
+    ("GET", "/mentors/me/availability"): "issue 15 (availability)",
+    ("PUT", "/mentors/me/availability"): "issue 15 (availability)",
+    ("GET", "/mentors/{mentorId}/slots"): "issue 15 (availability)",
+    ("POST", "/private-sessions"): "issue 15 (availability)",
+}
+
+
+def _pending(method: str, path: str) -> bool:
+    return (method, path) in PENDING
+
 
 @pytest.fixture(scope="module")
 def generated() -> tuple[str, list[str]]:
@@ -74,12 +94,18 @@ def contract_routes(text: str) -> list[tuple[str, str]]:
     method, previous = "", ""
     for row in (line for line in section.splitlines() if line.startswith("| `")):
         first_cell = row.split("|")[1]
+        waiting: list[str] = []  # "`GET`, `PUT /x`": a method alone shares the next item's path
         for item in re.findall(r"`([^`]+)`", first_cell):
             parts = item.split(" ", 1)
+            if len(parts) == 1 and item.isalpha() and item.isupper():
+                waiting.append(item)
+                continue
             if len(parts) == 2 and parts[0].isupper():
                 method, path = parts
             else:
                 path = item  # "/webhooks/zoom" after "POST /webhooks/stripe": the same method
+            found += [(m, path) for m in waiting]
+            waiting = []
             path = re.sub(r"\[.*\]$", "", path)  # "[?revoke=true]"
             if path.startswith("…"):  # "DELETE …/sessions/{sid}": the previous path's head
                 rest = path[1:]
@@ -116,7 +142,8 @@ def _served(route: Route) -> bool:
 def test_contract_table_parses() -> None:
     # Given the table's shorthand: {google,zoom} alternatives, "…/sessions/{sid}", a method shared by a list
     text = "## 3. HTTP API\n| `POST /c/{google,zoom}/a` | x |\n| `PATCH /k/{id}/s/{sid}`, `DELETE …/s/{sid}` | y |\n"
-    text += "| `POST /w/stripe`, `/w/zoom` | z |\n| `DELETE /c/{provider}[?revoke=true]` | w |\n## 4. Next\n"
+    text += "| `POST /w/stripe`, `/w/zoom` | z |\n| `DELETE /c/{provider}[?revoke=true]` | w |\n"
+    text += "| `GET`, `PUT /m/me/a` | v |\n## 4. Next\n"
     # Then each becomes full routes
     assert contract_routes(text) == [
         ("POST", "/c/google/a"),
@@ -126,6 +153,8 @@ def test_contract_table_parses() -> None:
         ("POST", "/w/stripe"),
         ("POST", "/w/zoom"),
         ("DELETE", "/c/{provider}"),
+        ("GET", "/m/me/a"),
+        ("PUT", "/m/me/a"),
     ]
 
 
@@ -144,7 +173,14 @@ def test_every_served_contract_route_is_documented(document: dict[str, Any]) -> 
     product = _product_md()
     if product is None:
         pytest.skip("PRODUCT.md not found (set MC_SHARED_DIR to the shared directory)")
-    routes = {_route_of(method, path) for method, path in contract_routes(product.read_text())}
+    table = contract_routes(product.read_text())
+    # (rows still to be built have no route at all: neither a specific nor a catch-all one)
+    for method, path in table:
+        if _pending(method, path):
+            sample = re.sub(r"\{[^}]*\}", "x1", path)
+            clash = [r.key for r in ROUTES if r.method == method and r.match(sample) is not None]
+            assert clash == [], f"{method} {path} is served now ({clash}): drop it from PENDING ({PENDING[method, path]})"
+    routes = {_route_of(method, path) for method, path in table if not _pending(method, path)}
     assert len(routes) == len(ROUTES)  # the table and ROUTES agree (one route per row item)
     served = {route for route in routes if _served(route)}
     assert {route.key for route in served} >= CONNECTIONS_ROUTES

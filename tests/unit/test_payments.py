@@ -1,4 +1,4 @@
-"""shared.payments: Stripe signature checks, event parsing, plan mapping and the webhook's domain
+"""shared.schedule.payments: Stripe signature checks, event parsing, plan mapping and the webhook's domain
 rules (once per event id, no lost or doubled jobs, order not trusted), on in-process moto."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import pytest
 import stripe
 
 from devstack import stripe_events
-from shared import aws
-from shared.api import ApiError
-from shared.jobs import JobQueue
-from shared.payments import (
+from shared.platform import aws
+from shared.platform.api import ApiError
+from shared.queues.meetings import JobQueue
+from shared.schedule.payments import (
     EVENT_TTL_S,
     HANDLERS,
     IDEMPOTENCY_KEY_PREFIX,

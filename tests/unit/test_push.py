@@ -1,4 +1,4 @@
-"""shared.push and shared.store.channels against moto, with a fake Google: the rules that the
+"""shared.busy.push and shared.store.channels against moto, with a fake Google: the rules that the
 integration tests (tests/integration/test_google_push.py) cannot provoke easily — which channels
 a watch stops, coalescing edges, failures half-way, renewal backoff and bounds."""
 
@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from shared.providers.google import GoogleApiError
-from shared.providers.google_push import WatchedChannel
-from shared.push import GooglePush, PushSettings, token_hash
+from shared.busy.push import GooglePush, PushSettings, token_hash
+from shared.providers.google.calendar import GoogleApiError
+from shared.providers.google.channels import WatchedChannel
+from shared.queues.busy import SyncQueue
 from shared.store import Connection, ConnectionStatus, Provider, Store
 from shared.store.channels import ChannelStore, PushChannel
-from shared.sync_jobs import SyncQueue
 
 NOW = 1_800_000_000.0
 DAY = 24 * 3600

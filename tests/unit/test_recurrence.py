@@ -1,4 +1,4 @@
-"""RRULE expansion in the class's zone (shared.recurrence): DST-correct wall times, RFC 5545's rules
+"""RRULE expansion in the class's zone (shared.schedule.recurrence): DST-correct wall times, RFC 5545's rules
 for nonexistent and ambiguous local times, and the limits that keep a rule bounded and cheap.
 
 The property tests compare against dateutil's plain wall-clock expansion of the same rule (which
@@ -18,7 +18,7 @@ from dateutil.rrule import rrulestr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.recurrence import (
+from shared.schedule.recurrence import (
     MAX_HORIZON_YEARS,
     RecurrenceError,
     expand,

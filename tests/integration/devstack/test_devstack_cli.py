@@ -116,7 +116,7 @@ def test_token_with_plan_upserts_the_mentor_profile(running_up: dict[str, Any]) 
 
 def test_outbox_prints_what_the_stack_sent(running_up: dict[str, Any]) -> None:
     # Given an e-mail sent through the running stack's SES (raw MIME with an attachment, like bookings)
-    from shared.emails import Attachment, Mailer, OutgoingEmail
+    from shared.notify.emails import Attachment, Mailer, OutgoingEmail
 
     endpoints = running_up["endpoints"]
     ses = boto3.client(

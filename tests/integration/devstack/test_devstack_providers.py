@@ -27,7 +27,7 @@ def test_stack_publishes_provider_endpoints_and_environment(local_stack: LocalSt
     endpoints = local_stack.endpoints()
     assert (endpoints["google"], endpoints["zoom"], endpoints["caldav"]) == (g, z, c)
     # And the functions' provider settings point at them
-    from shared.config import ProviderSettings, settings
+    from shared.platform.config import ProviderSettings, settings
 
     cfg = settings(ProviderSettings)
     assert cfg.google_auth_url == f"{g}/o/oauth2/v2/auth"

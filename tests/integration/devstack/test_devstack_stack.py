@@ -38,7 +38,7 @@ def test_bootstrap_creates_what_infra_creates(local_stack: LocalStack) -> None:
 
 
 def test_environment_points_functions_at_the_stack(local_stack: LocalStack) -> None:
-    from shared.config import QueueSettings, settings
+    from shared.platform.config import QueueSettings, settings
 
     # Given the running stack
     # Then the functions' settings read the local endpoints

@@ -8,7 +8,7 @@ import pytest
 from pydantic import SecretStr
 
 from devstack.radicale import RadicaleServer
-from shared.providers import apple
+from shared.providers.apple import caldav as apple
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from pydantic import SecretStr
 from devstack.emulators import GoogleEmulator, pkce_s256
 from devstack.emulators import google as g
 from devstack.emulators.spec import assert_request_conforms
-from shared import config
+from shared import wiring
 from shared.providers.meetings import (
     GoogleMeetings,
     MeetingAuthError,
@@ -524,7 +524,7 @@ def test_meetings_client_is_built_from_settings_once(
     Then it is the same GoogleMeetings, and it works."""
     for name, value in google.environment().items():
         monkeypatch.setenv(name, value)
-    config.reset_settings()
+    wiring.reset()
     reset_meetings_clients()
     try:
         client = meetings_client(MeetingProvider.GOOGLE_MEET)
@@ -532,5 +532,5 @@ def test_meetings_client_is_built_from_settings_once(
         assert meetings_client(MeetingProvider.GOOGLE_MEET) is client
         assert client.create(token, spec()).join_url
     finally:
-        config.reset_settings()
+        wiring.reset()
         reset_meetings_clients()

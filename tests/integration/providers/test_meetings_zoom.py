@@ -24,7 +24,7 @@ from pydantic import SecretStr
 from devstack.emulators import ZoomEmulator, pkce_s256
 from devstack.emulators import zoom as z
 from devstack.emulators.spec import assert_request_conforms
-from shared import config
+from shared import wiring
 from shared.providers.meetings import (
     MeetingAuthError,
     MeetingError,
@@ -443,7 +443,7 @@ def test_meetings_client_is_built_from_settings_once(
     When meetings_client(zoom) is asked twice / Then the same ZoomMeetings, and it works."""
     for name, value in zoom.environment().items():
         monkeypatch.setenv(name, value)
-    config.reset_settings()
+    wiring.reset()
     reset_meetings_clients()
     try:
         client = meetings_client(MeetingProvider.ZOOM)
@@ -451,5 +451,5 @@ def test_meetings_client_is_built_from_settings_once(
         assert meetings_client(MeetingProvider.ZOOM) is client
         assert client.create(token, spec()).join_url
     finally:
-        config.reset_settings()
+        wiring.reset()
         reset_meetings_clients()

@@ -23,8 +23,9 @@ from devstack.emulators import GoogleEmulator, ZoomEmulator
 from devstack.emulators import google as g
 from devstack.emulators import zoom as z
 from devstack.providers import provider_settings
-from shared import aws
-from shared.emails import reconnect_subject
+from shared.notify.emails import reconnect_notifier, reconnect_subject
+from shared.platform import aws
+from shared.providers.credentials import LEASE_OWNER, LEASE_UNTIL, ConnectionUnavailable, CredentialAccessor
 from shared.providers.oauth import (
     OAuthClient,
     ProviderUnavailableError,
@@ -33,7 +34,6 @@ from shared.providers.oauth import (
     new_state,
     oauth_app,
 )
-from shared.providers.tokens import LEASE_OWNER, LEASE_UNTIL, ConnectionUnavailable, CredentialAccessor
 from shared.store import Connection, ConnectionStatus, Provider, Store
 from shared.store.repository import connection_sk, mentor_pk
 from shared.vault import OAuthCredential, Vault
@@ -140,6 +140,7 @@ def _zoom_me(zoom: ZoomEmulator, token: SecretStr) -> int:
 
 
 def _accessor(store: Store, vault: Vault, clients: dict[Provider, OAuthClient], **kw: Any) -> CredentialAccessor:
+    kw.setdefault("on_reconnect", reconnect_notifier(store))
     return CredentialAccessor(store, vault, clients, **kw)
 
 
@@ -436,8 +437,8 @@ def test_no_token_appears_in_logs(
 
 def test_default_lease_outlasts_the_clients_worst_case_refresh() -> None:
     """Given OAuth clients with 4 attempts of 10 s, when no lease is given, then the lease covers them all."""
+    from shared.providers.credentials import LEASE_MARGIN_S, CredentialAccessor
     from shared.providers.oauth import OAuthApp, OAuthClient
-    from shared.providers.tokens import LEASE_MARGIN_S, CredentialAccessor
 
     app = OAuthApp(
         provider=Provider.ZOOM,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from classes_support import one_session_zoom_class
 
-from shared import aws
+from shared.platform import aws
 from shared.store import (
     Booking,
     MeetingProvider,

@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 from vault_fakes import TABLE
 
-from shared.observability import logger, mask_secrets
+from shared.platform.observability import logger, mask_secrets
 from shared.vault import AppleCredential, OAuthCredential, Vault, VaultError, VaultIntegrityError
 
 

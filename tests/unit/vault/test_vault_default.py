@@ -1,4 +1,4 @@
-"""default_vault(): built lazily, once per container, from settings and the shared boto3 clients."""
+"""wiring.vault(): built lazily, once per container, from settings and the shared boto3 clients."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 from vault_fakes import REGION, TABLE
 
-from shared.aws import reset_clients
-from shared.config import reset_settings
-from shared.vault import AppleCredential, default_vault, reset_default_vault
+from shared import wiring
+from shared.vault import AppleCredential
 
 
 @pytest.fixture
@@ -35,20 +34,16 @@ def configured(monkeypatch: pytest.MonkeyPatch, aws: None) -> Iterator[str]:
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    reset_settings()
-    reset_clients()
-    reset_default_vault()
+    wiring.reset()
     yield arn
-    reset_default_vault()
-    reset_clients()
-    reset_settings()
+    wiring.reset()
 
 
 def test_default_vault_is_built_once_from_settings(configured: str) -> None:
     # When the vault is asked for twice
-    vault = default_vault()
+    vault = wiring.vault()
     # Then it is the same object, tuned by the settings
-    assert default_vault() is vault
+    assert wiring.vault() is vault
     assert (vault.cache.max_age_s, vault.cache.max_uses) == (60.0, 7)
     assert vault.keyring.kms_key_id == "alias/vault-default-test"
     assert vault.keyring.period == "day"
@@ -57,7 +52,7 @@ def test_default_vault_is_built_once_from_settings(configured: str) -> None:
 
 def test_default_vault_seals_under_the_aliased_key(configured: str, aws: Any) -> None:
     # Given the default vault / When a credential is sealed and opened
-    vault = default_vault()
+    vault = wiring.vault()
     cred = AppleCredential(apple_id="m@icloud.com", app_specific_password="abcd-efgh-ijkl-mnop")
     blob = vault.seal_credential(cred, mentor_id="m-1", provider="apple")
     # Then the blob names the key's ARN (not the alias) and a daily branch, and opens back

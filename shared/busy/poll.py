@@ -1,0 +1,155 @@
+"""``calendar_poll``'s logic (PRODUCT.md §2.7): fan out one busy-sync message per calendar connection,
+then run the scheduled maintenance tasks.
+
+**Fan-out.** Calendar connections that sync (Google and Apple, while ``connected``) carry the sparse
+GSI1 keys ``SYNC#<provider>`` / ``<mentorId>`` (:mod:`shared.store.repository`); the poller pages
+through each partition (Query on GSI1, ``PAGE_SIZE`` items per page, never one giant read) and sends
+one :class:`~shared.queues.busy.SyncJob` per connection, ten per ``SendMessageBatch``, a page's batches
+in parallel (``SEND_THREADS``), so a page is sent while the next one is read. A connection that
+needs reconnecting or was disconnected has left the index, so it is not polled.
+
+**Maintenance tasks** run after the fan-out, each on its own (one failing is logged, the others
+still run, and the poll still answers). The composition root passes them in
+(:func:`shared.wiring.maintenance_tasks`), each building what it needs only when it runs (the
+poller's cold start stays small: no caldav, icalendar or stripe import; only the SQS and DynamoDB
+clients). Today:
+
+* ``renew_google_channels`` — :func:`shared.busy.push.renew_expiring_channels`: Google push channels
+  expiring within a day get a new channel, failed watches are retried.
+
+Adding a task is one :class:`MaintenanceTask` there (a name and a callable taking no arguments;
+its return value is logged and reported).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.platform.observability import logger
+from shared.queues.busy import SyncJob, SyncQueue, SyncReason
+from shared.store.models import Provider
+from shared.store.repository import SYNCED_PROVIDERS
+from shared.store.schema import GSI1
+from shared.store.table import Table
+
+#: Items per GSI1 page (DynamoDB also stops a page at 1 MB).
+PAGE_SIZE = 250
+#: SendMessageBatch calls in flight at once.
+SEND_THREADS = 8
+#: Jobs per unit of parallel work (ten SendMessageBatch calls).
+SEND_CHUNK = 100
+
+
+@dataclass(frozen=True)
+class MaintenanceTask:
+    """A scheduled chore the poller runs after the fan-out: ``run()``."""
+
+    name: str
+    run: Callable[[], Any]
+
+
+@dataclass
+class PollResult:
+    """What one poll did: messages queued per provider, and each maintenance task's outcome."""
+
+    queued: dict[str, int] = field(default_factory=dict)
+    maintenance: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return sum(self.queued.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "queued": dict(self.queued),
+            "total": self.total,
+            "maintenance": dict(self.maintenance),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def sync_index_pk(provider: Provider) -> str:
+    """The GSI1 partition listing ``provider``'s connections that sync."""
+    return f"SYNC#{provider.value}"
+
+
+def connections_to_sync(table: Table, provider: Provider, *, page_size: int = PAGE_SIZE) -> Iterator[SyncJob]:
+    """One scheduled :class:`SyncJob` per connection in ``provider``'s sync index (paged lazily)."""
+    for item in table.query(sync_index_pk(provider), index=GSI1, page_size=page_size):
+        mentor_id = item.get("mentor_id") or item.get("GSI1SK")
+        if mentor_id:
+            yield SyncJob(mentor_id=str(mentor_id), provider=provider, reason=SyncReason.SCHEDULE)
+
+
+def _chunks(jobs: Iterable[SyncJob], size: int) -> Iterator[list[SyncJob]]:
+    chunk: list[SyncJob] = []
+    for job in jobs:
+        chunk.append(job)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def fan_out(
+    table: Table,
+    queue: SyncQueue,
+    *,
+    providers: Iterable[Provider] = SYNCED_PROVIDERS,
+    page_size: int = PAGE_SIZE,
+    threads: int = SEND_THREADS,
+) -> dict[str, int]:
+    """Queue one sync per calendar connection; messages sent per provider.
+
+    At most ``threads`` chunks are in flight, so memory stays bounded however many connections
+    there are. A send that fails raises (the next schedule runs the whole fan-out again, and the
+    worker skips connections it synced a moment ago).
+    """
+    queued: dict[str, int] = {}
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="poll-send") as pool:
+        for provider in sorted(providers, key=lambda p: p.value):
+            pending: list[Future[int]] = []
+            count = 0
+            for chunk in _chunks(connections_to_sync(table, provider, page_size=page_size), SEND_CHUNK):
+                pending.append(pool.submit(queue.send_many, chunk))
+                if len(pending) >= threads:
+                    count += pending.pop(0).result()
+            count += sum(f.result() for f in pending)
+            queued[provider.value] = count
+    return queued
+
+
+def run_maintenance(tasks: Iterable[MaintenanceTask]) -> dict[str, str]:
+    """Run each task in order; ``{name: "ok: <result>" | "failed: <error type>"}``."""
+    outcomes: dict[str, str] = {}
+    for task in tasks:
+        started = time.perf_counter()
+        try:
+            result = task.run()
+        except Exception as exc:
+            logger.exception("maintenance task failed", extra={"task": task.name})
+            outcomes[task.name] = f"failed: {type(exc).__name__}"
+            continue
+        shown = getattr(result, "__dict__", result)
+        outcomes[task.name] = f"ok: {shown}"[:500]
+        logger.info(
+            "maintenance task done",
+            extra={"task": task.name, "ms": round((time.perf_counter() - started) * 1000, 1)},
+        )
+    return outcomes
+
+
+def poll(table: Table, queue: SyncQueue, *, tasks: Iterable[MaintenanceTask]) -> PollResult:
+    """One scheduled run: the fan-out, then the maintenance tasks."""
+    started = time.perf_counter()
+    result = PollResult(queued=fan_out(table, queue))
+    logger.info("busy syncs queued", extra={"queued": result.queued})
+    result.maintenance = run_maintenance(tasks)
+    result.seconds = time.perf_counter() - started
+    return result

@@ -1,0 +1,497 @@
+"""Busy-time sync (PRODUCT.md §2.7): read a calendar connection's busy times, store them, serve them.
+
+**Sync** (:class:`BusySync`, the ``busy_sync`` worker). A :class:`~shared.queues.busy.SyncJob` only
+names a connection; the worker reads the connection and replaces its busy set
+(:class:`shared.store.busy.BusyStore`) with what the provider says now, for the window
+``now → now + BUSY_WINDOW_DAYS`` (60 by default):
+
+* **Google** — ``freeBusy.query`` on the selected calendar (:meth:`GoogleClient.free_busy`, split
+  into ≤ 60-day requests, rate limits honoured). The access token comes from the credential
+  accessor (refreshed ahead of expiry; ``invalid_grant`` marks ``needs_reconnect`` and e-mails).
+* **Apple** — the event calendars' events over the window by CalDAV ``calendar-query``
+  (:class:`shared.providers.apple.caldav.CalDavReader`; discovery cached on the busy head per Apple ID),
+  expanded client-side (:mod:`shared.busy.expand`). Skipped: ``TRANSP:TRANSPARENT``,
+  ``STATUS:CANCELLED`` and instances the mentor declined (an ``ATTENDEE`` whose address is the
+  Apple ID or one of the principal's ``calendar-user-address-set`` with ``PARTSTAT=DECLINED``).
+  All-day events block their whole days, and floating times are read, in the mentor's time zone.
+
+Outcomes:
+
+* not connected / ``needs_reconnect`` — recorded on the busy head and acknowledged (the poller
+  stops queueing such connections: they leave the sync index). CalDAV 401 marks the Apple
+  connection ``needs_reconnect`` (first caller only) and e-mails the mentor once.
+* transient trouble (rate limits, 5xx, timeouts, token endpoint down) — :class:`TransientSyncError`:
+  the message comes back after a short delay (``Retry-After`` when given), at most
+  ``BUSY_MAX_ATTEMPTS`` receives; then it is acknowledged with the error recorded, and the next
+  scheduled poll tries again. The previous blocks stay in every failure case.
+* a permanent refusal (Google: the selected calendar is gone, 4xx) — recorded, acknowledged.
+* a scheduled sync of a connection synced less than ``BUSY_MIN_INTERVAL_S`` ago is skipped
+  (a backlog cannot make the same connection sync twice in a row); push and connect syncs always run.
+
+**Read** (:func:`busy_view`, ``GET /mentors/me/busy?from=&to=``): the blocks of every *connected*
+calendar connection, clipped to the window, merged across sources (overlapping or touching blocks
+become one, labelled with every source that contributed), plus one entry per calendar provider:
+its connection status, when it last synced successfully and which window that sync covered, and
+the last error. A ``needs_reconnect`` or disconnected source contributes no blocks (its data is
+stale); blocks older than the connection (a reconnect since) are ignored.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
+from http import HTTPStatus
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic.alias_generators import to_camel
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.platform.api import ApiError
+from shared.platform.observability import logger
+from shared.platform.queue import Received, run_record
+from shared.queues.busy import SyncJob, SyncReason
+from shared.store import Connection, ConnectionStatus, Mentor, Provider, Store
+from shared.store.busy import Block, BusySet, BusyStore, CalDavCache, merge
+from shared.store.repository import SYNCED_PROVIDERS
+
+#: Longest window ``GET /mentors/me/busy`` serves.
+MAX_QUERY_WINDOW = timedelta(days=90)
+#: Window served when ``to`` is omitted.
+DEFAULT_QUERY_WINDOW = timedelta(days=7)
+#: CalDAV asks a little more than the window on each side: floating and all-day times are placed in
+#: the mentor's zone only after the server filtered on UTC.
+CALDAV_PAD = timedelta(days=1)
+
+
+class BusySettings(BaseSettings):
+    """Busy-sync tuning (environment variables of the same names, upper-cased)."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False)
+
+    busy_window_days: int = Field(default=60, ge=1, le=366, description="How far ahead busy times are read.")
+    busy_min_interval_s: float = Field(
+        default=60.0, ge=0, description="A scheduled sync this soon after one is skipped."
+    )
+    busy_max_attempts: int = Field(
+        default=3, ge=1, description="Receives of one message before giving up until the next poll."
+    )
+    busy_retry_delay_s: float = Field(
+        default=30.0, ge=0, description="Back-off of a transient failure (Retry-After wins)."
+    )
+    busy_google_qps: float = Field(
+        default=5.0, ge=0, description="freeBusy requests per second per container (0: no limit)."
+    )
+
+
+# --- errors ----------------------------------------------------------------------------------------
+
+
+class TransientSyncError(Exception):
+    """Try again later (after ``delay_s`` seconds if known); ``code`` is short, for the head and logs."""
+
+    def __init__(self, code: str, message: str, delay_s: float | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.delay_s = delay_s
+
+
+class PermanentSyncError(Exception):
+    """The provider refused for good (until the mentor changes something); recorded, not retried."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+
+
+class _Unavailable(Exception):
+    """The connection cannot sync until the mentor reconnects (status recorded, message acked)."""
+
+    def __init__(self, status: ConnectionStatus) -> None:
+        super().__init__(status.value)
+        self.status = status
+
+
+# --- iCalendar → busy blocks -------------------------------------------------------------------------
+
+
+def _addresses(component: Any, name: str) -> list[tuple[str, str]]:
+    prop = component.get(name)
+    out = []
+    for value in prop if isinstance(prop, list) else ([prop] if prop is not None else []):
+        address = str(value).strip()
+        if address.lower().startswith("mailto:"):
+            address = address[7:]
+        params = getattr(value, "params", {}) or {}
+        out.append((address.lower(), str(params.get("PARTSTAT", "")).upper()))
+    return out
+
+
+def blocks_busy(component: Any, me: frozenset[str]) -> bool:
+    """Whether an event instance (its VEVENT) makes the mentor busy."""
+    if str(component.get("TRANSP", "")).upper() == "TRANSPARENT":
+        return False
+    if str(component.get("STATUS", "")).upper() == "CANCELLED":
+        return False
+    return not any(address in me and partstat == "DECLINED" for address, partstat in _addresses(component, "ATTENDEE"))
+
+
+def ical_busy_blocks(
+    texts: Iterable[str], start: datetime, end: datetime, *, tz: tzinfo, me: Iterable[str]
+) -> list[Block]:
+    """The busy blocks within ``[start, end)`` of the calendar objects ``texts`` (merged)."""
+    import icalendar
+
+    from shared.busy.expand import expand
+
+    components = []
+    for text in texts:
+        try:
+            calendar = icalendar.Calendar.from_ical(text)
+        except (ValueError, KeyError, IndexError) as exc:  # one broken object must not hide the others
+            logger.warning("unreadable calendar object skipped", extra={"error": type(exc).__name__})
+            continue
+        components.extend(calendar.walk("VEVENT"))
+    mine = frozenset(a.lower() for a in me if a)
+    blocks = []
+    for occurrence in expand(components, start, end, tz=tz):
+        if occurrence.end <= occurrence.start or not blocks_busy(occurrence.component, mine):
+            continue
+        blocks.append(Block(max(occurrence.start, start), min(occurrence.end, end)))
+    return merge(blocks)
+
+
+# --- the sync ---------------------------------------------------------------------------------------
+
+TokenSource = Callable[[str, Provider], SecretStr]
+ReconnectCallback = Callable[[str, Provider], None]
+
+
+@dataclass
+class BusySync:
+    """Syncs one connection per :meth:`handle` call; every dependency is passed in (tests plug fakes)."""
+
+    store: Store
+    busy: BusyStore
+    tokens: TokenSource
+    google: Callable[[], Any]  # -> shared.providers.google.calendar.GoogleClient
+    open_credential: Callable[[bytes, str], Any]  # (blob, mentor_id) -> AppleCredential
+    apple_url: str
+    on_reconnect: ReconnectCallback
+    window: timedelta = timedelta(days=60)
+    min_interval: timedelta = timedelta(seconds=60)
+    http_timeout_s: float = 10.0
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    def handle(self, job: SyncJob) -> str:
+        """Sync ``job``'s connection; a short outcome label. Raises :class:`TransientSyncError`."""
+        mentor_id, provider = job.mentor_id, job.provider
+        if provider not in SYNCED_PROVIDERS:
+            return "skipped:not_a_calendar"
+        context = self.busy.context(mentor_id, provider, profile=provider is Provider.APPLE)
+        conn, head = context.connection, context.head
+        if conn is None:
+            return "skipped:not_connected"
+        if conn.status is not ConnectionStatus.CONNECTED or conn.credential is None:
+            self.busy.record_attempt(mentor_id, provider, error=ConnectionStatus.NEEDS_RECONNECT.value)
+            return f"skipped:{ConnectionStatus.NEEDS_RECONNECT.value}"
+        now = self.clock()
+        if (
+            job.reason is SyncReason.SCHEDULE
+            and head is not None
+            and head.synced_at is not None
+            and head.synced_at >= conn.connected_at
+            and now - head.synced_at < self.min_interval
+        ):
+            return "skipped:fresh"
+        window = (now.replace(microsecond=0), now.replace(microsecond=0) + self.window)
+        caldav: CalDavCache | None = None
+        try:
+            if provider is Provider.GOOGLE:
+                blocks = self._google(conn, window)
+            else:
+                blocks, caldav = self._apple(conn, head, window, context.mentor)
+        except _Unavailable as exc:
+            self.busy.record_attempt(mentor_id, provider, error=exc.status.value)
+            return f"skipped:{exc.status.value}"
+        except PermanentSyncError as exc:
+            self.busy.record_attempt(mentor_id, provider, error=exc.code)
+            logger.warning("busy sync refused", extra={"provider": provider.value, "code": exc.code})
+            return f"failed:{exc.code}"
+        except TransientSyncError as exc:
+            self.busy.record_attempt(mentor_id, provider, error=exc.code)
+            raise
+        current = self.busy.replace(mentor_id, provider, blocks, window=window, read_at=now, caldav=caldav)
+        return f"synced:{len(blocks)}" if current else "superseded"
+
+    # -- Google --------------------------------------------------------------------------------
+    def _google(self, conn: Connection, window: tuple[datetime, datetime]) -> list[Block]:
+        from shared.providers.google.calendar import GoogleApiError, GoogleAuthError, GoogleRateLimited
+
+        token = self._token(conn)
+        calendar_id = conn.selected_calendar or "primary"
+        try:
+            spans = self.google().free_busy(token, calendar_id, window[0], window[1])
+        except GoogleRateLimited as exc:
+            raise TransientSyncError("rate_limited", str(exc), exc.retry_after_s) from None
+        except GoogleAuthError:
+            # The token looked valid to us; Google disagrees (revoked just now?). The accessor
+            # refreshes it when it nears expiry, and a dead grant then becomes needs_reconnect.
+            raise TransientSyncError("unauthorized", "Google refused the access token.") from None
+        except GoogleApiError as exc:
+            if exc.status == HTTPStatus.NOT_FOUND:
+                raise PermanentSyncError("calendar_not_found", str(exc)) from None
+            if exc.status is None or exc.status >= 500:
+                raise TransientSyncError("unavailable", str(exc)) from None
+            raise PermanentSyncError("refused", str(exc)) from None
+        return [Block(s.start, s.end) for s in spans]
+
+    def _token(self, conn: Connection) -> SecretStr:
+        from shared.providers.credentials import ConnectionUnavailable
+        from shared.providers.oauth import OAuthError
+        from shared.vault import VaultError
+
+        try:
+            return self.tokens(conn.mentor_id, Provider.GOOGLE)
+        except ConnectionUnavailable as exc:
+            raise _Unavailable(exc.status) from None
+        except (OAuthError, VaultError) as exc:  # ProviderUnavailableError is an OAuthError
+            raise TransientSyncError("token_unavailable", type(exc).__name__) from None
+
+    # -- Apple ---------------------------------------------------------------------------------
+    def _apple(
+        self, conn: Connection, head: Any, window: tuple[datetime, datetime], mentor: Mentor | None
+    ) -> tuple[list[Block], CalDavCache]:
+        from shared.providers.apple import caldav as apple
+        from shared.vault import AppleCredential, VaultError
+
+        assert conn.credential is not None
+        try:
+            credential = self.open_credential(conn.credential, conn.mentor_id)
+        except VaultError as exc:
+            raise TransientSyncError("credential_unavailable", type(exc).__name__) from None
+        if not isinstance(credential, AppleCredential):
+            raise PermanentSyncError("bad_credential", "the Apple connection holds another kind of credential")
+        apple_id = credential.apple_id
+        cached = head.caldav if head is not None and head.caldav and head.caldav.account == apple_id else None
+        tz = _zone_of(mentor)
+        try:
+            with apple.CalDavReader(
+                self.apple_url, apple_id, credential.app_specific_password, timeout_s=self.http_timeout_s
+            ) as reader:
+                home = apple.CalDavHome(cached.home_url, cached.addresses) if cached else reader.discover()
+                try:
+                    calendars = reader.calendars(home.home_url)
+                except apple.AppleNotFound:
+                    if cached is None:
+                        raise
+                    home = reader.discover()  # the cached home moved: look again
+                    calendars = reader.calendars(home.home_url)
+                texts: list[str] = []
+                for calendar in calendars:
+                    texts.extend(reader.events(calendar.url, window[0] - CALDAV_PAD, window[1] + CALDAV_PAD))
+        except apple.AppleAuthError:
+            self._apple_needs_reconnect(conn)
+            raise _Unavailable(ConnectionStatus.NEEDS_RECONNECT) from None
+        except apple.AppleRateLimited as exc:
+            raise TransientSyncError("rate_limited", str(exc), exc.retry_after_s) from None
+        except apple.AppleError as exc:
+            raise TransientSyncError("unavailable", str(exc)) from None
+        blocks = ical_busy_blocks(texts, window[0], window[1], tz=tz, me={apple_id, *home.addresses})
+        return blocks, CalDavCache(account=apple_id, home_url=home.home_url, addresses=home.addresses)
+
+    def _apple_needs_reconnect(self, conn: Connection) -> None:
+        """Flag the connection whose password was refused — unless the mentor reconnected meanwhile."""
+        mentor_id = conn.mentor_id
+        current = self.store.get_connection(mentor_id, Provider.APPLE)
+        if current is None or current.credential != conn.credential:
+            raise TransientSyncError("credential_changed", "the Apple connection changed during the sync")
+        first = self.store.mark_needs_reconnect(mentor_id, Provider.APPLE, "apple_auth_failed")
+        logger.warning("apple connection needs reconnect", extra={"mentor_id": mentor_id, "first": first})
+        if first:
+            try:
+                self.on_reconnect(mentor_id, Provider.APPLE)
+            except Exception:  # the status stands; a failed e-mail must not hide it
+                logger.exception("reconnect notification failed", extra={"mentor_id": mentor_id})
+
+
+def _zone_of(mentor: Mentor | None) -> tzinfo:
+    """The mentor's time zone (all-day and floating times); UTC without a profile."""
+    try:
+        return ZoneInfo(mentor.timezone if mentor else "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
+def process_message(body: str, receipt_handle: str | None = None, *, receive_count: int = 1, worker: BusySync) -> str:
+    """Handle one busy-sync message body; what the ``busy_sync`` handler calls for each record.
+
+    A :class:`TransientSyncError` shortens the message's visibility to the delay it asks for and
+    propagates (the batch reports the record as failed, SQS redelivers it then) — unless this was
+    the ``BUSY_MAX_ATTEMPTS``-th receive: then it is acknowledged (``gave_up:<code>``), the error
+    stays recorded and the next scheduled poll tries again. A malformed body propagates (DLQ).
+    """
+    from shared.platform.config import QueueSettings, settings
+
+    job = SyncJob.model_validate_json(body)
+    tuning = settings(BusySettings)
+    received = Received(
+        queue_url=settings(QueueSettings).busy_sync_queue_url,
+        receipt_handle=receipt_handle,
+        receive_count=receive_count,
+        max_receives=tuning.busy_max_attempts,
+    )
+
+    def retry_delay(exc: Exception) -> float | None:
+        if not isinstance(exc, TransientSyncError):
+            return None
+        delay = exc.delay_s if exc.delay_s is not None else tuning.busy_retry_delay_s * (0.5 + random.random())  # noqa: S311
+        extra = {"provider": job.provider.value, "code": exc.code, "receive": receive_count}
+        logger.info("busy sync retried later", extra={**extra, "delay_s": round(delay, 1)})
+        return delay
+
+    def on_last(exc: Exception) -> str | None:
+        if not isinstance(exc, TransientSyncError):
+            return None
+        extra = {"provider": job.provider.value, "code": exc.code, "receive": receive_count}
+        logger.warning("busy sync gave up until the next poll", extra=extra)
+        return f"gave_up:{exc.code}"
+
+    outcome = run_record(received, lambda: worker.handle(job), retry_delay=retry_delay, on_last=on_last)
+    logger.info(
+        "busy sync done", extra={"provider": job.provider.value, "reason": job.reason.value, "outcome": outcome}
+    )
+    return outcome
+
+
+# --- the read side: GET /mentors/me/busy ---------------------------------------------------------------
+
+
+class _Camel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+
+class BusyBlockView(_Camel):
+    """One merged busy interval and the calendars it came from."""
+
+    start: datetime
+    end: datetime
+    sources: list[Provider]
+
+
+class BusySourceView(_Camel):
+    """How one calendar provider's busy times stand."""
+
+    status: ConnectionStatus
+    last_synced_at: datetime | None = Field(default=None, description="When its busy times were last read.")
+    synced_from: datetime | None = Field(default=None, description="Start of the window that read covered.")
+    synced_until: datetime | None = Field(default=None, description="End of the window that read covered.")
+    error: str | None = Field(default=None, description="Why the last attempt did not sync (if it failed).")
+
+
+class BusyResponse(_Camel):
+    """Body of ``GET /mentors/me/busy``."""
+
+    from_: datetime = Field(alias="from")
+    to: datetime
+    busy: list[BusyBlockView]
+    sources: dict[str, BusySourceView]
+
+
+def parse_window(raw_from: str | None, raw_to: str | None, *, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """``from`` / ``to`` query values → an aware window; 400 ``invalid_request`` when malformed.
+
+    Both are ISO 8601 date-times with an offset (``Z`` or ``+02:00``); ``from`` defaults to now,
+    ``to`` to ``from`` + 7 days; ``to`` must be after ``from`` and at most 90 days later.
+    """
+    fields = []
+    values: dict[str, datetime] = {}
+    for name, raw in (("from", raw_from), ("to", raw_to)):
+        if raw is None or raw == "":
+            continue
+        try:
+            parsed = datetime.fromisoformat(raw.strip().replace("z", "Z")) if len(raw) <= 40 else None
+        except ValueError:
+            parsed = None
+        if parsed is None or parsed.tzinfo is None or "T" not in raw.upper():
+            fields.append(
+                {"field": name, "message": "expected an ISO 8601 date-time with an offset, e.g. 2026-05-01T00:00:00Z"}
+            )
+            continue
+        values[name] = parsed.astimezone(UTC)
+    if fields:
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST,
+            "invalid_request",
+            "; ".join(f"{f['field']}: {f['message']}" for f in fields),
+            fields=fields,
+        )
+    start = values.get("from") or (now or datetime.now(UTC)).replace(microsecond=0)
+    end = values.get("to") or start + DEFAULT_QUERY_WINDOW
+    if end <= start:
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST,
+            "invalid_request",
+            "to must be after from.",
+            fields=[{"field": "to", "message": "must be after from"}],
+        )
+    if end - start > MAX_QUERY_WINDOW:
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST,
+            "invalid_request",
+            f"The window may span at most {MAX_QUERY_WINDOW.days} days.",
+            fields=[{"field": "to", "message": f"at most {MAX_QUERY_WINDOW.days} days after from"}],
+        )
+    return start, end
+
+
+def merge_sources(blocks: dict[Provider, Iterable[Block]], start: datetime, end: datetime) -> list[BusyBlockView]:
+    """Blocks of every source clipped to ``[start, end)``, overlapping / touching ones merged and labelled."""
+    edges: list[tuple[datetime, datetime, Provider]] = []
+    for provider, items in blocks.items():
+        for block in items:
+            s, e = max(block.start, start), min(block.end, end)
+            if s < e:
+                edges.append((s, e, provider))
+    edges.sort(key=lambda x: (x[0], x[1], x[2].value))
+    merged: list[tuple[datetime, datetime, set[Provider]]] = []
+    for s, e, provider in edges:
+        if merged and s <= merged[-1][1]:
+            last = merged[-1]
+            merged[-1] = (last[0], max(last[1], e), last[2] | {provider})
+        else:
+            merged.append((s, e, {provider}))
+    return [BusyBlockView(start=s, end=e, sources=sorted(p, key=lambda x: x.value)) for s, e, p in merged]
+
+
+def busy_view(store: Store, busy: BusyStore, mentor_id: str, start: datetime, end: datetime) -> BusyResponse:
+    """The mentor's merged busy blocks in ``[start, end)`` and the state of each calendar source."""
+    connections = {c.provider: c for c in store.list_connections(mentor_id)}
+    sets: dict[Provider, BusySet] = busy.read(mentor_id)
+    sources: dict[str, BusySourceView] = {}
+    contributing: dict[Provider, Iterable[Block]] = {}
+    for provider in sorted(SYNCED_PROVIDERS, key=lambda p: p.value):
+        conn = connections.get(provider)
+        status = conn.status if conn is not None else ConnectionStatus.NOT_CONNECTED
+        found = sets.get(provider)
+        head = found.head if found is not None else None
+        current = (
+            head is not None and conn is not None and head.synced_at is not None and head.synced_at >= conn.connected_at
+        )
+        sources[provider.value] = BusySourceView(
+            status=status,
+            last_synced_at=head.synced_at if current and head else None,
+            synced_from=head.window_start if current and head else None,
+            synced_until=head.window_end if current and head else None,
+            error=head.error
+            if head is not None and conn is not None and head.attempted_at and head.attempted_at >= conn.connected_at
+            else None,
+        )
+        if status is ConnectionStatus.CONNECTED and current and found is not None:
+            contributing[provider] = found.blocks
+    return BusyResponse.model_validate(
+        {"from": start, "to": end, "busy": merge_sources(contributing, start, end), "sources": sources}
+    )

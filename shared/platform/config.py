@@ -1,0 +1,134 @@
+"""Typed configuration, read from the environment once per container.
+
+Every function reads the same base settings (table, KMS key, AWS endpoint override) and adds what
+it needs. Provider base URLs are settings too, so the same code talks to the real Google / Zoom /
+iCloud endpoints in AWS and to the project's emulators and Radicale on a laptop.
+
+Environment variable names are the field names upper-cased (``TABLE_NAME``, ``KMS_KEY_ID`` …).
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.platform.once import once_per
+from shared.platform.secrets import fill_secret_params
+
+
+class BaseFunctionSettings(BaseSettings):
+    """Settings every function shares."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False)
+
+    table_name: str = Field(default="mentor-connections", description="The single DynamoDB table.")
+    kms_key_id: str = Field(
+        default="alias/mentor-connections",
+        description="KMS key (id, ARN or alias) that wraps the vault's branch keys.",
+    )
+    aws_region: str = Field(default="us-east-1", alias="AWS_REGION")
+    aws_endpoint_url: str | None = Field(
+        default=None,
+        alias="AWS_ENDPOINT_URL",
+        description="Override for every AWS service endpoint (the local moto server); unset in AWS.",
+    )
+    app_url: str = Field(default="http://localhost:3000", description="The mentor web app's origin.")
+    api_url: str = Field(default="http://localhost:8080", description="This API's public origin.")
+    # Vault tuning (see shared/vault): branch key period and in-memory key cache bounds.
+    vault_branch_period: str = Field(default="month", pattern="^(day|month|year)$")
+    vault_cache_max_age_s: float = Field(default=300.0, gt=0)
+    vault_cache_max_uses: int = Field(default=1000, gt=0)
+    http_timeout_s: float = Field(default=10.0, gt=0)
+
+
+class QueueSettings(BaseSettings):
+    """Queue URLs, for functions that enqueue work."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False)
+
+    meetings_queue_url: str = ""
+    busy_sync_queue_url: str = ""
+
+
+class AuthSettings(BaseSettings):
+    """How a function verifies a mentor's bearer JWT itself (routes without API Gateway's authorizer).
+
+    The same issuer and audience API Gateway's JWT authorizer is configured with; the signing keys
+    come from ``JWT_JWKS_URL`` (cached per container for ``JWT_JWKS_TTL_S``).
+    """
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False)
+
+    jwt_issuer: str = ""
+    jwt_audience: str = ""
+    jwt_jwks_url: str = ""
+    jwt_jwks_ttl_s: float = Field(default=600.0, gt=0)
+    jwt_jwks_timeout_s: float = Field(default=3.0, gt=0)
+    jwt_leeway_s: int = Field(default=30, ge=0, description="Clock skew tolerated on exp / nbf / iat.")
+
+
+class ProviderSettings(BaseSettings):
+    """Provider endpoints and client credentials. Base URLs default to the real providers."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False)
+
+    google_auth_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    google_token_url: str = "https://oauth2.googleapis.com/token"
+    google_revoke_url: str = "https://oauth2.googleapis.com/revoke"
+    google_userinfo_url: str = "https://openidconnect.googleapis.com/v1/userinfo"
+    google_api_base: str = "https://www.googleapis.com/calendar/v3"
+    google_client_id: str = ""
+    google_client_secret: SecretStr = SecretStr("")
+
+    zoom_auth_url: str = "https://zoom.us/oauth/authorize"
+    zoom_token_url: str = "https://zoom.us/oauth/token"
+    zoom_revoke_url: str = "https://zoom.us/oauth/revoke"
+    zoom_api_base: str = "https://api.zoom.us/v2"
+    zoom_client_id: str = ""
+    zoom_client_secret: SecretStr = SecretStr("")
+    zoom_webhook_secret_token: SecretStr = SecretStr("")
+
+    apple_caldav_url: str = "https://caldav.icloud.com"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets_from_parameters(cls, data: Any) -> Any:
+        """In AWS, ``<FIELD>_PARAM`` names the Secrets Manager secret / SSM parameter (shared.platform.secrets)."""
+        return fill_secret_params(cls, data)
+
+
+class StripeSettings(BaseSettings):
+    """The Stripe webhook endpoint (``POST /webhooks/stripe``, see :mod:`shared.schedule.payments`)."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False)
+
+    stripe_webhook_secret: SecretStr = Field(
+        default=SecretStr(""), description="The endpoint's signing secret (whsec_…); unset refuses every event."
+    )
+    stripe_signature_tolerance_s: int = Field(default=300, gt=0, description="Oldest accepted signature age.")
+    stripe_event_ttl_s: int = Field(
+        default=7 * 24 * 3600,
+        gt=3 * 24 * 3600,
+        description="How long a processed event id is remembered (longer than Stripe's 3-day retries).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets_from_parameters(cls, data: Any) -> Any:
+        """In AWS, ``<FIELD>_PARAM`` names the Secrets Manager secret / SSM parameter (shared.platform.secrets)."""
+        return fill_secret_params(cls, data)
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+@once_per
+def _load(cls: type[BaseSettings]) -> BaseSettings:
+    return cls()
+
+
+def settings(cls: type[S] = BaseFunctionSettings) -> S:  # type: ignore[assignment]
+    """The settings of ``cls``, read from the environment once per container."""
+    return _load(cls)  # type: ignore[return-value]

@@ -1,0 +1,1 @@
+"""Apple iCloud: the CalDAV client (:mod:`.caldav`: discovery, calendars, busy reads)."""

@@ -1,0 +1,3 @@
+"""Zoom: the REST client for the connected user (:mod:`.client`). Meetings are in
+:mod:`shared.providers.meetings`.
+"""

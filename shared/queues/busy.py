@@ -1,0 +1,50 @@
+"""Messages on the busy-sync queue: "re-read this connection's busy times now".
+
+Producers: the scheduled fan-out (``calendar_poll``, one message per calendar connection), Google
+push notifications (``POST /webhooks/google``) and a fresh connect. The consumer is the
+``busy_sync`` worker. A message names only the connection; the worker reads the current
+connection and replaces its busy blocks, so duplicates and reordering are harmless.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.platform.queue import Queue
+from shared.store.models import Provider
+
+
+class SyncReason(StrEnum):
+    """Why a sync was asked for (logs and metrics only; every reason does the same work)."""
+
+    SCHEDULE = "schedule"
+    PUSH = "push"
+    CONNECT = "connect"
+
+
+class SyncJob(BaseModel):
+    """One busy-sync message (JSON body)."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    mentor_id: str = Field(alias="mentorId", min_length=1)
+    provider: Provider
+    reason: SyncReason = SyncReason.SCHEDULE
+
+    def body(self) -> str:
+        """The SQS message body."""
+        return json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
+
+    def attributes(self) -> dict[str, Any]:
+        """No message attributes: every sync does the same work."""
+        return {}
+
+
+class SyncQueue(Queue[SyncJob]):
+    """The busy-sync queue (:class:`shared.platform.queue.Queue` of :class:`SyncJob`)."""
+
+    setting = "BUSY_SYNC_QUEUE_URL"
