@@ -15,6 +15,12 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip>=25.1"
 	$(PY) -m pip install --quiet --disable-pip-version-check -e . --group dev --group infra
+	@# urllib3-future (caldav → niquests) copies itself over urllib3 at every interpreter start through a .pth
+	@# file; Lambda never runs that file, so here too botocore gets the real urllib3 of the lock and niquests
+	@# runs on urllib3_future (README, Deploying → Build; tests/unit/functions/test_import_graph.py checks it).
+	rm -f $(VENV)/lib/python*/site-packages/urllib3_future.pth
+	$(PY) -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps \
+	  "urllib3==$$(sed -n 's/^urllib3==\([0-9.]*\).*/\1/p' requirements-lambda.core.txt)"
 	@touch $(STAMP)
 
 ## The full suite (unit, integration against moto/Radicale/emulators, e2e through the local gateway, infra synth).
@@ -50,7 +56,7 @@ fmt: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench
 
-## Build the Lambda layer (arm64, Python 3.13) from requirements-lambda.txt into build/lambda-layer.
+## Build the Lambda layers (arm64, Python 3.13), one per group of requirements-lambda.<group>.txt, into build/lambda-layers/.
 ## Downloads only wheels missing from the build/wheelhouse cache; a no-op while the lock is unchanged.
 layer: $(STAMP)
 	$(PY) -m infra.layer.build

@@ -91,9 +91,9 @@ class _Bench:
         else:
             flows.seed_zoom_account(self.zoom, email, plan=2)
         headers = {"authorization": f"Bearer {self.stack.token(mentor)}"}
-        landed = flows.connect_oauth(self.api, headers, provider)
-        if f"connected={provider}" not in landed:
-            raise RuntimeError(f"connect {provider} failed: {landed}")
+        view = flows.connect_oauth(self.api, headers, provider)
+        if view.get("status") != "connected":
+            raise RuntimeError(f"connect {provider} failed: {view}")
         return mentor
 
     def jobs(self, mentor: str, provider: str, count: int) -> list[Any]:

@@ -83,6 +83,9 @@ def _bookings(schedule: Any, count: int) -> list[str]:
             student_email=f"s{n}@example.com",
             student_name=f"Student {n}",
             token_hash=hashlib.sha256(str(n).encode()).hexdigest(),
+            price_amount=4900,  # devstack.stripe_events.DEFAULT_AMOUNT / DEFAULT_CURRENCY: what events pay
+            currency="USD",
+            hold_expires_at=datetime.now(UTC) + timedelta(hours=1),
         )
         ids.append(schedule.create_booking(booking).booking_id)
     return ids
@@ -107,9 +110,13 @@ def against_local_stack() -> dict[str, Any]:
         secret = stack.stripe_webhook_secret
         ids = _bookings(ScheduleStore(Table(stack.client("dynamodb"), stack.aws.table_name)), BOOKINGS)
         events: list[tuple[str, dict[str, Any]]] = [
-            ("confirm", stripe_events.build_event("checkout.session.completed", booking_id=b)) for b in ids
+            ("confirm", stripe_events.build_event("checkout.session.completed", booking_id=b, payment_intent=f"pi_{b}"))
+            for b in ids
         ]
-        events += [("refund", stripe_events.build_event("charge.refunded", booking_id=b)) for b in ids[:REFUNDS]]
+        events += [
+            ("refund", stripe_events.build_event("charge.refunded", booking_id=b, payment_intent=f"pi_{b}"))
+            for b in ids[:REFUNDS]
+        ]
         events += [
             (
                 "subscription",

@@ -11,6 +11,10 @@
     demo                     run the end-to-end story (devstack/demo.py)
     stripe --type TYPE       send a Stripe event signed with the running stack's webhook secret
            [--booking ID]    (devstack/stripe_events.py) to its /webhooks/stripe; print the answer.
+                             It pays the booking's own amount and currency (read from the stack);
+                             --amount / --currency / --payment-intent / --amount-refunded send
+                             another one (a mismatch is refused), --partial refunds half, and
+                             --type checkout.session.expired ends the booking's hold.
            [--mentor ID] [--plan P] [--event-id evt_…] [--partial]
     openapi [--check]        write docs/openapi.json from the code (devstack/openapi.py);
             [--output PATH]  --check only compares (exit 1 if stale)
@@ -126,10 +130,35 @@ def _upsert_plan(mentor: str, plan: str) -> None:
     Store(Table(dynamodb, endpoints["table"])).upsert_mentor(mentor, plan=plan)
 
 
+def _booking_payment(booking_id: str) -> dict[str, Any]:
+    """What pays ``booking_id`` in the running stack: its price, currency and recorded PaymentIntent."""
+    from devstack.aws import boto_client
+    from shared.store import ScheduleStore, Table
+
+    endpoints = read_state()["endpoints"]
+    dynamodb = boto_client("dynamodb", endpoints["aws"], endpoints.get("region", "us-east-1"))
+    booking = ScheduleStore(Table(dynamodb, endpoints["table"])).get_booking(booking_id)
+    if booking is None or booking.price_amount is None or booking.currency is None:
+        return {}
+    found: dict[str, Any] = {"amount": booking.price_amount, "currency": booking.currency}
+    if booking.payment_intent:
+        found["payment_intent"] = booking.payment_intent
+    return found
+
+
 def cmd_token(args: argparse.Namespace) -> int:
     claims: dict[str, Any] = {}
     if args.scope:
         claims["scope"] = args.scope
+    if args.platform:
+        if args.mentor or args.plan:
+            print("--platform is the platform's token: no --mentor / --plan", file=sys.stderr)
+            return 2
+        print(LocalIssuer().issue_platform(args.ttl, **claims))
+        return 0
+    if not args.mentor:
+        print("token needs --mentor ID (or --platform)", file=sys.stderr)
+        return 2
     if args.plan:
         try:
             _upsert_plan(args.mentor, args.plan)
@@ -167,6 +196,12 @@ def cmd_stripe(args: argparse.Namespace) -> int:
     if not secret:
         print("the running stack has no STRIPE_WEBHOOK_SECRET: restart `python -m devstack up`", file=sys.stderr)
         return 1
+    payment: dict[str, Any] = {}
+    if args.booking:
+        payment = _booking_payment(args.booking)  # the booking's own amount, currency and PaymentIntent
+    for key in ("amount", "currency", "payment_intent", "amount_refunded"):
+        if getattr(args, key) is not None:
+            payment[key] = getattr(args, key)
     event = stripe_events.build_event(
         args.type,
         booking_id=args.booking,
@@ -174,6 +209,7 @@ def cmd_stripe(args: argparse.Namespace) -> int:
         plan=args.plan,
         event_id=args.event_id,
         partial_refund=args.partial,
+        **payment,
     )
     try:
         resp = stripe_events.send(state["endpoints"]["api"], event, secret)
@@ -246,8 +282,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.set_defaults(func=cmd_up)
 
-    token = commands.add_parser("token", help="print a bearer token for a mentor")
-    token.add_argument("--mentor", required=True, help="mentor id (the token's sub)")
+    token = commands.add_parser("token", help="print a bearer token for a mentor or for the platform")
+    token.add_argument("--mentor", help="mentor id (the token's sub)")
+    token.add_argument(
+        "--platform",
+        action="store_true",
+        help="the platform backend's client-credentials token (scope JWT_PLATFORM_SCOPE, default 'platform')",
+    )
     token.add_argument("--plan", choices=PLANS, help="also set the mentor's plan in the running stack")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
     token.add_argument("--scope", help="space-separated scopes (the scope claim)")
@@ -260,6 +301,14 @@ def build_parser() -> argparse.ArgumentParser:
     stripe.add_argument("--plan", choices=PLANS[1:], default="pro", help="the subscription price's plan")
     stripe.add_argument("--event-id", help="the event id (repeat one to send a duplicate)")
     stripe.add_argument("--partial", action="store_true", help="charge.refunded: refund half, not all")
+    stripe.add_argument("--amount", type=int, help="pay / refund this amount (minor units) instead of the booking's")
+    stripe.add_argument("--currency", help="pay in this currency (ISO 4217) instead of the booking's")
+    stripe.add_argument(
+        "--payment-intent", help="the PaymentIntent id (default: the booking's recorded one for refunds, else new)"
+    )
+    stripe.add_argument(
+        "--amount-refunded", type=int, help="charge.refunded: how much was refunded (e.g. 1 for a 1-unit refund)"
+    )
     stripe.set_defaults(func=cmd_stripe)
 
     outbox = commands.add_parser("outbox", help="print the e-mails the running stack sent (one JSON line each)")

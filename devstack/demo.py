@@ -29,6 +29,8 @@ from shared import wiring
 GOOGLE_EMAIL = "ada@example.com"
 ZOOM_EMAIL = "ada@example.com"
 APPLE_ID = "ada@icloud.com"
+#: Another Google account of Ada's, which a consent URL from someone else tries to capture.
+VICTIM_GOOGLE_EMAIL = "ada.personal@example.com"
 #: An app-specific password (xxxx-xxxx-xxxx-xxxx): the demo never prints it.
 APPLE_PASSWORD = "abcd-efgh-ijkl-mnop"
 #: What a mentor pastes by mistake: the Apple ID password itself, and a well-formed but wrong one.
@@ -189,7 +191,7 @@ def step_api(demo: Demo) -> None:
 
 
 #: Query parameters of the OAuth redirects that are single-use secrets: shown as "…".
-_HIDDEN_PARAMS = ("code", "state", "code_challenge")
+_HIDDEN_PARAMS = ("code", "state", "code_challenge", "pending")
 
 
 def _redacted(url: str) -> str:
@@ -220,18 +222,24 @@ def _connections(demo: Demo) -> dict[str, dict[str, Any]]:
     return {c["provider"]: c for c in resp.json()["connections"]}
 
 
-def _connect_oauth(demo: Demo, provider: str, account: str) -> str:
-    """Authorize → consent (emulator) → callback, printing each hop; returns the app URL landed on."""
+def _connect_oauth(demo: Demo, provider: str, account: str) -> dict[str, Any]:
+    """Authorize → consent (emulator) → callback → complete, printing each hop; returns the connection view."""
     url = flows.authorize(demo.http, demo.bearer(), provider)
     _show_url(demo, f"POST /connections/{provider}/authorize → 200, authorizeUrl", url)
     back = flows.consent(url)
     demo.say(f"  the browser opens it; the emulator consents as {account} → 302 to")
     demo.say(f"      {_redacted(back)}")
     landed = flows.callback(demo.http, back)
-    demo.say(f"  GET /oauth/{provider}/callback → 302, Location: {landed}")
-    if not landed.endswith(f"/mentor/settings/connections?connected={provider}"):
-        raise flows.FlowError(f"{provider} connect landed on {landed}")
-    return landed
+    demo.say(f"  GET /oauth/{provider}/callback → 302, Location: {_redacted(landed)}")
+    demo.say("      (nothing stored yet: the sealed tokens wait 10 minutes under a single-use handle)")
+    if flows.pending_of(landed)[0] != provider:
+        raise flows.FlowError(f"{provider} connect landed on {_redacted(landed)}")
+    resp = flows.complete_response(demo.http, demo.bearer(), landed)
+    demo.say(f'  the mentor app: POST /connections/{provider}/complete {{"pending": "…"}} (mentor\'s JWT)')
+    demo.say(f"    → {resp.status_code}, status {resp.json().get('status')}")
+    if resp.status_code != 200:
+        raise flows.FlowError(f"{provider} completion: {resp.status_code} {resp.text[:300]}")
+    return dict(resp.json())
 
 
 def step_connect_google(demo: Demo) -> None:
@@ -251,6 +259,34 @@ def step_connect_zoom(demo: Demo) -> None:
     view = _connections(demo)["zoom"]
     demo.show("zoom", {k: view[k] for k in ("status", "accountLabel", "planType")})
     demo.say("  planType 1 = Basic (free): Zoom ends its meetings after 40 minutes")
+
+
+def step_oauth_mismatch(demo: Demo) -> None:
+    """A consent URL sent to someone else cannot attach their account (OAuth completion is bound to its mentor)."""
+    intruder = "m-mallory"
+    google = demo.stack.component("google").emulator
+    flows.seed_google_account(google, VICTIM_GOOGLE_EMAIL, "Ada (personal)")
+    url = flows.authorize(demo.http, demo.bearer(intruder), "google")
+    demo.say(f"  {intruder} asks for a Google consent URL and sends it to Ada")
+    back = flows.consent(url)
+    demo.say(f"  Ada opens it in her browser and consents as {VICTIM_GOOGLE_EMAIL}; our callback answers")
+    landed = flows.callback(demo.http, back)
+    demo.say(f"      302, Location: {_redacted(landed)}")
+    resp = flows.complete_response(demo.http, demo.bearer(), landed)
+    demo.say("  Ada's mentor app completes it with Ada's JWT")
+    demo.say(f"    → {_error(resp)}")
+    if (resp.status_code, resp.json()["error"]["code"]) != (403, "oauth_mentor_mismatch"):
+        raise flows.FlowError(f"a foreign completion: {resp.status_code} {resp.text[:300]}")
+    again = flows.complete_response(demo.http, demo.bearer(intruder), landed)
+    demo.say(f"  {intruder} tries the same handle → {_error(again)}")
+    if again.status_code != 400:
+        raise flows.FlowError(f"a discarded handle: {again.status_code} {again.text[:300]}")
+    theirs = demo.http.get("/connections", headers=demo.bearer(intruder)).json()["connections"]
+    status = {c["provider"]: c["status"] for c in theirs}["google"]
+    ada = _connections(demo)["google"]["accountLabel"]
+    demo.say(f"  {intruder}'s google: {status}; Ada's google is still {ada!r}")
+    if status != "not_connected" or ada != f"Connected as {GOOGLE_EMAIL}":
+        raise flows.FlowError(f"the mismatch stored something: {status}, {ada}")
 
 
 @contextlib.contextmanager
@@ -359,10 +395,20 @@ def _api(demo: Demo, method: str, path: str, expect: int, **kwargs: Any) -> Any:
 
 def _book(demo: Demo, session_id: str, student: str) -> dict[str, Any]:
     """The platform books a seat at checkout (PENDING); the booking token is a secret (never printed)."""
-    body = {"sessionId": session_id, "studentEmail": f"{student.lower()}@example.com", "studentName": student}
-    booked: dict[str, Any] = _api(demo, "POST", "/bookings", 201, json=body, headers=demo.bearer())
+    body = {
+        "sessionId": session_id,
+        "studentEmail": f"{student.lower()}@example.com",
+        "studentName": student,
+        "priceAmount": 4900,
+        "currency": "USD",
+    }
+    platform = {"authorization": f"Bearer {demo.stack.platform_token()}"}  # POST /bookings is the platform's
+    booked: dict[str, Any] = _api(demo, "POST", "/bookings", 201, json=body, headers=platform)
     demo.facts.setdefault("secrets", []).append(booked["bookingToken"])
-    demo.say(f"  POST /bookings ({student}) → 201 bookingId {booked['bookingId']}, status {booked['status']}")
+    demo.say(
+        f"  POST /bookings ({student}, platform token) → 201 bookingId {booked['bookingId']}, "
+        f"status {booked['status']}, seat held until {booked['holdExpiresAt']}"
+    )
     return booked
 
 
@@ -437,6 +483,47 @@ def step_second_booking(demo: Demo) -> None:
     demo.say(f"  Alan's meetingUrl is Grace's: {same}; events for the session in Google Calendar: {len(events)}")
     if not same or len(events) != 1:
         raise flows.FlowError("the second booking did not reuse the session's meeting")
+
+
+def _seats(demo: Demo, session_id: str) -> str:
+    klass = _api(demo, "GET", f"/classes/{demo.facts['class']['classId']}", 200, headers=demo.bearer())
+    (session,) = [s for s in klass["sessions"] if s["sessionId"] == session_id]
+    return f"{session['seatsTaken']}/{session['capacity']}"
+
+
+def _stripe(demo: Demo, event_type: str, booking_id: str, **kwargs: Any) -> dict[str, Any]:
+    from devstack import stripe_events
+
+    event = stripe_events.build_event(event_type, booking_id=booking_id, **kwargs)
+    secret = demo.stack.environment()["STRIPE_WEBHOOK_SECRET"]
+    resp = stripe_events.send(demo.stack.api_url, event, secret, client=demo.http)
+    answer: dict[str, Any] = resp.json()
+    demo.say(f"  POST /webhooks/stripe ({event_type}{_amount(kwargs)}) → {resp.status_code} {answer.get('outcome')}")
+    return answer
+
+
+def _amount(kwargs: dict[str, Any]) -> str:
+    return f", {kwargs['amount']} {kwargs['currency'].upper()}" if "amount" in kwargs else ""
+
+
+def step_trust_boundaries(demo: Demo) -> None:
+    """Only the platform books; a payment must match; an abandoned checkout gives its seat back."""
+    session_id = demo.facts["class"]["sessions"][1]["sessionId"]
+    body = {"sessionId": session_id, "studentEmail": "eve@example.com", "studentName": "Eve"}
+    refused = demo.http.post("/bookings", json={**body, "priceAmount": 1, "currency": "USD"}, headers=demo.bearer())
+    demo.say(f"  POST /bookings with a mentor's token → {_error(refused)}")
+    if refused.status_code != 403:
+        raise flows.FlowError("a mentor token booked a seat")
+    linus = _book(demo, session_id, "Linus")
+    demo.say(f"  seats taken: {_seats(demo, session_id)}")
+    mismatch = _stripe(demo, "checkout.session.completed", linus["bookingId"], amount=1, currency="jpy")
+    status = _view(demo, linus)["status"]
+    demo.say(f"  the booking is still {status}: a payment must be the booking's amount and currency")
+    expired = _stripe(demo, "checkout.session.expired", linus["bookingId"])
+    status = _view(demo, linus)["status"]
+    demo.say(f"  the hold ended: the booking is {status}, seats taken: {_seats(demo, session_id)}")
+    if (mismatch.get("outcome"), expired.get("outcome"), status) != ("payment_mismatch", "expired", "EXPIRED"):
+        raise flows.FlowError("the payment mismatch or the hold's end did not behave")
 
 
 def step_zoom_class(demo: Demo) -> None:
@@ -706,11 +793,13 @@ STEPS: list[Callable[[Demo], None]] = [
     step_api,
     step_connect_google,
     step_connect_zoom,
+    step_oauth_mismatch,
     step_connect_apple,
     step_google_calendar,
     step_online_class,
     step_book_and_pay,
     step_second_booking,
+    step_trust_boundaries,
     step_zoom_class,
     step_move_session,
     step_cancel_bookings,

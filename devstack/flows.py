@@ -4,8 +4,13 @@ The OAuth connect dance the way a browser and the mentor app drive it, over real
 
     url = authorize(api, headers, "google")     # POST /connections/google/authorize → authorizeUrl
     back = consent(url)                          # the provider's consent page → 302 to our callback
-    landed = callback(api, back)                 # GET /oauth/google/callback → 302 to the app
-    # or all three at once: connect_oauth(api, headers, "google")
+    landed = callback(api, back)                 # GET /oauth/google/callback → 302 to the app, ?pending=
+    view = complete(api, headers, landed)        # POST /connections/google/complete {pending} → 200
+    # or all four at once: connect_oauth(api, headers, "google") → the connection view
+
+The callback stores nothing: it parks the tokens under a single-use ``pending`` handle that only the
+mentor who started the flow can complete (:func:`complete`; another mentor's token gets 403
+``oauth_mentor_mismatch``, see :func:`complete_response`).
 
 Redirects are followed by hand, one hop at a time, so every hop can be checked. The emulators
 auto-consent as the user chosen with ``set_next_consent`` (:func:`seed_google_account`,
@@ -16,6 +21,7 @@ emulators issued, for canary checks (no token may appear in a response, a log li
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
@@ -58,9 +64,30 @@ def callback(api: httpx.Client, url: str) -> str:
     return resp.headers["location"]
 
 
-def connect_oauth(api: httpx.Client, headers: dict[str, str], provider: str) -> str:
-    """The whole OAuth dance for ``provider`` (google / zoom); returns the app URL it landed on."""
-    return callback(api, consent(authorize(api, headers, provider)))
+def pending_of(landed: str) -> tuple[str, str]:
+    """``(provider, pending handle)`` of the app URL the callback redirected to (FlowError if it is an error)."""
+    query = {k: v[0] for k, v in parse_qs(urlsplit(landed).query).items()}
+    if "pending" not in query or "provider" not in query:
+        raise FlowError(f"OAuth callback: no pending connection in {landed.split('?')[0]}?{sorted(query)}")
+    return query["provider"], query["pending"]
+
+
+def complete_response(api: httpx.Client, headers: dict[str, str], landed: str) -> httpx.Response:
+    """``POST /connections/<p>/complete {"pending"}`` for the app URL ``landed`` (the raw response)."""
+    provider, pending = pending_of(landed)
+    return api.post(f"/connections/{provider}/complete", headers=headers, json={"pending": pending})
+
+
+def complete(api: httpx.Client, headers: dict[str, str], landed: str) -> dict[str, Any]:
+    """What the mentor app does on ``?provider=<p>&pending=<handle>``: complete it; returns the connection view."""
+    resp = complete_response(api, headers, landed)
+    _expect(resp, 200, f"POST /connections/{pending_of(landed)[0]}/complete")
+    return dict(resp.json())
+
+
+def connect_oauth(api: httpx.Client, headers: dict[str, str], provider: str) -> dict[str, Any]:
+    """The whole OAuth dance for ``provider`` (google / zoom); returns the completed connection's view."""
+    return complete(api, headers, callback(api, consent(authorize(api, headers, provider))))
 
 
 # --- provider accounts ------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ rules. Gateway-made answers are API Gateway's own::
 
     no route                    404 {"message":"Not Found"}
     JWT missing or invalid      401 {"message":"Unauthorized"}   (handler not invoked)
+    platform route, no scope    403 {"error":{"code":"insufficient_scope",…}}  (AWS: {"message":"Forbidden"})
     body over 10 MB             413 {"message":"Request Entity Too Large"}
     handler raised / malformed  500 {"message":"Internal Server Error"}   (logged)
     function not written yet    501 {"message":"Not Implemented"}         (local only)
@@ -36,6 +37,7 @@ from typing import Any, Final
 from urllib.parse import parse_qsl, unquote
 
 from devstack.routes import ACCOUNT_ID, DEFAULT_REGION, Containers, FunctionNotFoundError, LambdaContext, Route
+from shared.platform.scopes import token_scopes
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,27 @@ class MalformedResponseError(ValueError):
 def _message(status: int, message: str, extra: Iterable[tuple[str, str]] = ()) -> HttpResponse:
     body = json.dumps({"message": message}, separators=(",", ":")).encode()
     return HttpResponse(status, [("content-type", "application/json"), *extra], body)
+
+
+def insufficient_scope(required: str) -> HttpResponse:
+    """A valid token without the route's scope. API Gateway answers 403 ``{"message":"Forbidden"}``
+    (HTTP APIs cannot customise it); locally the contract's envelope is answered instead, with the
+    same status and ``WWW-Authenticate`` (README, "Where the local stack differs")."""
+    envelope = {
+        "error": {
+            "code": "insufficient_scope",
+            "message": "This route is for the platform: the token lacks the platform scope.",
+        }
+    }
+    challenge = f'Bearer scope="{required}" error="insufficient_scope"'
+    body = json.dumps(envelope, separators=(",", ":")).encode()
+    return HttpResponse(403, [("content-type", "application/json"), ("www-authenticate", challenge)], body)
+
+
+def _platform_scope() -> str:
+    from shared.platform.config import AuthSettings, settings
+
+    return settings(AuthSettings).jwt_platform_scope
 
 
 def is_text(content_type: str | None) -> bool:
@@ -178,11 +201,11 @@ def build_event(
         "timeEpoch": int(now * 1000),
     }
     if claims is not None:
-        scope = claims.get("scope")
+        scopes = token_scopes(claims)
         context["authorizer"] = {
             "jwt": {
                 "claims": {k: claim_string(v) for k, v in claims.items()},
-                "scopes": scope.split() if isinstance(scope, str) and scope.strip() else None,
+                "scopes": sorted(scopes) if scopes else None,
             }
         }
 
@@ -272,6 +295,7 @@ class ApiGateway:
         account_id: str = ACCOUNT_ID,
         jwks: Callable[[], dict[str, Any]] | None = None,
         server_port: int = 443,
+        platform_scope: Callable[[], str] = _platform_scope,
     ) -> None:
         keys = [r.key for r in routes]
         duplicates = {k for k in keys if keys.count(k) > 1}
@@ -284,6 +308,7 @@ class ApiGateway:
         self.account_id = account_id
         self.jwks = jwks
         self.server_port = server_port
+        self.platform_scope = platform_scope
         self._containers: dict[str, Containers] = {}
         self._containers_lock = threading.Lock()
 
@@ -339,6 +364,11 @@ class ApiGateway:
             if isinstance(outcome, HttpResponse):
                 return outcome
             claims = outcome
+            # API Gateway's authorizationScopes: the token must carry one of the route's scopes.
+            if route.platform:
+                required = self.platform_scope()
+                if required not in token_scopes(claims):
+                    return insufficient_scope(required)
         event = build_event(
             route,
             {k: unquote(v) for k, v in params.items()},

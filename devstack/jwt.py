@@ -8,6 +8,12 @@ and a running ``python -m devstack up`` agree without talking to each other.
     >>> token = issue("mentor-1", plan="pro")
     >>> verify(token)["sub"]
     'mentor-1'
+
+The platform's backend (PRODUCT.md §2.9) gets a client-credentials token from the same issuer:
+:meth:`LocalIssuer.issue_platform` (``python -m devstack token --platform``) — ``sub`` and
+``client_id`` name the client, ``scope`` carries the platform scope, as Cognito / OAuth servers
+issue them. Verification tolerates ``JWT_LEEWAY_S`` of clock skew (the one leeway setting every JWT
+check uses, at most 5 s).
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ ISSUER: Final = "mentor-connections-local"
 AUDIENCE: Final = "mentor-connections"
 ALGORITHM: Final = "RS256"
 PRIVATE_KEY_FILE: Final = "jwt-private-key.pem"
+#: The platform backend's client id locally (its tokens' ``sub`` and ``client_id``).
+PLATFORM_CLIENT_ID: Final = "platform-backend"
 REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 
 
@@ -42,6 +50,20 @@ def devstack_dir() -> Path:
 
 class TokenError(Exception):
     """The token is missing, malformed, badly signed, expired or not meant for this API."""
+
+
+def configured_leeway_s() -> int:
+    """``JWT_LEEWAY_S`` (``shared.platform.config.AuthSettings``): the clock skew every JWT check allows."""
+    from shared.platform.config import AuthSettings, settings
+
+    return settings(AuthSettings).jwt_leeway_s
+
+
+def platform_scope() -> str:
+    """``JWT_PLATFORM_SCOPE``: the scope that makes a token the platform's."""
+    from shared.platform.config import AuthSettings, settings
+
+    return settings(AuthSettings).jwt_platform_scope
 
 
 def _b64url_uint(value: int) -> str:
@@ -80,10 +102,19 @@ def _load_or_create_key(key_dir: Path) -> rsa.RSAPrivateKey:
 class LocalIssuer:
     """Issues and verifies RS256 tokens with the persisted key pair."""
 
-    def __init__(self, key_dir: Path | None = None, *, issuer: str = ISSUER, audience: str = AUDIENCE) -> None:
+    def __init__(
+        self,
+        key_dir: Path | None = None,
+        *,
+        issuer: str = ISSUER,
+        audience: str = AUDIENCE,
+        leeway_s: int | None = None,
+    ) -> None:
         self.key_dir = key_dir or devstack_dir()
         self.issuer = issuer
         self.audience = audience
+        #: Clock skew allowed by :meth:`verify`; ``None`` reads ``JWT_LEEWAY_S`` at each check.
+        self.leeway_s = leeway_s
         self._private_key = _load_or_create_key(self.key_dir)
         self._public_key = self._private_key.public_key()
         numbers = self._public_key.public_numbers()
@@ -107,6 +138,12 @@ class LocalIssuer:
         payload.update(claims)
         return pyjwt.encode(payload, self._private_key, algorithm=ALGORITHM, headers={"kid": self.kid})
 
+    def issue_platform(self, ttl_s: int = 3600, *, client_id: str = PLATFORM_CLIENT_ID, **claims: Any) -> str:
+        """A client-credentials token of the platform's backend: ``sub`` = ``client_id`` = the client,
+        ``scope`` = the platform scope (``JWT_PLATFORM_SCOPE``); ``claims`` override."""
+        defaults: dict[str, Any] = {"scope": platform_scope(), "client_id": client_id, "token_use": "access"}
+        return self.issue(client_id, ttl_s, **{**defaults, **claims})
+
     def verify(self, token: str) -> dict[str, Any]:
         """The claims of ``token``; raises :class:`TokenError` on a bad signature, an unknown key,
         expiry (or ``nbf`` in the future), a wrong issuer or audience, or a missing ``exp``/``sub``.
@@ -122,6 +159,7 @@ class LocalIssuer:
                 audience=self.audience,
                 issuer=self.issuer,
                 options={"require": ["exp", "iss", "sub"]},
+                leeway=self.leeway_s if self.leeway_s is not None else configured_leeway_s(),
             )
         except pyjwt.PyJWTError as exc:
             raise TokenError(str(exc)) from exc

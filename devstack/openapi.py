@@ -51,6 +51,8 @@ FUNCTIONS_DIR = REPO / "functions"
 DOCUMENT = REPO / "docs" / "openapi.json"
 TITLE = "mentor-connections"
 SECURITY_SCHEME = "bearerJWT"
+#: Platform routes (``Route.platform``): the same issuer's JWT, carrying the platform scope.
+PLATFORM_SECURITY_SCHEME = "platformJWT"
 _METHOD_ORDER = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 _POWERTOOLS_VALIDATION = ("HTTPValidationError", "ValidationError", "ResponseValidationError")
 
@@ -62,7 +64,11 @@ The HTTP API of mentor-connections (the contract: PRODUCT.md §3), generated fro
 `{"error": {"code": "...", "message": "...", ...}}` (schema `Error`), never a 500.
 * Mentor routes need `Authorization: Bearer <JWT>` (API Gateway's JWT authorizer; the mentor id is \
 the `sub` claim). A missing or bad token is answered by the gateway itself: 401 \
-`{"message": "Unauthorized"}`.
+`{"message": "Unauthorized"}`. Platform routes (security `platformJWT`) need the platform backend's \
+client-credentials JWT carrying the scope `platform`: another token is 403 `insufficient_scope` \
+(in AWS API Gateway's own 403 `{"message": "Forbidden"}`); mentor routes answer a platform token 403 \
+`insufficient_scope`. `GET /bookings/{booking_id}` and its cancel take the booking token \
+(`X-Booking-Token` or `?token=`), the platform's JWT or the owning mentor's.
 * `GET /feeds/{token}` is called as `/feeds/<token>.ics` (API Gateway path variables are whole \
 segments, so `token` arrives as `<token>.ics`).
 """
@@ -187,7 +193,14 @@ def _security_schemes() -> dict[str, Any]:
             "scheme": "bearer",
             "bearerFormat": "JWT",
             "description": "The mentor's JWT (API Gateway JWT authorizer); the mentor id is the `sub` claim.",
-        }
+        },
+        PLATFORM_SECURITY_SCHEME: {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "The platform backend's JWT (client credentials, same issuer) with the scope "
+            "`platform` (the JWT authorizer's authorization scopes); a mentor token → 403 `insufficient_scope`.",
+        },
     }
 
 
@@ -218,7 +231,7 @@ def _decorate(
     responses = {k: v for k, v in op.get("responses", {}).items() if not _is_powertools_422(k, v)}
     responses.setdefault("4XX", {"$ref": "#/components/responses/Error"})
     if route.auth:
-        op.setdefault("security", [{SECURITY_SCHEME: []}])
+        op.setdefault("security", [{PLATFORM_SECURITY_SCHEME if route.platform else SECURITY_SCHEME: []}])
         responses.setdefault("401", {"$ref": "#/components/responses/GatewayUnauthorized"})
     op["responses"] = dict(sorted(responses.items()))
     return op

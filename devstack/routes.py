@@ -2,7 +2,8 @@
 
 Three tables describe every event source of the system:
 
-* :data:`ROUTES` — API Gateway (HTTP API) routes → Lambda function, with the JWT-authorizer flag;
+* :data:`ROUTES` — API Gateway (HTTP API) routes → Lambda function, with who may call each
+  (:attr:`Route.who`: the JWT authorizer, and the platform scope on platform routes);
 * :data:`QUEUE_WORKERS` — SQS queue → worker function (event source mappings);
 * :data:`SCHEDULES` — EventBridge schedules → function.
 
@@ -49,8 +50,10 @@ class Route:
     ``path`` follows API Gateway's rules: literal segments, whole-segment variables ``{name}`` and
     a final greedy ``{name+}``. A variable must be a whole segment (``/feeds/{token}``, not
     ``/feeds/{token}.ics``) because that is all API Gateway accepts, so the local table can be
-    deployed as is. ``auth`` means the JWT authorizer guards the route. ``module`` overrides
-    where the handler lives (tests point it at their own modules).
+    deployed as is. ``auth`` means the JWT authorizer guards the route; ``platform`` that it is a
+    platform route (PRODUCT.md §2.9): the authorizer also requires the platform scope
+    (``JWT_PLATFORM_SCOPE`` locally, ``authorizationScopes`` in AWS), so a mentor token gets 403.
+    ``module`` overrides where the handler lives (tests point it at their own modules).
     """
 
     method: str
@@ -58,6 +61,7 @@ class Route:
     function: str
     auth: bool
     module: str | None = None
+    platform: bool = False
     timeout_s: float = 29.0
     segments: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
@@ -74,7 +78,16 @@ class Route:
                     raise ValueError(f"path variable must be a whole segment ({{name}} or {{name+}}): {self.path!r}")
                 if match.group(2) and i != len(segments) - 1:
                     raise ValueError(f"greedy variable must be the last segment: {self.path!r}")
+        if self.platform and not self.auth:
+            raise ValueError(f"a platform route needs the JWT authorizer: {self.path!r}")
         object.__setattr__(self, "segments", segments)
+
+    @property
+    def who(self) -> str:
+        """Who the gateway lets through: ``platform`` (JWT with the platform scope), ``mentor`` (any
+        JWT of the issuer; the function refuses a platform token) or ``public`` (the function
+        authenticates: signature, state, feed or booking token, or a JWT it verifies itself)."""
+        return "platform" if self.platform else ("mentor" if self.auth else "public")
 
     @property
     def key(self) -> str:
@@ -151,6 +164,10 @@ def _mentor(method: str, path: str, function: str) -> Route:
     return Route(method, path, function, auth=True)
 
 
+def _platform(method: str, path: str, function: str) -> Route:
+    return Route(method, path, function, auth=True, platform=True)
+
+
 def _public(method: str, path: str, function: str) -> Route:
     return Route(method, path, function, auth=False)
 
@@ -160,6 +177,7 @@ ROUTES: Final[tuple[Route, ...]] = (
     # connections_api — /connections/*, /mentors/me/* (mentor, JWT)
     _mentor("GET", "/connections", "connections_api"),
     _mentor("POST", "/connections/{provider}/authorize", "connections_api"),  # google, zoom
+    _mentor("POST", "/connections/{provider}/complete", "connections_api"),  # google, zoom: {pending}
     _mentor("POST", "/connections/apple", "connections_api"),
     _mentor("GET", "/connections/google/calendars", "connections_api"),
     _mentor("PUT", "/connections/google/calendar", "connections_api"),
@@ -174,11 +192,10 @@ ROUTES: Final[tuple[Route, ...]] = (
     _mentor("GET", "/classes/{id}", "classes_api"),
     _mentor("PATCH", "/classes/{id}/sessions/{sid}", "classes_api"),
     _mentor("DELETE", "/classes/{id}/sessions/{sid}", "classes_api"),
-    # POST /bookings is a *platform* route (checkout creates the booking). Until the platform has
-    # its own credential it is guarded by the same JWT authorizer as mentor routes.
-    _mentor("POST", "/bookings", "classes_api"),
-    # "mentor or ?token=": an HTTP API authorizer is all-or-nothing per route, so these routes
-    # have none and the handler checks either the booking token or the mentor's bearer JWT.
+    # POST /bookings is a *platform* route (checkout creates the booking): JWT + platform scope.
+    _platform("POST", "/bookings", "classes_api"),
+    # "platform, mentor or booking token": an HTTP API authorizer is all-or-nothing per route, so
+    # these routes have none and the handler checks the booking token or the bearer JWT itself.
     _public("GET", "/bookings/{id}", "classes_api"),
     _public("POST", "/bookings/{id}/cancel", "classes_api"),
     # webhooks — signed by the provider, verified in the handler

@@ -291,6 +291,10 @@ class LocalStack:
         """A bearer token the gateway accepts, for mentor ``sub``."""
         return self.issuer.issue(sub, ttl_s, **claims)
 
+    def platform_token(self, ttl_s: int = 3600, **claims: Any) -> str:
+        """The platform backend's bearer token (client credentials, the platform scope)."""
+        return self.issuer.issue_platform(ttl_s, **claims)
+
     def client(self, service: str) -> Any:
         """A boto3 client for the stack's moto server."""
         return boto_client(service, self.aws.endpoint_url, self.region)

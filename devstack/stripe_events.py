@@ -38,6 +38,7 @@ API_VERSION: Final = "2025-06-30.basil"
 EVENT_OBJECTS: Final[dict[str, str]] = {
     "checkout.session.completed": "checkout.session",
     "checkout.session.async_payment_succeeded": "checkout.session",
+    "checkout.session.expired": "checkout.session",
     "payment_intent.succeeded": "payment_intent",
     "charge.refunded": "charge",
     "customer.subscription.created": "subscription",
@@ -45,7 +46,9 @@ EVENT_OBJECTS: Final[dict[str, str]] = {
     "customer.subscription.deleted": "subscription",
 }
 EVENT_TYPES: Final = tuple(EVENT_OBJECTS)
+#: What events pay unless told otherwise; bookings made by the tests and the demo cost this much.
 DEFAULT_AMOUNT: Final = 4900
+DEFAULT_CURRENCY: Final = "usd"
 
 _ALPHABET: Final = string.ascii_letters + string.digits
 
@@ -78,18 +81,26 @@ def build_event(
     event_id: str | None = None,
     created: int | None = None,
     amount: int = DEFAULT_AMOUNT,
+    currency: str = DEFAULT_CURRENCY,
+    payment_intent: str | None = None,
     payment_status: str = "paid",
     partial_refund: bool = False,
+    amount_refunded: int | None = None,
     subscription_status: str | None = None,
     subscription_id: str | None = None,
 ) -> dict[str, Any]:
     """A Stripe event of ``event_type`` as Stripe would send it, about ``booking_id`` / ``mentor_id``.
 
     * checkout sessions: ``status: complete``, ``payment_status`` (default ``paid``),
-      ``metadata.booking_id``, and a payment intent id;
+      ``metadata.booking_id``, and a payment intent id (``checkout.session.expired``: ``status:
+      expired``, unpaid, no payment intent);
+    * every payment object carries ``amount`` in ``currency`` (Stripe's lower case) and the
+      PaymentIntent ``payment_intent`` (a fresh id unless given: a refund must name the one that
+      paid);
     * payment intents: ``status: succeeded``, ``amount_received``, ``metadata.booking_id``;
     * charges (``charge.refunded``): captured, fully refunded (``refunded: true``,
-      ``amount_refunded == amount``) unless ``partial_refund``, ``metadata.booking_id``;
+      ``amount_refunded == amount``) unless ``partial_refund`` (half) or ``amount_refunded`` says how
+      much, ``metadata.booking_id``;
     * subscriptions: ``metadata.mentor_id``, one item whose price has ``lookup_key =
       "mentor_<plan>_monthly"``, status ``active`` (``canceled`` for ``deleted``);
     * any other type: the fixture of its resource if there is one (``invoice.paid`` → invoice),
@@ -103,20 +114,22 @@ def build_event(
     resource = _resource_for(event_type)
     obj: dict[str, Any] = fixture(resource) if resource else {"id": stripe_id("obj"), "object": "unknown"}
     kind = EVENT_OBJECTS.get(event_type)  # only the handled types are moved to the state they imply
-    payment_intent = stripe_id("pi")
+    payment_intent = payment_intent or stripe_id("pi")
+    currency = currency.lower()
     if kind is None:
         obj["id"] = stripe_id(str(obj.get("id", "obj_")).split("_", 1)[0] or "obj")
         if "metadata" in obj:
             obj["metadata"] = dict(metadata)
     elif kind == "checkout.session":
+        expired = event_type == "checkout.session.expired"
         obj.update(
             id=stripe_id("cs_test"),
-            status="complete",
-            payment_status=payment_status,
-            payment_intent=payment_intent,
+            status="expired" if expired else "complete",
+            payment_status="unpaid" if expired else payment_status,
+            payment_intent=None if expired else payment_intent,
             amount_subtotal=amount,
             amount_total=amount,
-            currency="usd",
+            currency=currency,
             created=created,
             metadata=dict(metadata),
             client_reference_id=booking_id,
@@ -128,6 +141,7 @@ def build_event(
             status="succeeded",
             amount=amount,
             amount_received=amount,
+            currency=currency,
             amount_capturable=0,
             canceled_at=None,
             last_payment_error=None,
@@ -137,13 +151,14 @@ def build_event(
         )
         obj["client_secret"] = f"{payment_intent}_secret_{stripe_id('x')[2:]}"
     elif kind == "charge":
-        refunded = amount // 2 if partial_refund else amount
+        refunded = amount_refunded if amount_refunded is not None else amount // 2 if partial_refund else amount
         obj.update(
             id=stripe_id("ch"),
             amount=amount,
             amount_captured=amount,
             amount_refunded=refunded,
-            refunded=not partial_refund,
+            currency=currency,
+            refunded=refunded >= amount,
             captured=True,
             paid=True,
             payment_intent=payment_intent,

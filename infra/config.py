@@ -9,6 +9,7 @@ to synthesise without them.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -24,7 +25,10 @@ PLACEHOLDER_HOST: Final = "example.invalid"
 KEYS: Final[dict[str, str]] = {
     "stage": "deployment name (default `dev`); `dev` may be destroyed, other stages retain data",
     "jwtIssuer": "the JWT issuer API Gateway trusts (the `iss` claim, e.g. a Cognito user pool URL)",
-    "jwtAudience": "accepted `aud` values, comma-separated; the first is the mentor app's (classes_api checks it)",
+    "jwtAudience": "accepted `aud` (or `client_id`) values, comma-separated: the mentor app's and the platform's "
+    "clients (classes_api accepts the same)",
+    "platformScope": "the scope of the platform's client-credentials tokens (default `platform`; with Cognito "
+    "`<resource server>/<scope>`): platform routes require it, mentor routes refuse it",
     "jwtJwksUrl": "the issuer's JWKS URL (default `<jwtIssuer>/.well-known/jwks.json`): classes_api checks JWTs too",
     "appUrl": "the mentor web app's origin (OAuth redirects land there; CORS allows it)",
     "apiUrl": "this API's public origin if a custom domain fronts it (default: the HTTP API endpoint)",
@@ -43,7 +47,7 @@ KEYS: Final[dict[str, str]] = {
     "apiThrottleRate": "steady-state requests/s of the API's default stage (default 50)",
     "apiThrottleBurst": "burst of the API's default stage (default 100)",
     "providerEndpoints": "JSON object overriding provider base URLs by setting name, e.g. GOOGLE_API_BASE",
-    "layer": "`build` (default: build/lambda-layer, `make layer`) or `placeholder` (tests, offline; not deployable)",
+    "layer": "`build` (default: build/lambda-layers, `make layer`) or `placeholder` (tests, offline; not deployable)",
 }
 
 _RETENTION_DAYS: Final = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557)
@@ -95,6 +99,16 @@ def _as_mapping(key: str, value: Any) -> dict[str, str]:
     return {str(k).upper(): str(v) for k, v in value.items()}
 
 
+def _scope(value: Any) -> str:
+    """``platformScope``: one OAuth scope token (no spaces), default ``platform``."""
+    if value is None or value == "":
+        return "platform"
+    text = str(value)
+    if not re.fullmatch(r"[\x21\x23-\x5b\x5d-\x7e]+", text):  # RFC 6749 §3.3 scope-token
+        raise ConfigError(f"context 'platformScope' must be one OAuth scope token, got {text!r}")
+    return text
+
+
 @dataclass(frozen=True)
 class DeployConfig:
     """Everything the stack reads from context, validated."""
@@ -103,6 +117,9 @@ class DeployConfig:
     jwt_issuer: str = f"https://auth.{PLACEHOLDER_HOST}/"
     jwt_audience: tuple[str, ...] = ("mentor-connections",)
     jwt_jwks_url: str = ""
+    #: The scope of the platform's client-credentials tokens (PRODUCT.md §2.9); with Cognito
+    #: ``<resource server id>/<scope>``. Platform routes require it (authorizationScopes).
+    platform_scope: str = "platform"
     app_url: str = f"https://app.{PLACEHOLDER_HOST}"
     api_url: str | None = None
     sender_email: str = f"noreply@{PLACEHOLDER_HOST}"
@@ -191,6 +208,7 @@ class DeployConfig:
             jwt_issuer=issuer,
             jwt_audience=audience,
             jwt_jwks_url=str(get("jwtJwksUrl") or ""),
+            platform_scope=_scope(get("platformScope")),
             app_url=app_url.rstrip("/"),
             api_url=str(api_url).rstrip("/") if api_url else None,
             sender_email=sender,

@@ -48,7 +48,7 @@ class MentorConnectionsStack(Stack):
             table_key=self.data.table_key,
             vault_key=self.data.vault_key,
             code=self.packaging.code,
-            layer=self.packaging.layer,
+            layers=self.packaging.layers_for,
             secrets=self.secrets,
             email=self.email,
             monitoring=self.monitoring,

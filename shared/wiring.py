@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from shared.busy.poll import MaintenanceTask
     from shared.busy.push import GooglePush
     from shared.busy.sync import BusySync
+    from shared.connections.attempts import AppleAttemptLimiter
     from shared.connections.calendars import GoogleHooks
     from shared.meetings.worker import MeetingsWorker
     from shared.notify.emails import Mailer
@@ -36,9 +37,11 @@ if TYPE_CHECKING:
     from shared.providers.google.calendar import RateLimiter
     from shared.queues.busy import SyncQueue
     from shared.queues.meetings import JobQueue
+    from shared.schedule.holds import HoldSettings, SweepResult
     from shared.schedule.payments import StripeWebhook
     from shared.store import Provider, ScheduleStore, Store, Table
     from shared.store.busy import BusyStore
+    from shared.store.guards import Guards
     from shared.vault import Vault
 
 
@@ -82,6 +85,14 @@ def busy_store() -> BusyStore:
     from shared.store.busy import BusyStore
 
     return BusyStore(table())
+
+
+@once
+def guards() -> Guards:
+    """Attempt counters, breakers and replay markers over :func:`table`."""
+    from shared.store.guards import Guards
+
+    return Guards(table())
 
 
 @once
@@ -142,6 +153,13 @@ def reconnect_notifier() -> Callable[[str, Provider], None]:
     from shared.notify.emails import reconnect_notifier as notifier
 
     return notifier(store())
+
+
+def platform_scope() -> str:
+    """The scope that makes a JWT the platform's (``JWT_PLATFORM_SCOPE``)."""
+    from shared.platform.config import AuthSettings, settings
+
+    return settings(AuthSettings).jwt_platform_scope
 
 
 @once
@@ -262,6 +280,15 @@ def google_push() -> GooglePush:
     )
 
 
+@once
+def apple_limiter() -> AppleAttemptLimiter:
+    """Apple connect's attempt limits and iCloud circuit breaker (``APPLE_ATTEMPTS_*``, ``APPLE_BREAKER_*``)."""
+    from shared.connections.attempts import AppleAttemptLimiter, AppleLimitSettings
+    from shared.platform.config import settings
+
+    return AppleAttemptLimiter(guards(), settings(AppleLimitSettings))
+
+
 def google_hooks() -> GoogleHooks:
     """What connecting, choosing a calendar and disconnecting Google ask of push channels."""
     from shared.busy.push import stop_calendar_channels, watch_calendar
@@ -285,7 +312,25 @@ def maintenance_tasks() -> tuple[MaintenanceTask, ...]:
     from shared.busy.poll import MaintenanceTask
     from shared.busy.push import renew_expiring_channels
 
-    return (MaintenanceTask("renew_google_channels", lambda: renew_expiring_channels(google_push())),)
+    return (
+        MaintenanceTask("renew_google_channels", lambda: renew_expiring_channels(google_push())),
+        MaintenanceTask("expire_seat_holds", expire_seat_holds),
+    )
+
+
+def hold_settings() -> HoldSettings:
+    """How long a checkout holds its seat (``BOOKING_HOLD_MINUTES``) and the sweep's look-back."""
+    from shared.platform.config import settings
+    from shared.schedule.holds import HoldSettings
+
+    return settings(HoldSettings)
+
+
+def expire_seat_holds() -> SweepResult:
+    """The seat-hold sweep (a maintenance task of the scheduled poll): unpaid holds that ended → EXPIRED."""
+    from shared.schedule.holds import sweep
+
+    return sweep(schedule(), lookback_hours=hold_settings().booking_hold_sweep_lookback_hours)
 
 
 @once

@@ -62,6 +62,13 @@ def mentor_headers(local_stack: LocalStack) -> Callable[..., dict[str, str]]:
 
 
 @pytest.fixture
+def platform_headers(local_stack: LocalStack) -> dict[str, str]:
+    """The platform backend's bearer token (client credentials, scope ``platform``): what ``POST
+    /bookings`` and the other platform routes need (PRODUCT.md §2.9)."""
+    return {"authorization": f"Bearer {local_stack.platform_token()}"}
+
+
+@pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Moto-backed AWS with the project's table and KMS key; env as a deployed function sees it."""
     for name, value in {

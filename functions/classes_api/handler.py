@@ -2,7 +2,8 @@
 
 Thin: parse → call ``shared.schedule.classes`` / ``shared.schedule.bookings`` → map. ``GET /bookings/{id}`` and
 ``POST /bookings/{id}/cancel`` have no API Gateway authorizer: ``shared.schedule.bookings.authorize``
-checks the booking token or the mentor's JWT itself.
+checks the booking token (``X-Booking-Token`` or ``?token=``) or the platform's / mentor's JWT itself.
+``POST /bookings`` is the platform's (the authorizer checks the scope; :func:`platform_client` again).
 """
 
 # No ``from __future__ import annotations``: Powertools reads the route signatures at runtime.
@@ -10,19 +11,24 @@ from http import HTTPStatus
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared import wiring
-from shared.platform.api import build_resolver, mentor_id
+from shared.platform.api import build_resolver, mentor_id, platform_client
 from shared.platform.observability import logger, metrics, tracer
 from shared.schedule import bookings, classes
 from shared.schedule.bookings import CreateBookingRequest
 from shared.schedule.classes import CreateClassRequest, MoveSessionRequest
 
-app = build_resolver()
-Token = Annotated[str | None, Query(description="The booking token (instead of a mentor JWT)")]
+#: POST /bookings is the platform's (PRODUCT.md §2.9); the class routes are the mentor's.
+app = build_resolver(platform_routes=("POST /bookings",))
+Token = Annotated[str | None, Query(description="The booking token (or send it as X-Booking-Token)")]
+TokenHeader = Annotated[
+    str | None,
+    Header(alias="X-Booking-Token", description="The booking token (instead of a platform or mentor JWT)"),
+]
 
 
 def _json(status: int, model: Any, *, exclude_none: bool = True) -> Response[dict[str, Any]]:
@@ -64,30 +70,39 @@ def cancel_session(class_id: str, session_id: str) -> Response[dict[str, Any]]:
 @app.post("/bookings", status_code=HTTPStatus.CREATED)
 @tracer.capture_method
 def create_booking(body: CreateBookingRequest) -> Response[dict[str, Any]]:
-    """Book a seat (PENDING until Stripe confirms); returns the booking token once."""
-    return _json(HTTPStatus.CREATED, bookings.create_booking(wiring.schedule(), body))
+    """Book a seat (PENDING until Stripe confirms); returns the booking token once. Platform only."""
+    platform_client(app)
+    created = bookings.create_booking(wiring.schedule(), body, hold=wiring.hold_settings().hold)
+    return _json(HTTPStatus.CREATED, created)
 
 
 @app.get("/bookings/<booking_id>")
 @tracer.capture_method
-def get_booking(booking_id: str, token: Token = None) -> Response[dict[str, Any]]:
-    """A booking's status, time and meeting link (booking token or the mentor's JWT)."""
-    auth = app.current_event.headers.get("authorization")
-    booking, _ = bookings.authorize(
-        wiring.schedule(), booking_id, token=token, authorization=auth, verifier=wiring.jwt_verifier
-    )
+def get_booking(booking_id: str, token: Token = None, x_booking_token: TokenHeader = None) -> Response[dict[str, Any]]:
+    """A booking's status, time and meeting link (booking token, the platform's or the mentor's JWT)."""
+    booking, _ = _authorize(booking_id, token, x_booking_token)
     return _json(HTTPStatus.OK, bookings.booking_view(wiring.schedule(), booking), exclude_none=False)
 
 
 @app.post("/bookings/<booking_id>/cancel", status_code=HTTPStatus.ACCEPTED)
 @tracer.capture_method
-def cancel_booking(booking_id: str, token: Token = None) -> Response[dict[str, Any]]:
+def cancel_booking(
+    booking_id: str, token: Token = None, x_booking_token: TokenHeader = None
+) -> Response[dict[str, Any]]:
     """Cancel a booking (202: the meeting and e-mail follow); cancelling twice is fine."""
-    auth = app.current_event.headers.get("authorization")
-    booking, caller = bookings.authorize(
-        wiring.schedule(), booking_id, token=token, authorization=auth, verifier=wiring.jwt_verifier
-    )
+    booking, caller = _authorize(booking_id, token, x_booking_token)
     return _json(HTTPStatus.ACCEPTED, bookings.cancel(wiring.schedule(), wiring.meetings_queue(), booking, caller))
+
+
+def _authorize(booking_id: str, query: str | None, header: str | None) -> tuple[Any, bookings.Caller]:
+    return bookings.authorize(
+        wiring.schedule(),
+        booking_id,
+        token=bookings.presented_token(query, header),
+        authorization=app.current_event.headers.get("authorization"),
+        verifier=wiring.jwt_verifier,
+        platform_scope=wiring.platform_scope(),
+    )
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -15,17 +15,19 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared import wiring
-from shared.busy import sync as busy
+from shared.busy import view as busy
 from shared.connections import apple, calendars, oauth_flow
 from shared.connections.views import (
     OAUTH_PROVIDERS,
     AppleConnectRequest,
     AuthorizeResponse,
     ChooseCalendarRequest,
+    CompleteConnectionRequest,
+    ConnectionView,
     list_connections,
     parse_provider,
 )
-from shared.feed.service import FeedUrls, mentor_feed
+from shared.feed.tokens import FeedUrls, mentor_feed
 from shared.platform.api import build_resolver, mentor_id
 from shared.platform.observability import logger, metrics, tracer
 from shared.store import Provider
@@ -51,11 +53,26 @@ def authorize(provider: str) -> dict[str, Any]:
     return AuthorizeResponse(authorize_url=url).model_dump(by_alias=True, mode="json")
 
 
+@app.post("/connections/<provider>/complete")
+@tracer.capture_method
+def complete(provider: str, body: CompleteConnectionRequest) -> ConnectionView:
+    """Store the connection the OAuth callback left pending (`?pending=<handle>`), for the mentor who started it.
+
+    Another mentor gets 403 `oauth_mentor_mismatch` and the pending connection is discarded; an
+    unknown, used or expired handle is 400 `invalid_pending` / `expired_pending`.
+    """
+    mentor = mentor_id(app)
+    chosen = parse_provider(provider, OAUTH_PROVIDERS)
+    return oauth_flow.complete_connection(
+        wiring.store(), mentor, chosen, body.pending, on_google_connected=wiring.on_google_connected
+    )
+
+
 @app.post("/connections/apple", status_code=HTTPStatus.CREATED)
 @tracer.capture_method
 def connect_apple(body: AppleConnectRequest) -> Response[dict[str, Any]]:
     """Connect iCloud Calendar with an Apple ID + app-specific password (verified by CalDAV)."""
-    view = apple.connect_apple(wiring.store(), wiring.vault(), mentor_id(app), body)
+    view = apple.connect_apple(wiring.store(), wiring.vault(), mentor_id(app), body, limiter=wiring.apple_limiter())
     return Response(
         status_code=HTTPStatus.CREATED,
         content_type=content_types.APPLICATION_JSON,

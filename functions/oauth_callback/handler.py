@@ -1,8 +1,10 @@
 """oauth_callback: the browser comes back from Google / Zoom (PRODUCT.md §2.2, §3).
 
 No JWT: the single-use ``state`` binds the request to the mentor who asked for the consent URL.
-Always answers ``302`` to the mentor app (``?connected=<p>`` or ``?error=<code>``); tokens never
-appear in the response or the logs.
+Always answers ``302`` to the mentor app (``?provider=<p>&pending=<handle>`` or ``?error=<code>``);
+no connection is stored here — the mentor app completes it with the mentor's JWT
+(``POST /connections/{p}/complete``, ``functions/connections_api``). Tokens never appear in the
+response or the logs.
 """
 
 # No ``from __future__ import annotations``: Powertools reads the route signatures (bodies, query
@@ -17,14 +19,17 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared import wiring
-from shared.connections.oauth_flow import complete_authorization
+from shared.connections.oauth_flow import receive_callback
 from shared.platform.api import build_resolver
 from shared.platform.observability import logger, metrics, tracer
 
 app = build_resolver()
 _REDIRECT: dict[int, OpenAPIResponse] = {
     302: {
-        "description": "To the mentor app: `?connected=<provider>` or `?error=<code>` (no body).",
+        "description": (
+            "To the mentor app: `?provider=<provider>&pending=<handle>` (complete it with "
+            "`POST /connections/{provider}/complete`) or `?error=<code>` (no body)."
+        ),
         "headers": {"Location": {"description": "The mentor app's connections page", "schema": {"type": "string"}}},
         "content": {},
     }
@@ -39,16 +44,8 @@ def callback(
     state: Annotated[str | None, Query(description="The single-use state from the consent URL")] = None,
     error: Annotated[str | None, Query(description="The provider's error (consent refused, …)")] = None,
 ) -> Response[str]:
-    """Consume the state, exchange the code, save the connection, redirect to the app."""
-    location = complete_authorization(
-        wiring.store(),
-        wiring.vault(),
-        provider,
-        code=code,
-        state=state,
-        error=error,
-        on_google_connected=wiring.on_google_connected,
-    )
+    """Consume the state, exchange the code, park the sealed tokens under a pending handle, redirect to the app."""
+    location = receive_callback(wiring.store(), wiring.vault(), provider, code=code, state=state, error=error)
     return Response(
         status_code=HTTPStatus.FOUND,
         headers={"Location": location, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},

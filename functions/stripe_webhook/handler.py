@@ -21,7 +21,7 @@ from shared.platform.api import build_resolver, raw_body
 from shared.platform.observability import logger, metrics, tracer
 from shared.schedule.payments import SIGNATURE_HEADER
 
-app = build_resolver()
+app = build_resolver(validation=False)  # a webhook: its body is read byte-exact and checked by its signature
 
 
 @app.post("/webhooks/stripe")

@@ -2,10 +2,11 @@
 
 Routes come from ``devstack.routes.ROUTES`` — the table the local gateway serves — so local and
 AWS cannot drift: each entry becomes one ``AWS::ApiGatewayV2::Route`` on its function, behind the
-JWT authorizer when ``auth`` is set and with no authorizer otherwise (OAuth callbacks, signed
-webhooks, the feed, and ``GET /bookings/{id}`` / ``POST /bookings/{id}/cancel``, whose handler
-accepts the booking token or checks the mentor's JWT itself — an HTTP API authorizer is
-all-or-nothing per route). A route naming a function nobody declared fails the synth.
+JWT authorizer when ``auth`` is set — with ``authorizationScopes`` = the platform scope
+(``platformScope``) on platform routes, so a mentor token gets 403 — and with no authorizer otherwise
+(OAuth callbacks, signed webhooks, the feed, and ``GET /bookings/{id}`` / ``POST /bookings/{id}/cancel``,
+whose handler accepts the booking token or checks the platform's or mentor's JWT itself — an HTTP API
+authorizer is all-or-nothing per route). A route naming a function nobody declared fails the synth.
 
 The authorizer trusts ``jwtIssuer`` / ``jwtAudience`` from context; the mentor id is ``sub``. The
 default stage has throttling and JSON access logs that name the route *template* (``routeKey``),
@@ -40,8 +41,9 @@ from infra.constructs.platform import Platform
 PUBLIC_REASONS: Final[dict[str, str]] = {
     "oauth_callback": "OAuth redirect from Google/Zoom in the browser: no bearer token exists; the single-use, "
     "expiring, hashed `state` (bound to the mentor, PKCE) authenticates the request",
-    "classes_api": "booking page of a student: the handler accepts the booking token (?token=, HMAC-compared) or "
-    "verifies the mentor's JWT itself (same issuer/audience/JWKS); an HTTP API authorizer cannot be optional",
+    "classes_api": "booking page of a student: the handler accepts the booking token (X-Booking-Token or ?token=, "
+    "compared in constant time) or verifies the platform's or the mentor's JWT itself (same issuer/audience/JWKS); "
+    "an HTTP API authorizer cannot be optional",
     "stripe_webhook": "Stripe calls it: the handler verifies the Stripe-Signature HMAC (300 s tolerance) first",
     "provider_webhooks": "Zoom/Google call it: the handler verifies x-zm-signature (Zoom) or the channel token "
     "(Google push) first",
@@ -50,15 +52,17 @@ PUBLIC_REASONS: Final[dict[str, str]] = {
 }
 
 #: The HTTP-facing functions this construct owns (the feed is the Feed capability's) and what each
-#: may touch — grep of their code paths (shared/connections/service.py, shared/schedule/classes.py, shared/schedule/bookings.py,
+#: may touch — grep of their code paths (shared/connections/, shared/schedule/classes.py, shared/schedule/bookings.py,
 #: shared/schedule/payments.py, shared/connections/zoom_webhook.py and the store / vault / token modules they call):
 API_FUNCTIONS: Final[dict[str, FunctionSpec]] = {
     # GET/POST/PUT/DELETE /connections…, /mentors/me/…: profile, connections (Get/Query/Put/Update),
-    # OAuth state (Put), disconnect (Delete), vault branch key (Get/Put); seals the Apple credential
+    # OAuth state (Put), the pending connection consumed on complete (Delete, ReturnValues=ALL_OLD),
+    # disconnect (Delete), vault branch key (Get/Put); Apple attempt counters and breaker (Get /
+    # conditional Put / Update / Delete, shared/store/guards.py); seals the Apple credential
     # and opens Google's (vault); Google calendar list refreshes tokens (both client secrets for
     # refresh / ?revoke=true) and e-mails the mentor on invalid_grant; CalDAV discovery (providers);
-    # Google push channels (shared/busy/push.py) watched on a calendar switch and stopped on disconnect
-    # (Query for the mentor's channels, transactions of Put / Update / Delete parts);
+    # Google push channels (shared/busy/push.py) watched on complete and on a calendar switch, stopped
+    # on disconnect (Query for the mentor's channels, transactions of Put / Update / Delete parts);
     # the feed token (shared/feed/service.py): created / rotated by a transaction of Put, Delete and Update
     # parts, sealed and opened with the vault.
     "connections_api": FunctionSpec(
@@ -74,10 +78,9 @@ API_FUNCTIONS: Final[dict[str, FunctionSpec]] = {
         timeout=Duration.seconds(20),
     ),
     # GET /oauth/{provider}/callback: consumes the state (DeleteItem, ReturnValues=ALL_OLD), exchanges
-    # the code (client secrets), reads the account, seals the tokens (vault) and saves the connection
-    # (Get + conditional Put / Update); the vault's branch key (Get / Put). Google: opens the push
-    # channel (shared/busy/push.py): the mentor's old channels (Query), channel + link items (transactions
-    # of Put / Update / Delete parts), a watch retry (Put / Delete); events.watch / channels.stop.
+    # the code (client secrets), reads the account, seals the tokens (vault) and parks them under a
+    # single-use pending handle (conditional Put); the vault's branch key (Get / Put). The connection
+    # itself is saved by POST /connections/{p}/complete (connections_api).
     "oauth_callback": FunctionSpec(
         name="oauth_callback",
         description="/oauth/{google,zoom}/callback",
@@ -89,14 +92,15 @@ API_FUNCTIONS: Final[dict[str, FunctionSpec]] = {
         ),
         timeout=Duration.seconds(20),
     ),
-    # /classes…, /bookings…: class + sessions and booking + seat as transactions (Put / Update parts),
-    # reads (Get / Query), a session's bookings (Query on GSI1), the mentor's connections (Query) for
-    # provider resolution; queues meeting jobs; verifies JWTs on the booking routes itself.
+    # /classes…, /bookings…: class + sessions and booking + seat + hold marker as transactions (Put /
+    # Update / Delete parts: a cancel or an expired hold deletes the marker), reads (Get / Query, a
+    # full session's ended holds), a session's bookings (Query on GSI1), the mentor's connections
+    # (Query) for provider resolution; queues meeting jobs; verifies JWTs on the booking routes itself.
     "classes_api": FunctionSpec(
         name="classes_api",
         description="/classes/*, /bookings/*",
         access=Access(
-            table=(GET, QUERY, PUT, UPDATE),
+            table=(GET, QUERY, PUT, UPDATE, DELETE),
             index=(QUERY,),
             sends_to=("meetings",),
             verifies_jwt=True,
@@ -114,8 +118,10 @@ API_FUNCTIONS: Final[dict[str, FunctionSpec]] = {
             secrets=("STRIPE_WEBHOOK_SECRET",),
         ),
     ),
-    # POST /webhooks/zoom, /webhooks/google: finds the mentor of a Zoom user (Query on GSI1), deletes
-    # the credential on app_deauthorized (Delete), keeps the Zoom-user index keys (Update); a Google
+    # POST /webhooks/zoom, /webhooks/google: remembers each verified Zoom signature once (conditional
+    # Put, Delete if handling failed), finds the mentor of a Zoom user (Query on GSI1), reads the
+    # connection and deletes the credential on app_deauthorized (Get + conditional Delete), keeps the
+    # Zoom-user index keys (Update); a Google
     # push reads its channel and the connection (Get), coalesces bursts (conditional Update on the
     # channel) and queues an immediate resync of that connection (busy-sync queue). The webhook
     # secret token. No provider call, no KMS.
@@ -123,7 +129,7 @@ API_FUNCTIONS: Final[dict[str, FunctionSpec]] = {
         name="provider_webhooks",
         description="/webhooks/zoom, /webhooks/google",
         access=Access(
-            table=(GET, UPDATE, DELETE),
+            table=(GET, PUT, UPDATE, DELETE),
             index=(QUERY,),
             sends_to=("busy-sync",),
             secrets=("ZOOM_WEBHOOK_SECRET_TOKEN",),
@@ -176,7 +182,7 @@ class Api(Construct):
                     apigwv2.CorsHttpMethod.PATCH,
                     apigwv2.CorsHttpMethod.DELETE,
                 ],
-                allow_headers=["authorization", "content-type"],
+                allow_headers=["authorization", "content-type", "x-booking-token"],
                 max_age=Duration.hours(1),
             ),
         )
@@ -234,6 +240,8 @@ class Api(Construct):
                 route_key=apigwv2.HttpRouteKey.with_(route.path, apigwv2.HttpMethod(route.method)),
                 integration=integration,
                 authorizer=self.authorizer if route.auth else apigwv2.HttpNoneAuthorizer(),
+                # platform routes (PRODUCT.md §2.9): the token must carry the platform scope, else 403
+                authorization_scopes=[self.platform.config.platform_scope] if route.platform else None,
             )
             if not route.auth:
                 reason = PUBLIC_REASONS.get(route.function)

@@ -1,8 +1,9 @@
 """One Lambda function the project's way, and what it may touch.
 
 Every function: Python 3.13 on arm64, the project's code as one shared asset plus the dependency
-layer, Powertools configured by environment, X-Ray tracing, its own log group with a retention,
-its own IAM role holding only what its :class:`Access` lists, and an error-rate alarm.
+layers its code needs (``infra.layer.groups``), Powertools configured by environment, X-Ray
+tracing, its own log group with a retention, its own IAM role holding only what its
+:class:`Access` lists, and an error-rate alarm.
 
 :class:`Access` is the per-function least-privilege table; each capability construct writes one
 per function it owns, with the code paths that justify it. How each field becomes IAM:
@@ -17,7 +18,7 @@ per function it owns, with the code paths that justify it. How each field become
 * ``email`` — ``ses:SendEmail`` / ``ses:SendRawEmail`` on the sending identity, ``ses:FromAddress``
   pinned to the configured sender.
 * ``secrets`` — ``secretsmanager:GetSecretValue`` on those secrets only; the function gets their
-  ARNs in ``<SETTING>_PARAM`` variables (``shared.secrets``), never the values.
+  ARNs in ``<SETTING>_PARAM`` variables (``shared.platform.secrets``), never the values.
 * ``sends_to`` — ``sqs:SendMessage`` (which also covers ``SendMessageBatch``) on those queues only,
   and their URL in ``<QUEUE>_QUEUE_URL``.
 * always — ``logs:CreateLogStream`` / ``logs:PutLogEvents`` on its own log group, X-Ray's two
@@ -46,12 +47,12 @@ if TYPE_CHECKING:
     from infra.constructs.platform import Platform
 
 SERVICE_NAME: Final = "mentor-connections"
-METRICS_NAMESPACE: Final = "MentorConnections"  # shared.observability's Metrics namespace
+METRICS_NAMESPACE: Final = "MentorConnections"  # shared.platform.observability's Metrics namespace
 RUNTIME: Final = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE: Final = lambda_.Architecture.ARM_64
 RUNTIME_REASON: Final = (
-    "Python 3.13 on purpose: the layer's binary wheels (cryptography, pydantic-core, lxml and others) are locked for "
-    "CPython 3.13 / arm64 (requirements-lambda.txt) and the code is tested on it; moving to a newer runtime is "
+    "Python 3.13 on purpose: the layers' binary wheels (cryptography, pydantic-core, lxml and others) are locked for "
+    "CPython 3.13 / arm64 (requirements-lambda*.txt) and the code is tested on it; moving to a newer runtime is "
     "a lock regeneration plus a test run, done deliberately rather than by the linter"
 )
 
@@ -153,7 +154,7 @@ class AppFunction(Construct):
             architecture=ARCHITECTURE,
             handler=spec.handler,
             code=platform.code,
-            layers=[platform.layer],
+            layers=platform.layers(spec.name),
             memory_size=spec.memory_mb,
             timeout=spec.timeout,
             role=self.role,
@@ -181,6 +182,8 @@ class AppFunction(Construct):
             "TABLE_NAME": platform.table.table_name,
             "APP_URL": cfg.app_url,
             "API_URL": platform.api_url,
+            # Mentor routes refuse a platform token (shared.platform.api.mentor_id), so every function knows it
+            "JWT_PLATFORM_SCOPE": cfg.platform_scope,
         }
         if access.vault:
             env["KMS_KEY_ID"] = platform.vault_key.key_arn
@@ -196,8 +199,8 @@ class AppFunction(Construct):
             env.update(
                 {
                     "JWT_ISSUER": cfg.jwt_issuer,
-                    # shared.auth checks one audience: the mentor app's, listed first in jwtAudience
-                    "JWT_AUDIENCE": cfg.jwt_audience[0],
+                    # every audience API Gateway accepts: the mentor app's and the platform's clients
+                    "JWT_AUDIENCE": ",".join(cfg.jwt_audience),
                     "JWT_JWKS_URL": cfg.jwks_url,
                 }
             )
@@ -277,7 +280,7 @@ def vault_statement(key_arn: str) -> iam.PolicyStatement:
 
 
 def queue_url_variable(queue: str) -> str:
-    """``meetings`` → ``MEETINGS_QUEUE_URL``, ``busy-sync`` → ``BUSY_SYNC_QUEUE_URL`` (shared.config.QueueSettings)."""
+    """``meetings`` → ``MEETINGS_QUEUE_URL``, ``busy-sync`` → ``BUSY_SYNC_QUEUE_URL`` (``QueueSettings``)."""
     return queue.upper().replace("-", "_") + "_QUEUE_URL"
 
 

@@ -43,7 +43,9 @@ POLL_DETAIL: Final[dict[str, Any]] = dict(POLL_SCHEDULE.detail)
 #: GSI1), the mentor's channels (Query), the connection (GetItem), channel items (transactions of
 #: PutItem / UpdateItem / DeleteItem; UpdateItem leases; PutItem / DeleteItem retries), a Google
 #: access token (vault; refresh with the client secret; invalid_grant → needs_reconnect + e-mail) and
-#: events.watch / channels.stop at Google.
+#: events.watch / channels.stop at Google. Its seat-hold sweep (shared/schedule/holds.py) queries the
+#: GSI1 partitions ``HOLDS#<hour>`` and expires each ended hold in a transaction (Update booking and
+#: session, Delete the hold marker).
 POLL_ACCESS: Final = Access(
     table=(GET, QUERY, PUT, UPDATE, DELETE),
     index=(QUERY,),

@@ -1,9 +1,13 @@
-"""The Lambda layer: third-party runtime dependencies for arm64 / Python 3.13 (see README "Deploying").
+"""The Lambda layers: third-party runtime dependencies for arm64 / Python 3.13 (see README "Deploying").
 
-* :mod:`infra.layer.lock` writes ``requirements-lambda.txt`` (pinned, hashed) from pyproject's
-  runtime dependencies, resolved for the Lambda platform;
-* :mod:`infra.layer.build` installs that lock into ``build/lambda-layer/python`` from a wheelhouse
-  cache (``build/wheelhouse``), downloading only what the cache lacks (``make layer``);
+* :mod:`infra.layer.groups` says which layers exist (core, crypto, http, oauth, ical, caldav,
+  stripe) and which function gets which, checked against :mod:`infra.layer.graph` (the import
+  graph of each function's code);
+* :mod:`infra.layer.lock` writes ``requirements-lambda.<group>.txt`` per layer and their union
+  ``requirements-lambda.txt`` (pinned, hashed) from pyproject's runtime dependencies, resolved once
+  for the Lambda platform;
+* :mod:`infra.layer.build` installs each group's lock into ``build/lambda-layers/<group>/python``
+  from a wheelhouse cache (``build/wheelhouse``), downloading only what the cache lacks (``make layer``);
 * ``infra/layer/placeholder`` is an empty stand-in the tests synthesise with (``-c layer=placeholder``)
   so they run offline; a stack built with it is labelled and not deployable.
 """
@@ -15,7 +19,7 @@ from typing import Final
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 LOCK_FILE: Final = ROOT / "requirements-lambda.txt"
-BUILD_DIR: Final = ROOT / "build" / "lambda-layer"
+BUILD_ROOT: Final = ROOT / "build" / "lambda-layers"
 WHEELHOUSE: Final = ROOT / "build" / "wheelhouse"
 PLACEHOLDER_DIR: Final = Path(__file__).resolve().parent / "placeholder"
 STAMP_NAME: Final = ".lock-sha256"
@@ -46,9 +50,19 @@ PLATFORM_ARGS: Final = (
 EXCLUDED: Final = frozenset({"boto3", "botocore", "s3transfer"})
 
 
-def lock_digest(text: str | None = None) -> str:
-    """sha256 of the lock file's content (what the built layer is stamped with)."""
+def group_lock_file(group: str) -> Path:
+    """``requirements-lambda.<group>.txt``: the lock of one layer."""
+    return ROOT / f"requirements-lambda.{group}.txt"
+
+
+def layer_dir(group: str, build_root: Path = BUILD_ROOT) -> Path:
+    """Where ``make layer`` builds ``group``'s layer (its ``python/`` is what Lambda puts on ``sys.path``)."""
+    return build_root / group
+
+
+def lock_digest(group: str, text: str | None = None) -> str:
+    """sha256 of ``group``'s lock file content (what its built layer is stamped with)."""
     import hashlib
 
-    data = LOCK_FILE.read_text() if text is None else text
+    data = group_lock_file(group).read_text() if text is None else text
     return hashlib.sha256(data.encode()).hexdigest()

@@ -29,26 +29,39 @@ How times are read:
   series instead of sending it). Overrides without a master (an invitation to one instance) are
   events of their own.
 
-Guards: a rule is walked at most :data:`MAX_STEPS` instances per series (a ``FREQ=MINUTELY`` rule
-started years ago stops there, logged), and — like :mod:`shared.schedule.recurrence` — a rule is walked on
-a copy of its start shifted by whole 400-year Gregorian cycles to just before year 9999, so a rule
-that never matches (``BYMONTH=2;BYMONTHDAY=30``) cannot spin dateutil through eight millennia.
+Guards (a calendar is someone else's input: one hostile event must cost little, never spin):
+
+* a rule whose ``BY*`` lists are longer than ``expand_rules.MAX_LIST`` allows, that lists a value
+  twice, or whose ``BYHOUR`` x ``BYMINUTE`` x ``BYSECOND`` exceeds ``MAX_TIMES`` is skipped (logged) —
+  one iCloud event with 100 ``BYSETPOS`` values cost 6 s of CPU; its ``DTSTART`` still counts;
+* a series is walked at most :data:`MAX_STEPS` instances and twice as many periods, within
+  ``expand_rules.SERIES_SECONDS`` of CPU, and one :func:`expand` call within ``budget_seconds``
+  (:func:`shared.platform.bounds.budgeted`); a walk over budget stops there, logged, keeping what
+  it found (a ``FREQ=MINUTELY`` rule started years ago stops, as one that never matches would);
+* a rule is walked on a copy of its start shifted by whole 400-year Gregorian cycles so that the
+  window's end lies just before year 9999 (where dateutil stops), so a rule that never matches
+  (``BYMONTH=2;BYMONTHDAY=30``) does not walk far past the window either.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from time import thread_time
 from typing import Any
+
+from shared.busy.expand_rules import WalkLimits, rule_set, shift_for, shifted_by
+from shared.busy.expand_rules import first_value as _first
+from shared.platform.bounds import WalkBudgetExceeded
 
 log = logging.getLogger(__name__)
 
 #: Most instances generated for one series before giving up (logged).
 MAX_STEPS = 100_000
-_CYCLE_YEARS = 400
-_LAST_YEAR = 9990  # shifted walks start at most here (dateutil stops at 9999)
+#: CPU seconds one :func:`expand` call may take walking recurrences, by default.
+EXPAND_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -68,11 +81,6 @@ class Occurrence:
 def localize(wall: datetime, tz: tzinfo) -> datetime:
     """The UTC instant of naive wall time ``wall`` in ``tz`` (gap → forward, overlap → first)."""
     return wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
-
-
-def _first(value: Any) -> Any:
-    """A property given twice (a broken producer) counts once: the first value."""
-    return value[0] if isinstance(value, list) and value else value
 
 
 def _decoded(component: Any, name: str) -> Any:
@@ -170,58 +178,6 @@ def _date_values(component: Any, name: str) -> Iterator[Any]:
             yield item.dt
 
 
-# --- rules -----------------------------------------------------------------------------------------
-
-
-def _rules(component: Any, name: str, clock: _Clock, wall_start: datetime, shift: int) -> list[Any]:
-    """dateutil rules for every RRULE (or EXRULE) of the component, on shifted wall times."""
-    from dateutil.rrule import rrule, rrulestr
-    from icalendar.prop import vRecur
-
-    prop = component.get(name)
-    if prop is None:
-        return []
-    made = []
-    for recur in prop if isinstance(prop, list) else [prop]:
-        try:  # icalendar's broken-property placeholder raises a ValueError on access
-            parts = {k.upper(): v for k, v in dict(recur).items()}
-            until = parts.pop("UNTIL", None)
-            recur_text: Any = vRecur(parts)
-            text = "RRULE:" + recur_text.to_ical().decode("utf-8")
-            rule = rrulestr(text, dtstart=_shifted(wall_start, shift))
-            if not isinstance(rule, rrule):
-                continue
-            if until and "COUNT" not in parts:
-                rule = rule.replace(until=_shifted(_until_wall(_first(until), clock), shift))
-        except (ValueError, TypeError, KeyError, OverflowError, AttributeError) as exc:
-            log.warning("unreadable recurrence rule skipped: %s", str(exc)[:120])
-            continue
-        made.append(rule)
-    return made
-
-
-def _until_wall(until: date | datetime, clock: _Clock) -> datetime:
-    """UNTIL as a naive wall time of the series (inclusive): UTC converted, a date through its end."""
-    if isinstance(until, datetime):
-        return clock.wall(until)
-    if clock.all_day:
-        return datetime.combine(until, time())
-    return datetime.combine(until, time(23, 59, 59))
-
-
-def _shift_for(year: int) -> int:
-    return max(0, (_LAST_YEAR - year) // _CYCLE_YEARS) * _CYCLE_YEARS
-
-
-def _shifted(value: datetime, years: int) -> datetime:
-    if not years:
-        return value
-    try:
-        return value.replace(year=value.year + years)
-    except ValueError:  # beyond year 9999: clamp (only happens for bounds far outside any window)
-        return datetime.max.replace(microsecond=0) if years > 0 else datetime.min
-
-
 # --- expansion -------------------------------------------------------------------------------------
 
 
@@ -232,12 +188,14 @@ def expand(
     *,
     tz: tzinfo,
     max_steps: int = MAX_STEPS,
+    budget_seconds: float = EXPAND_SECONDS,
 ) -> list[Occurrence]:
     """Every instance of the VEVENT ``components`` overlapping ``[start, end)`` (aware datetimes).
 
     ``components`` may come from several calendar objects; they are grouped by ``UID``. ``tz`` is
     the zone of floating times and all-day dates (the calendar owner's). Instances are sorted by
-    start; zero-length ones are included when their start is inside the window.
+    start; zero-length ones are included when their start is inside the window. Walking the
+    recurrences takes at most ``budget_seconds`` of CPU (``SERIES_SECONDS`` per series).
     """
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("expand() takes an aware window")
@@ -250,8 +208,9 @@ def expand(
         else:
             overrides.setdefault(uid, []).append(component)
     found: list[Occurrence] = []
+    limits = WalkLimits(max_steps=max_steps, deadline=thread_time() + budget_seconds)
     for uid in masters.keys() | overrides.keys():
-        found.extend(_series(uid, masters.get(uid), overrides.get(uid, []), start, end, tz, max_steps))
+        found.extend(_series(uid, masters.get(uid), overrides.get(uid, []), start, end, tz, limits))
     found.sort(key=lambda o: (o.start, o.end, o.uid))
     return found
 
@@ -277,7 +236,7 @@ def _single(
 
 
 def _series(
-    uid: str, master: Any, overrides: list[Any], start: datetime, end: datetime, tz: tzinfo, max_steps: int
+    uid: str, master: Any, overrides: list[Any], start: datetime, end: datetime, tz: tzinfo, limits: WalkLimits
 ) -> list[Occurrence]:
     out: list[Occurrence] = []
     dtstart = _decoded(master, "DTSTART") if master is not None else None
@@ -295,7 +254,7 @@ def _series(
             replaced.add(clock.wall(rid))
         if (single := _single(uid, override, start, end, tz, fallback=span)) is not None:
             out.append(single)
-    for wall in _walls(master, clock, clock.wall(dtstart), start, end, span, max_steps, uid):
+    for wall in _walls(master, clock, clock.wall(dtstart), start, end, span, limits, uid):
         if wall in replaced:
             continue
         s = clock.instant(wall)
@@ -312,50 +271,66 @@ def _walls(
     start: datetime,
     end: datetime,
     span: _Span,
-    max_steps: int,
+    limits: WalkLimits,
     uid: str,
 ) -> Iterator[datetime]:
     """The instance wall times of the master that may overlap the window (EXDATEs removed)."""
-    from dateutil.rrule import rruleset
-
-    excluded = {clock.wall(_period_start(v)) for v in _date_values(master, "EXDATE")}
+    excluded = _exclusions(master, clock)
     extra = sorted({clock.wall(_period_start(v)) for v in _date_values(master, "RDATE")} | {first})
-    shift = _shift_for(first.year)
-    rules = _rules(master, "RRULE", clock, first, shift)
     # The walls that can overlap [start, end): a margin of the longest duration plus two days of
     # zone offsets on each side; exact overlap is checked on instants afterwards.
     reach = span.exact + timedelta(days=span.nominal_days + 2)
     lo = clock.wall(start) - reach
     hi = clock.wall(end) + timedelta(days=2)
-    if not rules:
+    # Shifted so the window's end, not the first instance, lands just before year 9999: a series
+    # begun in 1990 shifted by its own year would put a 2026 window past 9999 (dateutil's end).
+    shift = shift_for(max(first.year, hi.year))
+    budget = limits.budget()
+    rset = rule_set(master, clock, first, extra, shift, budget)
+    if rset is None:
         for wall in extra:
-            if lo <= wall <= hi and wall not in excluded:
+            if lo <= wall <= hi and not excluded(wall):
                 yield wall
         return
-    rset = rruleset()
-    for rule in rules:
-        rset.rrule(rule)
-    for rule in _rules(master, "EXRULE", clock, first, shift):
-        rset.exrule(rule)
-    for wall in extra:
-        rset.rdate(_shifted(wall, shift))
-    lo_s, hi_s = _shifted(lo, shift), _shifted(hi, shift)
+    lo_s, hi_s = shifted_by(lo, shift), shifted_by(hi, shift)
     steps = 0
+    reached: datetime | None = None  # the last wall the rules reached (shifted)
+    cut = True
     try:
-        for shifted in rset:
+        for moved in rset:
             steps += 1
-            if shifted > hi_s:
+            budget.tick()
+            if moved > hi_s:
                 return
-            if steps > max_steps:
-                log.warning("recurrence walk stopped after %d instances (uid %s)", max_steps, uid[:80])
+            if steps > limits.max_steps:
+                log.warning("recurrence walk stopped after %d instances (uid %s)", limits.max_steps, uid[:80])
                 return
-            if shifted < lo_s:
+            reached = moved
+            if moved < lo_s:
                 continue
-            wall = _shifted(shifted, -shift)
-            if wall not in excluded:
+            wall = shifted_by(moved, -shift)
+            if not excluded(wall):
                 yield wall
-    except (ValueError, TypeError, OverflowError) as exc:  # dateutil on a pathological rule
+        cut = False
+    except WalkBudgetExceeded as exc:
+        log.warning("recurrence walk stopped: over its %s budget (uid %s)", exc.reason, uid[:80])
+    except (ValueError, TypeError, OverflowError, IndexError, KeyError) as exc:  # dateutil on a pathological rule
         log.warning("recurrence walk failed: %s", str(exc)[:120])
+    # A walk cut short still keeps the series' own dates (DTSTART, RDATEs) it had not reached.
+    for wall in extra if cut else ():
+        if lo <= wall <= hi and not excluded(wall) and (reached is None or shifted_by(wall, shift) > reached):
+            yield wall
+
+
+def _exclusions(master: Any, clock: _Clock) -> Callable[[datetime], bool]:
+    """Whether the master's EXDATEs remove the instance at a wall time.
+
+    An EXDATE in UTC names an instant: it also removes an instance a DST gap moved off its wall time.
+    """
+    exdates = [_period_start(v) for v in _date_values(master, "EXDATE")]
+    walls = {clock.wall(v) for v in exdates}
+    instants = {v.astimezone(UTC) for v in exdates if isinstance(v, datetime) and v.tzinfo is not None}
+    return lambda wall: wall in walls or (bool(instants) and clock.instant(wall) in instants)
 
 
 def _period_start(value: Any) -> date | datetime:

@@ -25,38 +25,34 @@ the change shows in ``GET /mentors/me/busy`` without waiting for the schedule.
   A connection flagged ``needs_reconnect`` has no token: its channels are left to expire and their
   pushes are acknowledged and ignored.
 
-**Webhook** (:func:`process_google_push`, ``POST /webhooks/google``): the channel id names the
-channel item (one consistent GetItem); the token's hash must match (constant-time) and so must the
-resource id. Unknown channel → 404 ``channel_not_found``; wrong token / resource → 401
-``invalid_channel_token`` (both logged); missing header → 400. ``sync`` (the handshake after a
-watch) → 200, nothing queued. ``exists`` / ``not_exists`` → 200 and one sync queued — unless the
-connection is no longer connected or the channel watches a calendar that is no longer selected
-(200, ignored). Bursts are coalesced: a push queues its sync ``GOOGLE_PUSH_COALESCE_S`` (default
-3 s) ahead (SQS ``DelaySeconds``) and records that due time on the channel's link item (in no
-index, so a push costs no GSI write); a push arriving more than 1 s before that due time queues
-nothing, because that sync reads the calendar after the change. No provider call, no KMS, no heavy
-import.
+**Webhook** (:func:`process_google_push`, ``POST /webhooks/google``) — :mod:`.push_webhook`;
+**renewal** (:func:`renew_expiring_channels`) — :mod:`.push_renewal`; settings, headers and the
+channel token's hash — :mod:`.push_settings`. Their entry points are importable from here too.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import SecretStr
 
-from shared.platform.api import ApiError
+from shared.busy.push_renewal import ChannelRenewal, renew_expiring_channels
+from shared.busy.push_settings import (
+    PUSH_HEADERS,
+    RETRY_BASE_S,
+    RETRY_CAP_S,
+    PushSettings,
+    TokenSource,
+    WatchError,
+    token_hash,
+)
+from shared.busy.push_webhook import PushWebhook, process_google_push
 from shared.platform.observability import logger
-from shared.queues.busy import SyncJob, SyncQueue, SyncReason
+from shared.queues.busy import SyncQueue
 from shared.store import ConnectionStatus, Provider, Store
 from shared.store.channels import ChannelStore, PushChannel, WatchRetry
 
@@ -64,97 +60,24 @@ if TYPE_CHECKING:
     from shared.providers.google.channels import GoogleChannelsClient
     from shared.store import Connection
 
-#: Headers Google sends with every notification (lower-case; the body is empty).
-CHANNEL_ID_HEADER: Final = "x-goog-channel-id"
-CHANNEL_TOKEN_HEADER: Final = "x-goog-channel-token"
-RESOURCE_ID_HEADER: Final = "x-goog-resource-id"
-RESOURCE_STATE_HEADER: Final = "x-goog-resource-state"
-MESSAGE_NUMBER_HEADER: Final = "x-goog-message-number"
-CHANNEL_EXPIRATION_HEADER: Final = "x-goog-channel-expiration"
-PUSH_HEADERS: Final = (
-    CHANNEL_ID_HEADER,
-    CHANNEL_TOKEN_HEADER,
-    RESOURCE_ID_HEADER,
-    RESOURCE_STATE_HEADER,
-    MESSAGE_NUMBER_HEADER,
-    CHANNEL_EXPIRATION_HEADER,
-)
-#: Google's channel ids are at most 64 characters; anything much longer is not worth a lookup.
-MAX_CHANNEL_ID = 256
-#: A sync queued by an earlier push covers a new push only if it is due at least this much later.
-COALESCE_MARGIN_MS: Final = 1000
-#: How long one renewal holds a channel (another poll run leaves it alone meanwhile).
-RENEW_LEASE_S: Final = 120.0
-#: Retry backoff after a failed watch: 5 min, doubling, at most 6 h apart.
-RETRY_BASE_S: Final = 300.0
-RETRY_CAP_S: Final = 6 * 3600.0
-
-PushHeaders = Mapping[str, str | None]
-TokenSource = Callable[[str], SecretStr]
-
-
-class PushSettings(BaseSettings):
-    """Google push settings (environment variables are the field names upper-cased)."""
-
-    model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False)
-
-    api_url: str = Field(default="http://localhost:8080", description="This API's public origin.")
-    google_push_enabled: bool = Field(default=True, description="Open watch channels at all.")
-    google_push_address: str = Field(default="", description="Webhook address; default <API_URL>/webhooks/google.")
-    google_channel_ttl_s: int = Field(default=7 * 24 * 3600, ge=3600, le=30 * 24 * 3600)
-    google_channel_renew_before_s: int = Field(default=24 * 3600, ge=600)
-    google_push_coalesce_s: int = Field(default=3, ge=0, le=900, description="0 queues one sync per push.")
-    google_watch_retry_max: int = Field(default=8, ge=0, le=50)
-
-    @model_validator(mode="after")
-    def _renew_before_expiry(self) -> PushSettings:
-        if self.google_channel_renew_before_s * 2 > self.google_channel_ttl_s:
-            raise ValueError("GOOGLE_CHANNEL_RENEW_BEFORE_S must be at most half of GOOGLE_CHANNEL_TTL_S")
-        return self
-
-    @property
-    def address(self) -> str:
-        return self.google_push_address or f"{self.api_url.rstrip('/')}/webhooks/google"
-
-
-def token_hash(token: str) -> str:
-    """What is stored of a channel token: hex SHA-256."""
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def token_matches(token: str | None, stored_hash: str) -> bool:
-    """Constant-time comparison of a presented token with the stored hash."""
-    if not token or not stored_hash:
-        return False
-    return hmac.compare_digest(token_hash(token).encode("ascii"), stored_hash.encode("ascii"))
-
-
-class WatchError(Exception):
-    """A watch could not be made. ``retry``: worth trying again later (the provider, not the request)."""
-
-    def __init__(self, message: str, *, retry: bool) -> None:
-        super().__init__(message)
-        self.retry = retry
-
-
-@dataclass
-class RenewalReport:
-    """What one :func:`renew_expiring_channels` run did (for the poll's log line)."""
-
-    renewed: int = 0
-    kept: int = 0
-    removed: int = 0
-    failed: int = 0
-    retried: int = 0
-    skipped: int = 0
-    errors: list[str] = field(default_factory=list)
+__all__ = [
+    "PUSH_HEADERS",
+    "GooglePush",
+    "PushSettings",
+    "WatchError",
+    "process_google_push",
+    "renew_expiring_channels",
+    "stop_calendar_channels",
+    "token_hash",
+    "watch_calendar",
+]
 
 
 def _now_s() -> float:
     return time.time()
 
 
-class GooglePush:
+class GooglePush(ChannelRenewal, PushWebhook):
     """Channels, webhook and renewal over injected collaborators (module docstring).
 
     ``tokens(mentor_id)`` returns a Google access token (raising
@@ -296,16 +219,7 @@ class GooglePush:
             account_id=pending.account_id,
             created_ms=pending.created_ms,
         )
-        try:
-            self.channels.activate(channel)
-        except Exception:
-            # Not recorded → never renewed or stopped: stop it now rather than leave it running.
-            try:
-                self.client.stop(token, channel_id=channel.channel_id, resource_id=channel.resource_id)
-            except GoogleApiError:
-                logger.warning("could not stop an unrecorded channel", extra={"channel_id": channel.channel_id})
-            self.channels.delete(pending)
-            raise
+        self._activate(token, channel, pending)
         logger.info(
             "google channel opened",
             extra={
@@ -390,138 +304,20 @@ class GooglePush:
         except Exception:
             logger.exception("could not record the google watch retry", extra={"mentor_id": mentor_id})
 
-    # -- renewal ---------------------------------------------------------------------------------
-    def renew(self, *, now_s: float, horizon_s: float, max_mentors: int = 200) -> RenewalReport:
-        """Renew channels expiring before ``now + horizon`` and run due watch retries (module docstring).
+    def _activate(self, token: SecretStr, channel: PushChannel, pending: PushChannel) -> None:
+        """Complete the channel item; if that fails, stop the channel and forget it (then re-raise)."""
+        from shared.providers.google.calendar import GoogleApiError
 
-        At most ``max_mentors`` mentors per run (the rest are found again by the next run).
-        """
-        report = RenewalReport()
-        if not self.config.google_push_enabled:
-            return report
-        now_ms = int(now_s * 1000)
-        seen: set[str] = set()
-        for retry in list(self.channels.retries_due(now_ms)):
-            if len(seen) >= max_mentors:
-                report.skipped += 1
-                continue
-            seen.add(retry.mentor_id)
-            report.retried += 1
-            self._renew_one(retry.mentor_id, None, now_s, horizon_s, report)
-        for channel in self.channels.expiring(int(now_ms + horizon_s * 1000)):
-            if channel.mentor_id in seen or len(seen) >= max_mentors:
-                report.skipped += 1
-                continue
-            if not self.channels.claim_renewal(channel.channel_id, now_s=now_s, lease_s=RENEW_LEASE_S):
-                report.skipped += 1  # gone meanwhile, or another run holds it (or is backing off)
-                continue
-            seen.add(channel.mentor_id)
-            self._renew_one(channel.mentor_id, channel, now_s, horizon_s, report)
-        if report.renewed or report.removed or report.failed or report.retried:
-            logger.info("google channels renewed", extra={"report": report.__dict__})
-        return report
-
-    def _renew_one(
-        self, mentor_id: str, channel: PushChannel | None, now_s: float, horizon_s: float, report: RenewalReport
-    ) -> None:
-        """Renew one mentor's channel (``channel`` expiring) or run its watch retry (``channel=None``)."""
-        before = {c.channel_id for c in self.channels.for_mentor(mentor_id)}
         try:
-            kept = self.ensure(mentor_id, replace=False, now_s=now_s, horizon_s=horizon_s)
-        except Exception as exc:
-            retry = exc.retry if isinstance(exc, WatchError) else True
-            error = str(exc) if isinstance(exc, WatchError) else type(exc).__name__
-            report.failed += 1
-            report.errors.append(f"{mentor_id}: {error}")
-            logger.warning("google channel renewal failed", extra={"mentor_id": mentor_id, "error": error})
-            try:
-                self._after_failure(mentor_id, channel, now_s, error, retry=retry)
-            except Exception:
-                logger.exception("could not record the failed renewal", extra={"mentor_id": mentor_id})
-            return
-        if kept is None:
-            report.removed += len(before - {c.channel_id for c in self.channels.for_mentor(mentor_id)})
-        elif kept.channel_id in before:
-            report.kept += 1
-        else:
-            report.renewed += 1
-
-    def _after_failure(
-        self, mentor_id: str, channel: PushChannel | None, now_s: float, error: str, *, retry: bool
-    ) -> None:
-        if channel is None:  # a watch retry failed again
-            if retry:
-                self.schedule_retry(mentor_id, error, now_s=now_s)
-            else:
-                self.channels.delete_retry(mentor_id)
-            return
-        if retry and channel.expiration_ms > now_s * 1000:
-            # Still alive: try again later, backing off (the lease keeps other runs away).
-            failures = channel.renew_failures + 1
-            delay = min(RETRY_BASE_S * 2 ** (failures - 1), RETRY_CAP_S)
-            self.channels.hold_renewal(channel.channel_id, until_s=now_s + delay, failures=failures)
-            return
-        # Expired, or a failure retrying will not fix: forget it (Google stops it at expiry).
-        self.channels.delete(channel)
-        if retry:
-            self.schedule_retry(mentor_id, error, now_s=now_s)
-
-    # -- webhook ---------------------------------------------------------------------------------
-    def handle_push(self, headers: PushHeaders) -> dict[str, Any]:
-        """Verify one notification and queue a sync for a change (module docstring); raises ApiError."""
-        channel_id = (headers.get(CHANNEL_ID_HEADER) or "").strip()
-        state = (headers.get(RESOURCE_STATE_HEADER) or "").strip().lower()
-        if not channel_id or not state:
-            raise ApiError(
-                HTTPStatus.BAD_REQUEST,
-                "invalid_request",
-                f"{CHANNEL_ID_HEADER} and {RESOURCE_STATE_HEADER} headers are required.",
-            )
-        channel = self.channels.get(channel_id) if len(channel_id) <= MAX_CHANNEL_ID else None
-        if channel is None:
-            logger.warning("google push for an unknown channel", extra={"channel_id": channel_id[:80]})
-            raise ApiError(HTTPStatus.NOT_FOUND, "channel_not_found", "No such notification channel.")
-        resource = (headers.get(RESOURCE_ID_HEADER) or "").strip()
-        if not token_matches(headers.get(CHANNEL_TOKEN_HEADER), channel.token_hash) or (
-            channel.resource_id and not hmac.compare_digest(resource.encode(), channel.resource_id.encode())
-        ):
-            logger.warning("google push with a bad channel token or resource", extra={"channel_id": channel_id})
-            raise ApiError(HTTPStatus.UNAUTHORIZED, "invalid_channel_token", "The channel token does not match.")
-        extra = {"channel_id": channel_id, "state": state, "message_number": headers.get(MESSAGE_NUMBER_HEADER)}
-        if state == "sync":
-            logger.info("google push channel handshake", extra=extra)
-            return {"received": True, "queued": False}
-        if state not in ("exists", "not_exists"):
-            logger.info("google push state ignored", extra=extra)
-            return {"received": True, "queued": False}
-        conn = self.store.get_connection(channel.mentor_id, Provider.GOOGLE)
-        if conn is None or conn.status is not ConnectionStatus.CONNECTED or conn.credential is None:
-            logger.info("google push for a connection that does not sync", extra=extra)
-            return {"received": True, "queued": False}
-        if (conn.selected_calendar or "primary") != channel.calendar_id:
-            logger.info("google push for a calendar no longer selected", extra=extra)
-            return {"received": True, "queued": False}
-        return {"received": True, "queued": self._queue_sync(channel, extra)}
-
-    def _queue_sync(self, channel: PushChannel, extra: dict[str, Any]) -> bool:
-        window_s = self.config.google_push_coalesce_s
-        job = SyncJob(mentor_id=channel.mentor_id, provider=Provider.GOOGLE, reason=SyncReason.PUSH)
-        if window_s <= 0:
-            self.queue.send(job)
-            logger.info("google push queued a sync", extra=extra)
-            return True
-        now_ms = int(self.clock() * 1000)
-        window_ms = window_s * 1000
-        if not self.channels.claim_push_sync(channel, now_ms=now_ms, window_ms=window_ms, margin_ms=COALESCE_MARGIN_MS):
-            logger.info("google push covered by a queued sync", extra=extra)
-            return False
-        try:
-            self.queue.send(job, delay_s=window_s)
+            self.channels.activate(channel)
         except Exception:
-            self.channels.release_push_sync(channel, due_ms=now_ms + window_ms)
+            # Not recorded → never renewed or stopped: stop it now rather than leave it running.
+            try:
+                self.client.stop(token, channel_id=channel.channel_id, resource_id=channel.resource_id)
+            except GoogleApiError:
+                logger.warning("could not stop an unrecorded channel", extra={"channel_id": channel.channel_id})
+            self.channels.delete(pending)
             raise
-        logger.info("google push queued a sync", extra={**extra, "delay_s": window_s})
-        return True
 
 
 # --- module-level entry points ---------------------------------------------------------------------
@@ -550,17 +346,3 @@ def stop_calendar_channels(push: Callable[[], GooglePush], mentor_id: str) -> in
     except Exception:
         logger.exception("google channels could not be stopped", extra={"mentor_id": mentor_id})
         return 0
-
-
-def renew_expiring_channels(
-    service: GooglePush, now: datetime | None = None, horizon: timedelta | None = None
-) -> RenewalReport:
-    """The scheduled renewal (``calendar_poll``'s maintenance task; defaults from settings)."""
-    now_s = now.timestamp() if now is not None else service.clock()
-    horizon_s = horizon.total_seconds() if horizon is not None else float(service.config.google_channel_renew_before_s)
-    return service.renew(now_s=now_s, horizon_s=horizon_s)
-
-
-def process_google_push(service: GooglePush, headers: PushHeaders) -> dict[str, Any]:
-    """``POST /webhooks/google``: verify the notification and queue a sync (raises :class:`ApiError`)."""
-    return service.handle_push(headers)

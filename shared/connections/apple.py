@@ -1,13 +1,16 @@
 """Apple connect (PRODUCT.md §2.2): ``POST /connections/apple`` — :func:`connect_apple`.
 
-Format check first (no network call on a bad one), then CalDAV discovery with the app-specific
-password, then the credential is sealed and saved. The password never appears in a log or error.
+Format check first (no network call on a bad one), then the attempt limits and the circuit breaker
+(:mod:`shared.connections.attempts`: 429 ``too_many_attempts`` / 503 ``apple_paused`` with
+``Retry-After``, nothing sent to iCloud), then CalDAV discovery with the app-specific password, then
+the credential is sealed and saved. The password never appears in a log or error.
 """
 
 from __future__ import annotations
 
 from http import HTTPStatus
 
+from shared.connections.attempts import AppleAttemptLimiter
 from shared.connections.views import AppleConnectRequest, ConnectionView, current_time, save_connection
 from shared.platform.api import ApiError
 from shared.platform.observability import logger
@@ -16,8 +19,10 @@ from shared.store import ConflictError, Connection, ConnectionStatus, Provider, 
 from shared.vault import AppleCredential, Vault
 
 
-def connect_apple(store: Store, vault: Vault, mentor_id: str, body: AppleConnectRequest) -> ConnectionView:
-    """Check the format (no network call on a bad one), verify by CalDAV discovery, seal and save."""
+def connect_apple(
+    store: Store, vault: Vault, mentor_id: str, body: AppleConnectRequest, *, limiter: AppleAttemptLimiter
+) -> ConnectionView:
+    """Check the format (no network call on a bad one), the limits, verify by CalDAV discovery, seal and save."""
     from shared.platform.config import BaseFunctionSettings, ProviderSettings, settings
 
     apple_id = body.apple_id.strip()
@@ -25,6 +30,7 @@ def connect_apple(store: Store, vault: Vault, mentor_id: str, body: AppleConnect
         apple.check_format(apple_id, body.app_specific_password)
     except apple.AppleFormatError as exc:
         raise ApiError(HTTPStatus.BAD_REQUEST, exc.code, str(exc)) from None
+    limiter.admit(mentor_id, apple_id)  # counts this sign-in, or 429 / 503 without contacting iCloud
     try:
         apple.discover(
             settings(ProviderSettings).apple_caldav_url,
@@ -33,6 +39,7 @@ def connect_apple(store: Store, vault: Vault, mentor_id: str, body: AppleConnect
             timeout_s=settings(BaseFunctionSettings).http_timeout_s,
         )
     except apple.AppleAuthError as exc:
+        limiter.rejected()
         raise ApiError(HTTPStatus.BAD_REQUEST, exc.code, str(exc)) from None
     except apple.AppleError as exc:
         logger.warning("apple discovery failed", extra={"code": exc.code})
@@ -58,5 +65,6 @@ def connect_apple(store: Store, vault: Vault, mentor_id: str, body: AppleConnect
         saved = save_connection(store, mentor_id, Provider.APPLE, build)
     except ConflictError:
         raise ApiError(HTTPStatus.CONFLICT, "conflict", "The connection changed meanwhile; please retry.") from None
+    limiter.succeeded(mentor_id, apple_id)
     logger.info("apple connection saved")
     return ConnectionView.of(Provider.APPLE, saved)

@@ -21,6 +21,9 @@ from shared.store import ConflictError, Connection, ConnectionStatus, Provider, 
 
 STATE_TTL_S = 600
 
+#: How long a pending OAuth connection (the callback's sealed tokens) waits to be completed.
+PENDING_TTL_S = 600
+
 
 CONNECTIONS_PAGE = "/mentor/settings/connections"
 
@@ -75,6 +78,20 @@ class AuthorizeResponse(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
     authorize_url: str
+
+
+class CompleteConnectionRequest(BaseModel):
+    """Body of ``POST /connections/{google,zoom}/complete``: the callback's single-use handle."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, hide_input_in_errors=True, extra="forbid"
+    )
+
+    pending: str = Field(
+        min_length=1,
+        max_length=256,
+        description="The `pending` query parameter of the callback's redirect to the mentor app",
+    )
 
 
 class AppleConnectRequest(BaseModel):

@@ -11,8 +11,16 @@ in constant time, and refuses timestamps more than :data:`SIGNATURE_TOLERANCE_S`
 
 * ``endpoint.url_validation`` → ``{"plainToken", "encryptedToken": hex(HMAC_SHA256(secret, plainToken))}``;
 * ``app_deauthorized`` → the mentor(s) connected as that Zoom user lose their Zoom connection and
-  its sealed credential at once (``Store.delete_connection``);
+  its sealed credential at once (``Store.delete_connection``) — unless the deauthorization is older
+  than the connection (its ``payload.deauthorization_time``, else ``event_ts``, before the
+  connection's ``connected_at``: the mentor reconnected since), which is ignored;
 * anything else → acknowledged and ignored.
+
+**Replays**: a signed request stays valid for the tolerance window, so every verified signature of
+an event (the URL-validation challenge aside: answering it again changes nothing) is remembered
+until the window has passed (:meth:`shared.store.guards.Guards.first_time`, a conditional put with
+a TTL). The same delivery again is acknowledged (200) and does nothing. Zoom's own retries are
+signed afresh (a new timestamp), so they are not replays.
 
 Finding the mentor by Zoom user id uses the sparse GSI1 (no scan): a Zoom connection carries
 ``GSI1PK = ZOOMUSER#<zoom user id>`` and ``GSI1SK = <mentor id>`` (:func:`zoom_user_index_keys`);
@@ -27,12 +35,14 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any, Final
 
 from shared.platform.api import ApiError
 from shared.platform.observability import logger
 from shared.store import Provider, Store
+from shared.store.guards import Guards
 from shared.store.repository import connection_sk, mentor_pk
 from shared.store.schema import GSI1
 
@@ -46,6 +56,8 @@ URL_VALIDATION: Final = "endpoint.url_validation"
 APP_DEAUTHORIZED: Final = "app_deauthorized"
 
 ZOOM_USER_INDEX_PREFIX: Final = "ZOOMUSER#"
+#: Seen-marker kind of a verified Zoom signature (:class:`shared.store.guards.Guards`).
+SEEN_KIND: Final = "zoom-signature"
 
 
 # --- signatures ----------------------------------------------------------------------------------
@@ -153,6 +165,8 @@ class ZoomEvent:
 
     event: str
     payload: Mapping[str, Any] = field(default_factory=dict)
+    #: ``event_ts`` as sent (milliseconds since the epoch), if any.
+    raw_ts: Any = None
 
 
 def _bad_request(message: str) -> ApiError:
@@ -172,7 +186,7 @@ def parse_zoom_event(body: bytes) -> ZoomEvent:
         payload = {}
     if not isinstance(payload, dict):
         raise _bad_request("`payload` must be a JSON object.")
-    return ZoomEvent(event=data["event"], payload=payload)
+    return ZoomEvent(event=data["event"], payload=payload, raw_ts=data.get("event_ts"))
 
 
 def _required_string(payload: Mapping[str, Any], name: str) -> str:
@@ -182,11 +196,37 @@ def _required_string(payload: Mapping[str, Any], name: str) -> str:
     return value
 
 
-def deauthorize_zoom_user(store: Store, zoom_user_id: str) -> list[str]:
-    """Delete the Zoom connection (and its sealed credential) of every mentor connected as the user."""
+def event_time(event: ZoomEvent) -> datetime | None:
+    """When the event happened by Zoom: ``payload.deauthorization_time``, else ``event_ts`` (ms), else ``None``."""
+    stamp = event.payload.get("deauthorization_time")
+    if isinstance(stamp, str) and stamp:
+        try:
+            parsed = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        except ValueError:
+            parsed = None
+        if parsed is not None:
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    millis = event.raw_ts
+    if isinstance(millis, int | float) and not isinstance(millis, bool) and 0 < millis < 10**14:
+        return datetime.fromtimestamp(millis / 1000, UTC)
+    return None
+
+
+def deauthorize_zoom_user(store: Store, zoom_user_id: str, *, happened_at: datetime | None = None) -> list[str]:
+    """Delete the Zoom connection (and its sealed credential) of every mentor connected as the user.
+
+    A connection made after ``happened_at`` (the mentor reconnected since) is kept. The delete is
+    conditional on the ``connected_at`` that was read, so a reconnect racing with it is kept too.
+    """
     deleted = []
     for mentor in find_mentors_by_zoom_user(store, zoom_user_id):
-        if store.delete_connection(mentor, Provider.ZOOM):
+        conn = store.get_connection(mentor, Provider.ZOOM)
+        if conn is None:
+            continue
+        if happened_at is not None and happened_at < conn.connected_at:
+            logger.info("zoom deauthorization older than the connection ignored")
+            continue
+        if store.delete_connection(mentor, Provider.ZOOM, connected_at=conn.connected_at):
             deleted.append(mentor)
     return deleted
 
@@ -198,7 +238,7 @@ def handle_zoom_event(store: Store, secret: str, event: ZoomEvent) -> dict[str, 
         return {"plainToken": plain, "encryptedToken": zoom_encrypted_token(secret, plain)}
     if event.event == APP_DEAUTHORIZED:
         user_id = _required_string(event.payload, "user_id")
-        deleted = deauthorize_zoom_user(store, user_id)
+        deleted = deauthorize_zoom_user(store, user_id, happened_at=event_time(event))
         logger.info(
             "zoom app deauthorized",
             extra={"mentors": deleted, "retention": event.payload.get("user_data_retention")},
@@ -214,14 +254,29 @@ def process_zoom_webhook(
     *,
     headers: Mapping[str, str | None],
     body: bytes,
+    replays: Guards,
     now: float | None = None,
+    tolerance_s: int = SIGNATURE_TOLERANCE_S,
 ) -> dict[str, Any]:
-    """Verify, parse and handle one Zoom webhook request (``headers`` keys lower-case)."""
-    verify_zoom_signature(
-        secret,
-        signature=headers.get(SIGNATURE_HEADER),
-        timestamp=headers.get(TIMESTAMP_HEADER),
-        body=body,
-        now=now,
-    )
-    return handle_zoom_event(store, secret, parse_zoom_event(body))
+    """Verify, parse and handle one Zoom webhook request (``headers`` keys lower-case).
+
+    A verified signature already seen within the tolerance window is a replay: 200, no effect.
+    """
+    signature, timestamp = headers.get(SIGNATURE_HEADER), headers.get(TIMESTAMP_HEADER)
+    verify_zoom_signature(secret, signature=signature, timestamp=timestamp, body=body, now=now, tolerance_s=tolerance_s)
+    event = parse_zoom_event(body)
+    if event.event == URL_VALIDATION:  # a pure function of its body: answering it again changes nothing
+        return handle_zoom_event(store, secret, event)
+    if signature is None or timestamp is None:  # verified above; keeps the type checker informed
+        raise invalid_signature(f"Missing {SIGNATURE_HEADER} or {TIMESTAMP_HEADER} header.")
+    seen = hashlib.sha256(signature.strip().encode("utf-8")).hexdigest()
+    # Remembered past the window in which the signature itself would still be accepted.
+    keep_until = int(timestamp.strip()) + tolerance_s + 60
+    if not replays.first_time(SEEN_KIND, seen, keep_until=keep_until):
+        logger.warning("zoom webhook replay ignored", extra={"zoom_event": event.event})
+        return {"received": True}
+    try:
+        return handle_zoom_event(store, secret, event)
+    except Exception:
+        replays.forget(SEEN_KIND, seen)  # nothing was done: the same delivery may be retried as is
+        raise

@@ -32,77 +32,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from shared.notify.emails import Mailer, OutgoingEmail, SessionFacts, cancellation_email, confirmation_email
-from shared.notify.emails import meeting_failed_email as failed_email
+from shared.meetings.meeting import SessionMeetings, TokenSource
+from shared.meetings.messages import facts as _facts
+from shared.meetings.messages import ics as _ics
+from shared.meetings.messages import student as _student
+from shared.meetings.messages import words as _words
+from shared.meetings.outcomes import MeetingsSettings, PermanentFailure, RetryLater
+from shared.meetings.runner import process_message
+from shared.notify.emails import OutgoingEmail, cancellation_email, confirmation_email, over_capacity_email
 from shared.platform.observability import logger
-from shared.platform.queue import Received, run_record
 from shared.queues.meetings import JobKind, MeetingJob
-from shared.store import (
-    Booking,
-    BookingStatus,
-    ClassItem,
-    ConflictError,
-    MeetingProvider,
-    MeetingRef,
-    MeetingStatus,
-    Provider,
-    ScheduleStore,
-    Session,
-    SessionStatus,
-    Store,
-)
-from shared.store.meetings import MeetingBusy, MeetingLedger, Reservation
+from shared.store import Booking, BookingStatus, ClassItem, MeetingStatus, Session, SessionStatus
 
-if TYPE_CHECKING:
-    from shared.providers.meetings import MeetingsClient, MeetingSpec
-
-TokenSource = Callable[[str, Provider], SecretStr]
-
-PROVIDER_NAMES = {MeetingProvider.GOOGLE_MEET: "Google Meet", MeetingProvider.ZOOM: "Zoom"}
-
-
-class MeetingsSettings(BaseSettings):
-    """Meetings-worker tuning (environment variables of the same names, upper-cased)."""
-
-    model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False)
-
-    meetings_max_receives: int = Field(
-        default=5,
-        ge=1,
-        description="The meetings queue's maxReceiveCount: a job failing this receive goes to the DLQ.",
-    )
-
-
-class RetryLater(Exception):
-    """Transient: try this job again after ``delay_s`` seconds."""
-
-    def __init__(self, reason: str, delay_s: float = 10.0) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.delay_s = delay_s
-
-
-class PermanentFailure(Exception):
-    """The provider refused for good; the reason is on the booking and the message goes to the DLQ."""
+__all__ = ["MeetingsSettings", "MeetingsWorker", "PermanentFailure", "RetryLater", "TokenSource", "process_message"]
 
 
 @dataclass
-class MeetingsWorker:
+class MeetingsWorker(SessionMeetings):
     """Handles one :class:`MeetingJob` at a time; every dependency is passed in (tests plug emulators)."""
-
-    schedule: ScheduleStore
-    ledger: MeetingLedger
-    store: Store
-    tokens: TokenSource
-    clients: Callable[[MeetingProvider], MeetingsClient]
-    mailer: Mailer
-    app_url: str
-    lease_s: float = 120.0
 
     def handle(self, job: MeetingJob) -> str:
         """Converge the state ``job`` is about; returns a short outcome label (for logs and metrics)."""
@@ -120,6 +68,8 @@ class MeetingsWorker:
         if booking is None or booking.status is not BookingStatus.CONFIRMED:
             return "skipped:not_confirmed"
         session, klass = self._session_and_class(booking.session_id)
+        if booking.over_capacity and session is not None and klass is not None:
+            self._notify_over_capacity(booking, klass, session)
         if session is None or klass is None or klass.meeting_provider is None:
             return "skipped:no_online_session"
         if session.status is SessionStatus.CANCELLED:
@@ -232,169 +182,19 @@ class MeetingsWorker:
         self._notify_mentor(klass, session, failure)
         return "gave_up:recorded"
 
-    # -- the session's meeting -----------------------------------------------------------------
-    def _ensure_meeting(self, klass: ClassItem, session: Session) -> MeetingRef:
-        provider = klass.meeting_provider
-        assert provider is not None
-        try:
-            held = self.ledger.reserve(session, provider, lease_s=self.lease_s)
-        except MeetingBusy as busy:
-            raise RetryLater(str(busy), delay_s=busy.retry_after_s) from None
-        except ConflictError:
-            raise RetryLater("lost the reservation race", delay_s=1.0) from None
-        if isinstance(held, MeetingRef):
-            return held
-        token = self._token(klass, session, held)
-        if isinstance(token, MeetingRef):
-            return token  # recorded as failed (not connected / needs reconnect)
-        spec = self._spec(klass, session, held.generation)
-        client = self.clients(provider)
-        from shared.providers.meetings import MeetingAuthError, MeetingError
-
-        try:
-            minted = client.find(token, spec) if held.takeover else None
-            if minted is None:
-                minted = client.create(token, spec)
-        except MeetingAuthError:
-            self._record(held, MeetingStatus.RESERVED, spec)
-            raise RetryLater("the provider refused the access token", delay_s=30.0) from None
-        except MeetingError as exc:
-            if exc.retryable:
-                # Unknown outcome: leave the reservation open (lease expired) so the retry looks first.
-                self._record(held, MeetingStatus.RESERVED, spec)
-                raise RetryLater(f"{exc.code}: {exc}", delay_s=exc.retry_after_s or 10.0) from None
-            ref = self._record(held, MeetingStatus.FAILED, spec, reason=f"failed: {exc.code}: {exc}")
-            self._notify_mentor(klass, session, ref.reason)
-            self._mark_bookings_failed(session, ref)
-            raise PermanentFailure(f"{exc.code}: {exc}") from None
-        if minted.pending or not minted.join_url:
-            self._record(held, MeetingStatus.PENDING, spec, meeting_id=minted.meeting_id)
-            raise RetryLater("conference creation pending", delay_s=5.0)
-        ref = self._record(held, MeetingStatus.CREATED, spec, meeting_id=minted.meeting_id, url=minted.join_url)
-        logger.info("meeting created", extra={"session_id": session.session_id, "provider": provider.value})
-        current = self.schedule.get_session(session.session_id)
-        if current is not None and current.status is SessionStatus.CANCELLED:
-            # Cancelled while we were creating: the session.cancelled job may have found nothing to delete.
-            self._delete_meeting(klass, current, require_no_confirmed=False)
-        return ref
-
-    def _record(
-        self,
-        held: Reservation,
-        status: MeetingStatus,
-        spec: MeetingSpec,
-        *,
-        meeting_id: str | None = None,
-        url: str | None = None,
-        reason: str | None = None,
-    ) -> MeetingRef:
-        try:
-            return self.ledger.record(
-                held,
-                status=status,
-                meeting_id=meeting_id or held.previous_meeting_id,
-                url=url,
-                calendar_id=spec.calendar_id if held.provider is MeetingProvider.GOOGLE_MEET else None,
-                reason=reason,
-            )
-        except ConflictError:
-            # Our lease ran out and another worker took over; it will find what we made.
-            raise RetryLater("reservation taken over by another worker", delay_s=5.0) from None
-
-    def _token(self, klass: ClassItem, session: Session, held: Reservation) -> SecretStr | MeetingRef:
-        from shared.providers.credentials import ConnectionUnavailable
-        from shared.providers.oauth import OAuthError, ProviderUnavailableError
-
-        provider = held.provider
-        try:
-            return self.tokens(klass.mentor_id, provider.connection)
-        except ConnectionUnavailable as exc:
-            code = exc.status.value  # not_connected | needs_reconnect
-            spec = self._spec(klass, session, held.generation)
-            ref = self._record(held, MeetingStatus.FAILED, spec, reason=f"{code}: {exc}")
-            self._notify_mentor(klass, session, ref.reason)
-            return ref
-        except (ProviderUnavailableError, OAuthError) as exc:
-            # No provider call was made: a plain failure, so the retry reserves afresh.
-            self.ledger.record(held, status=MeetingStatus.FAILED, reason="retrying: token endpoint unavailable")
-            raise RetryLater(f"token unavailable: {type(exc).__name__}", delay_s=30.0) from None
-
-    def _move_meeting(self, klass: ClassItem, session: Session, meeting: MeetingRef) -> str:
-        from shared.providers.credentials import ConnectionUnavailable
-        from shared.providers.meetings import MeetingError
-
-        assert klass.meeting_provider is not None
-        assert meeting.meeting_id is not None
-        try:
-            token = self.tokens(klass.mentor_id, klass.meeting_provider.connection)
-        except ConnectionUnavailable as exc:
-            logger.warning("meeting not moved: provider unavailable", extra={"status": exc.status.value})
-            return f"moved:provider_{exc.status.value}"
-        spec = self._spec(klass, session, meeting.generation, calendar_id=meeting.calendar_id)
-        try:
-            self.clients(klass.meeting_provider).move(token, meeting.meeting_id, spec)
-        except MeetingError as exc:
-            if exc.retryable:
-                raise RetryLater(f"{exc.code}: {exc}", delay_s=exc.retry_after_s or 10.0) from None
-            raise PermanentFailure(f"move refused: {exc.code}: {exc}") from None
-        return "moved"
-
-    def _delete_meeting(self, klass: ClassItem, session: Session, *, require_no_confirmed: bool) -> str:
-        from shared.providers.credentials import ConnectionUnavailable
-        from shared.providers.meetings import MeetingError
-
-        ref = self.ledger.begin_delete(session, require_no_confirmed=require_no_confirmed)
-        if ref is None:
-            return "meeting_kept"
-        assert klass.meeting_provider is not None
-        if ref.meeting_id:
-            try:
-                token = self.tokens(klass.mentor_id, klass.meeting_provider.connection)
-            except ConnectionUnavailable:
-                # Disconnected: existing meetings stay where they are (PRODUCT.md §2.2).
-                self.ledger.finish_delete(session.session_id, ref.model_copy(update={"reason": "left_at_provider"}))
-                return "meeting_left"
-            spec = self._spec(klass, session, ref.generation, calendar_id=ref.calendar_id)
-            try:
-                self.clients(klass.meeting_provider).delete(token, ref.meeting_id, spec)
-            except MeetingError as exc:
-                if exc.retryable:
-                    raise RetryLater(f"{exc.code}: {exc}", delay_s=exc.retry_after_s or 10.0) from None
-                raise PermanentFailure(f"delete refused: {exc.code}: {exc}") from None
-        self.ledger.finish_delete(session.session_id, ref)
-        return "meeting_deleted"
-
     # -- helpers -------------------------------------------------------------------------------
-    def _spec(
-        self, klass: ClassItem, session: Session, generation: int, *, calendar_id: str | None = None
-    ) -> MeetingSpec:
-        from shared.providers.meetings import MeetingSpec
-
-        if calendar_id is None and klass.meeting_provider is MeetingProvider.GOOGLE_MEET:
-            conn = self.store.get_connection(klass.mentor_id, Provider.GOOGLE)
-            calendar_id = (conn.selected_calendar if conn else None) or "primary"
-        return MeetingSpec(
-            key=f"{session.session_id}.g{generation}",
-            title=klass.title,
-            start=session.start,
-            end=session.end,
-            timezone=klass.timezone,
-            description=f"{klass.title}: online class booked on the marketplace.",
-            calendar_id=calendar_id or "primary",
+    def _notify_over_capacity(self, booking: Booking, klass: ClassItem, session: Session) -> None:
+        """A late payment confirmed into a full session: the mentor is told once (per booking)."""
+        mentor = self.store.get_mentor(klass.mentor_id)
+        if mentor is None or not mentor.email:
+            logger.warning("over-capacity e-mail skipped: mentor has no e-mail", extra={"mentor_id": klass.mentor_id})
+            return
+        to = mentor.email
+        self._email_once(
+            booking,
+            "over_capacity",
+            lambda: over_capacity_email(to, _facts(klass, session), booking.student_name, booking.booking_id),
         )
-
-    def _session_and_class(self, session_id: str) -> tuple[Session | None, ClassItem | None]:
-        session = self.schedule.get_session(session_id)
-        return session, (self.schedule.get_class(session.class_id) if session else None)
-
-    def _bookings(self, session_id: str) -> list[Booking]:
-        """The session's bookings, each re-read consistently (the index may lag)."""
-        found = []
-        for listed in self.schedule.bookings_of_session(session_id):
-            booking = self.schedule.get_booking(listed.booking_id)
-            if booking is not None:
-                found.append(booking)
-        return found
 
     def _email_once(self, booking: Booking, key: str, render: Callable[[], OutgoingEmail]) -> None:
         if not self.ledger.claim_email(booking.booking_id, key):
@@ -405,109 +205,3 @@ class MeetingsWorker:
             self.ledger.release_email(booking.booking_id, key)
             raise
         logger.info("booking e-mail sent", extra={"booking_id": booking.booking_id, "kind": key})
-
-    def _notify_mentor(self, klass: ClassItem, session: Session, reason: str | None) -> None:
-        if not self.ledger.mark_notified(session.session_id):
-            return
-        mentor = self.store.get_mentor(klass.mentor_id)
-        if mentor is None or not mentor.email:
-            logger.warning("meeting failure e-mail skipped: mentor has no e-mail", extra={"mentor_id": klass.mentor_id})
-            return
-        self.mailer.send(failed_email(mentor.email, _facts(klass, session), _words(reason), self.app_url))
-
-    def _mark_bookings_failed(self, session: Session, ref: MeetingRef) -> None:
-        for booking in self._bookings(session.session_id):
-            if booking.status is BookingStatus.CONFIRMED:
-                self.ledger.set_booking_meeting(
-                    booking.booking_id, status="failed", provider=ref.provider, error=_words(ref.reason)
-                )
-
-
-def _student(booking: Booking) -> tuple[str, str]:
-    return booking.student_email, booking.student_name
-
-
-def _facts(klass: ClassItem, session: Session) -> SessionFacts:
-    provider = PROVIDER_NAMES.get(klass.meeting_provider) if klass.meeting_provider else None
-    return SessionFacts(
-        title=klass.title, start=session.start, end=session.end, timezone=klass.timezone, provider_name=provider or ""
-    )
-
-
-def _words(reason: str | None) -> str:
-    """The booking's readable ``meetingError`` for a recorded reason."""
-    if not reason:
-        return "The meeting could not be created."
-    code, _, detail = reason.partition(":")
-    return {
-        "needs_reconnect": "The mentor's video provider needs to be reconnected; the join link will follow.",
-        "not_connected": "The mentor's video provider is not connected; the join link will follow.",
-    }.get(code, f"The meeting could not be created ({detail.strip() or code}).")
-
-
-def _ics(klass: ClassItem, session: Session, url: str | None) -> bytes:
-    from shared.notify.ics import calendar, session_event
-
-    event = session_event(
-        session_id=session.session_id,
-        title=klass.title,
-        start=session.start,
-        end=session.end,
-        timezone=klass.timezone,
-        sequence=session.sequence,
-        url=url,
-        stamp=session.updated_at,
-    )
-    return bytes(calendar([event]).to_ical())
-
-
-def process_message(
-    body: str, receipt_handle: str | None = None, *, receive_count: int = 1, worker: MeetingsWorker
-) -> str:
-    """Handle one SQS message body; what the ``mint_meeting`` handler calls for each record.
-
-    A :class:`RetryLater` first stretches the message's visibility to the delay it asks for (a
-    Zoom daily cap asks for hours), then propagates, so the batch reports this record as failed
-    and SQS redelivers it then. Malformed bodies and :class:`PermanentFailure` propagate too and
-    end in the dead-letter queue after the queue's ``maxReceiveCount``.
-
-    On the last receive (``receive_count`` ≥ ``MEETINGS_MAX_RECEIVES``) a job that still fails —
-    retryable or unexpected — is handed to :meth:`MeetingsWorker.give_up` first, so it reaches the
-    DLQ with its reason on the booking; its visibility is not stretched (the DLQ is next anyway).
-    """
-    from shared.platform.config import QueueSettings, settings
-
-    job = MeetingJob.model_validate_json(body)
-    received = Received(
-        queue_url=settings(QueueSettings).meetings_queue_url,
-        receipt_handle=receipt_handle,
-        receive_count=receive_count,
-        max_receives=settings(MeetingsSettings).meetings_max_receives,
-    )
-
-    def retry_delay(exc: Exception) -> float | None:
-        if not isinstance(exc, RetryLater):
-            return None
-        extra = {"kind": job.kind.value, "reason": exc.reason, "delay_s": exc.delay_s, "receive": receive_count}
-        logger.info("job retried later", extra=extra)
-        return exc.delay_s
-
-    def on_last(exc: Exception) -> None:
-        if isinstance(exc, PermanentFailure):
-            return  # its reason is on the booking already
-        reason = exc.reason if isinstance(exc, RetryLater) else f"internal error: {type(exc).__name__}"
-        _give_up(worker, job, reason)
-
-    outcome = run_record(received, lambda: worker.handle(job), retry_delay=retry_delay, on_last=on_last)
-    logger.info("job done", extra={"kind": job.kind.value, "outcome": outcome, "key": job.dedupe_key()})
-    return outcome
-
-
-def _give_up(worker: MeetingsWorker, job: MeetingJob, reason: str) -> None:
-    """:meth:`MeetingsWorker.give_up`, never hiding the job's own failure behind a second one."""
-    try:
-        outcome = worker.give_up(job, reason)
-    except Exception:
-        logger.exception("recording why a job gave up failed", extra={"kind": job.kind.value})
-        return
-    logger.warning("job failed its last receive", extra={"kind": job.kind.value, "outcome": outcome})

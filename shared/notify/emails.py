@@ -5,6 +5,11 @@ The "reconnect your account" e-mail a mentor gets once when a provider revokes o
 confirmation with the join link and an ``.ics`` attachment, cancellation and "moved" e-mails,
 and the mentor's "no join link" e-mail. Booking e-mails are sent as raw MIME through SES v2.
 
+An e-mail never fails on its content (a stored title with CR/LF once sent every confirmation
+retry to the DLQ): :meth:`OutgoingEmail.mime` writes header values on one line without control
+characters, and text that cannot be encoded (lone surrogates) with replacement characters; a time
+that cannot be shown in its zone is shown in UTC.
+
 The sender is ``SENDER_EMAIL`` (default ``noreply@mentor-connections.local``); links point at
 ``APP_URL`` (see :class:`shared.platform.config.BaseFunctionSettings`).
 """
@@ -15,15 +20,18 @@ import html
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 
+from shared.platform.bounds import without_controls
 from shared.platform.observability import logger
 from shared.store.models import Provider
 from shared.store.repository import Store
 
 DEFAULT_SENDER = "noreply@mentor-connections.local"
+#: Longest subject sent (RFC 5322 lines stop at 998 characters; mail clients show far fewer).
+MAX_SUBJECT = 250
 CONNECTIONS_PATH = "/mentor/settings/connections"
 
 _DISPLAY_NAMES = {Provider.GOOGLE: "Google", Provider.ZOOM: "Zoom", Provider.APPLE: "Apple"}
@@ -159,17 +167,27 @@ class OutgoingEmail:
     def mime(self, sender: str) -> bytes:
         """The raw MIME message (multipart/alternative inside multipart/mixed when attached)."""
         msg = EmailMessage()
-        msg["From"] = sender
-        msg["To"] = self.to
-        msg["Subject"] = self.subject
-        msg.set_content(self.text)
-        msg.add_alternative(self.html, subtype="html")
+        msg["From"] = header_value(sender)
+        msg["To"] = header_value(self.to)
+        msg["Subject"] = header_value(self.subject)[:MAX_SUBJECT]
+        msg.set_content(_encodable(self.text))
+        msg.add_alternative(_encodable(self.html), subtype="html")
         for att in self.attachments:
             maintype, _, rest = att.content_type.partition("/")
             subtype, *pairs = [p.strip() for p in rest.split(";")]
             params = dict(pair.partition("=")[::2] for pair in pairs)
             msg.add_attachment(att.data, maintype=maintype, subtype=subtype, filename=att.filename, params=params)
         return msg.as_bytes()
+
+
+def header_value(value: str) -> str:
+    """``value`` fit for a header: one line, no control characters, encodable (see the module doc)."""
+    return without_controls(_encodable(value))
+
+
+def _encodable(text: str) -> str:
+    """``text`` with what UTF-8 cannot encode (lone surrogates) replaced."""
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 class Mailer:
@@ -203,9 +221,12 @@ class SessionFacts:
 def _when(facts: SessionFacts) -> str:
     from zoneinfo import ZoneInfo
 
-    local = facts.start.astimezone(ZoneInfo(facts.timezone))
-    end = facts.end.astimezone(ZoneInfo(facts.timezone))
-    return f"{local:%A %d %B %Y, %H:%M} to {end:%H:%M} ({facts.timezone})"
+    try:
+        zone = ZoneInfo(facts.timezone)
+        local, end, name = facts.start.astimezone(zone), facts.end.astimezone(zone), facts.timezone
+    except (OverflowError, ValueError, KeyError, OSError):  # a time near year 9999, an unknown zone
+        local, end, name = facts.start.astimezone(UTC), facts.end.astimezone(UTC), "UTC"
+    return f"{local:%A %d %B %Y, %H:%M} to {end:%H:%M} ({name})"
 
 
 def _page(paragraphs: list[str]) -> str:
@@ -282,3 +303,23 @@ def meeting_failed_email(to: str, facts: SessionFacts, reason: str, app_url: str
         ]
     )
     return OutgoingEmail(to=to, subject=f"Action needed: no join link for {facts.title}", text=text, html=body)
+
+
+def over_capacity_email(to: str, facts: SessionFacts, student_name: str, booking_id: str) -> OutgoingEmail:
+    """The mentor's "a late payment put this session over capacity" e-mail (once per booking)."""
+    when = _when(facts)
+    text = (
+        f'Hello,\n\n{student_name} paid for "{facts.title}" on {when} after their seat hold had ended, '
+        f"and the session was full by then. The booking ({booking_id}) is confirmed, so the session is "
+        "now over capacity: make room, or cancel and refund the booking.\n"
+    )
+    body = _page(
+        [
+            "Hello,",
+            f"{html.escape(student_name)} paid for <strong>{html.escape(facts.title)}</strong> on "
+            f"{html.escape(when)} after their seat hold had ended, and the session was full by then.",
+            f"The booking ({html.escape(booking_id)}) is confirmed, so the session is now over capacity: "
+            "make room, or cancel and refund the booking.",
+        ]
+    )
+    return OutgoingEmail(to=to, subject=f"Over capacity: {facts.title} — {when}", text=text, html=body)

@@ -1,11 +1,14 @@
 """Shared HTTP API plumbing for the API Gateway (HTTP API, payload v2) functions.
 
 * :func:`build_resolver` returns a Powertools ``APIGatewayHttpResolver`` with request validation
-  (pydantic) and OpenAPI enabled, and with every error rendered as the contract's envelope
+  (pydantic) and OpenAPI enabled (:mod:`shared.platform.api_validation`; webhooks opt out), and with
+  every error rendered as the contract's envelope
   ``{"error": {"code": "...", "message": "...", ...}}`` — validation problems as 400 with a
   field-level message, never a 500.
 * :class:`ApiError` is what domain code raises to answer a client mistake.
-* :func:`mentor_id` reads the ``sub`` claim that API Gateway's JWT authorizer put in the event.
+* :func:`mentor_id` reads the ``sub`` claim that API Gateway's JWT authorizer put in the event, and
+  refuses a platform token (403 ``insufficient_scope``: its ``sub`` is a client, not a mentor);
+  :func:`platform_client` is the platform routes' check (the authorizer's scope check, repeated).
 * :func:`raw_body` is the request body byte-exact (what webhook signatures cover).
 
 Bad input never reaches the domain code (``tests/reliability/test_fuzz_api.py`` fuzzes every route):
@@ -20,18 +23,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Final
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
-from aws_lambda_powertools.event_handler.middlewares.openapi_validation import OpenAPIRequestValidationMiddleware
-from aws_lambda_powertools.event_handler.openapi.exceptions import (
-    RequestUnsupportedContentType,
-    RequestValidationError,
-)
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
     from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from shared.platform.observability import logger
@@ -41,19 +40,21 @@ from shared.platform.observability import logger
 #: with 99 session starts is ~5 kB, a Stripe event tens of kB) and every byte of a bigger one would
 #: be read, decoded and parsed in the function's memory and time before being refused anyway.
 MAX_BODY_BYTES: Final = 256 * 1024
-_JSON_TYPES: Final = ("application/json",)
-_JSON_SUFFIX: Final = "+json"
 
 
 class ApiError(Exception):
     """A client-facing error: HTTP status, machine code, human message and optional extra fields."""
 
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, *, headers: Mapping[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.extra = extra
+        #: Response headers that go with the error (e.g. ``Retry-After`` on a 429 / 503).
+        self.headers = dict(headers or {})
 
     def body(self) -> dict[str, Any]:
         """The contract's error envelope."""
@@ -69,44 +70,14 @@ def error_response(status: int, code: str, message: str, **extra: Any) -> Respon
     )
 
 
-def _describe(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, str]]]:
-    fields = []
-    for err in errors:
-        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
-        fields.append({"field": ".".join(loc) or "body", "message": str(err.get("msg", "invalid"))})
-    summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields) or "invalid request"
-    return summary, fields
-
-
 def _api_error(exc: ApiError) -> Response[dict[str, Any]]:
     logger.info("client error", extra={"code": exc.code, "status": exc.status})
-    return Response(status_code=exc.status, content_type=content_types.APPLICATION_JSON, body=exc.body())
-
-
-def _invalid(exc: RequestValidationError) -> Response[dict[str, Any]]:
-    summary, fields = _describe(list(exc.errors()))
-    return error_response(HTTPStatus.BAD_REQUEST, "invalid_request", summary, fields=fields)
-
-
-def _unsupported(_: RequestUnsupportedContentType) -> Response[dict[str, Any]]:
-    return error_response(
-        HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "The body must be JSON (application/json)."
+    return Response(
+        status_code=exc.status,
+        content_type=content_types.APPLICATION_JSON,
+        body=exc.body(),
+        headers=exc.headers or None,
     )
-
-
-def _bad_body(message: str) -> ApiError:
-    return ApiError(HTTPStatus.BAD_REQUEST, "invalid_request", message, fields=[{"field": "body", "message": message}])
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
-
-
-def is_json(content_type: str | None) -> bool:
-    """Whether a ``Content-Type`` names JSON (``application/json`` or ``application/*+json``; parameters ignored).
-    No header at all counts as JSON too, as Powertools has always read it."""
-    media = (content_type or "").split(";", 1)[0].strip().lower()
-    return not media or media in _JSON_TYPES or (media.startswith("application/") and media.endswith(_JSON_SUFFIX))
 
 
 def check_body_size(event: APIGatewayProxyEventV2) -> None:
@@ -125,69 +96,49 @@ def check_body_size(event: APIGatewayProxyEventV2) -> None:
         )
 
 
-def json_object(event: APIGatewayProxyEventV2) -> dict[str, Any] | None:
-    """The request body as a JSON object (``None`` when there is none), or the client error it deserves."""
-    if not is_json(event.headers.get("content-type")):
-        raise RequestUnsupportedContentType(
-            "Unsupported content type", errors=[{"type": "unsupported_content_type", "loc": ("body",)}]
-        )
-    data = raw_body(event)
-    if not data.strip():
-        return None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise _bad_body("The body is not valid UTF-8.") from None
-    try:
-        value = json.loads(text, parse_constant=_reject_constant)
-    except RecursionError:
-        raise _bad_body("The body is nested too deeply.") from None
-    except json.JSONDecodeError as exc:
-        raise _bad_body(f"The body is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}).") from None
-    except ValueError as exc:  # NaN / Infinity, or an integer with thousands of digits
-        raise _bad_body(f"The body is not valid JSON ({exc}).") from None
-    if not isinstance(value, dict):
-        raise _bad_body(f"The body must be a JSON object, not {_json_kind(value)}.")
-    return value
+class Resolver(APIGatewayHttpResolver):
+    """Powertools' HTTP API resolver, knowing which of its routes are the platform's."""
+
+    #: Route keys (``"POST /bookings"``) of the platform's routes (PRODUCT.md §2.9); every other route
+    #: behind the JWT authorizer is a mentor route. ``devstack.routes.ROUTES`` says the same for the
+    #: gateway and CDK (``Route.platform``); a test keeps the two equal.
+    platform_routes: frozenset[str] = frozenset()
 
 
-def _json_kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    return "a number"
+def check_principal(app: APIGatewayHttpResolver) -> None:
+    """Who may call this route, checked before the body is read (so a wrong caller learns nothing
+    about the body rules): a platform token on a mentor route, or another token on a platform route,
+    is 403 ``insufficient_scope``. Routes without the authorizer (no claims) are the function's business."""
+    claims, scopes = _authorizer_claims(app)
+    if not claims:
+        return
+    platform_routes: frozenset[str] = getattr(app, "platform_routes", frozenset())
+    platform_route = app.current_event.request_context.route_key in platform_routes
+    platform_token = _platform_scope() in scopes
+    if platform_token and not platform_route:
+        raise insufficient_scope("This route is for mentors; a platform token cannot call it.")
+    if platform_route and not platform_token:
+        raise insufficient_scope("This route is for the platform: the token lacks the platform scope.")
 
 
-class _RequestGuard(OpenAPIRequestValidationMiddleware):
-    """Powertools' request validation (the first middleware of every route), with our body rules:
-    the size check before anything else, and JSON bodies read by :func:`json_object` instead of
-    Powertools' reader (which parses forms and multipart, and answers some bad bodies with a 500)."""
+def build_resolver(*, validation: bool = True, platform_routes: Iterable[str] = ()) -> APIGatewayHttpResolver:
+    """A resolver with the caller check, the body rules and the contract's error envelope wired in.
 
-    def handler(self, app: Any, next_middleware: Any) -> Any:
-        check_body_size(app.current_event)
-        return super().handler(app, next_middleware)
+    ``validation`` (every route that takes typed parameters or a JSON body): Powertools' request
+    validation and OpenAPI, with our JSON reader (:mod:`shared.platform.api_validation`). Without it
+    (webhooks: they read their body byte-exact and check it themselves) only the size rule runs, and
+    the function does not load Powertools' validation machinery at cold start. ``platform_routes``:
+    the route keys that are the platform's (:func:`check_principal`).
+    """
+    app = Resolver(enable_validation=validation)
+    app.platform_routes = frozenset(platform_routes)
+    if validation:
+        from shared.platform.api_validation import install
 
-    def _get_body(self, app: Any) -> dict[str, Any]:
-        return json_object(app.current_event)  # type: ignore[return-value]  # None: Powertools' "Field required"
-
-
-def build_resolver() -> APIGatewayHttpResolver:
-    """A resolver with validation, OpenAPI, the body rules and the contract's error envelope wired in."""
-    app = APIGatewayHttpResolver(enable_validation=True)
-    if not isinstance(getattr(app, "_request_validation_middleware", None), OpenAPIRequestValidationMiddleware):
-        raise RuntimeError(
-            "Powertools no longer keeps its request validation middleware where shared.platform.api expects it"
-        )
-    app._request_validation_middleware = _RequestGuard()  # type: ignore[no-untyped-call]
-
+        install(app)
+    else:
+        app.use(middlewares=[_size_guard])
     app.exception_handler(ApiError)(_api_error)
-    app.exception_handler(RequestValidationError)(_invalid)
-    app.exception_handler(RequestUnsupportedContentType)(_unsupported)
 
     @app.not_found
     def _not_found(_: Exception) -> Response[dict[str, Any]]:
@@ -196,12 +147,54 @@ def build_resolver() -> APIGatewayHttpResolver:
     return app
 
 
+def _size_guard(app: APIGatewayHttpResolver, next_middleware: Any) -> Any:
+    check_principal(app)
+    check_body_size(app.current_event)
+    return next_middleware(app)
+
+
+def insufficient_scope(message: str) -> ApiError:
+    """403 ``insufficient_scope``: a valid token of the wrong principal for this route (PRODUCT.md §2.9)."""
+    return ApiError(HTTPStatus.FORBIDDEN, "insufficient_scope", message)
+
+
+def _authorizer_claims(app: APIGatewayHttpResolver) -> tuple[dict[str, Any], frozenset[str]]:
+    """The claims API Gateway's JWT authorizer delivered, and the token's scopes."""
+    from shared.platform.scopes import token_scopes
+
+    authorizer = app.current_event.request_context.authorizer
+    claims = authorizer.jwt_claim or {}
+    scopes = frozenset(authorizer.jwt_scopes or ()) | token_scopes(claims)
+    return claims, scopes
+
+
+def _platform_scope() -> str:
+    from shared.platform.config import AuthSettings, settings
+
+    return settings(AuthSettings).jwt_platform_scope
+
+
 def mentor_id(app: APIGatewayHttpResolver) -> str:
-    """The mentor id: the ``sub`` claim delivered by the JWT authorizer (401 if absent)."""
-    claims = app.current_event.request_context.authorizer.jwt_claim or {}
+    """The mentor id: the ``sub`` claim delivered by the JWT authorizer (401 if absent; a platform
+    token → 403 ``insufficient_scope``, since its ``sub`` names a client, not a mentor)."""
+    claims, scopes = _authorizer_claims(app)
     sub = claims.get("sub")
     if not sub:
         raise ApiError(HTTPStatus.UNAUTHORIZED, "unauthorized", "A mentor bearer token is required.")
+    if _platform_scope() in scopes:
+        raise insufficient_scope("This route is for mentors; a platform token cannot call it.")
+    return str(sub)
+
+
+def platform_client(app: APIGatewayHttpResolver) -> str:
+    """The platform client's id (``sub``) on a platform route: the token must carry the platform
+    scope (API Gateway's authorizer checks it first; this repeats it), else 403 ``insufficient_scope``."""
+    claims, scopes = _authorizer_claims(app)
+    sub = claims.get("sub")
+    if not sub:
+        raise ApiError(HTTPStatus.UNAUTHORIZED, "unauthorized", "A platform bearer token is required.")
+    if _platform_scope() not in scopes:
+        raise insufficient_scope("This route is for the platform: the token lacks the platform scope.")
     return str(sub)
 
 

@@ -6,8 +6,15 @@ the function checks the JWT itself, exactly as API Gateway's JWT authorizer woul
 
 * RS256 only (no ``none``, no HMAC: a public key can never be used as a shared secret);
 * the key named by the token's ``kid`` from the issuer's JWKS (``JWT_JWKS_URL``);
-* ``iss`` = ``JWT_ISSUER``, ``aud`` contains ``JWT_AUDIENCE``, ``exp`` required and in the future
-  (``nbf`` / ``iat`` honoured), ``sub`` required — with ``JWT_LEEWAY_S`` of clock skew.
+* ``iss`` = ``JWT_ISSUER``; ``aud`` contains one of ``JWT_AUDIENCE`` (comma-separated: the mentor
+  app's and the platform's clients) or, for a token without ``aud`` (a Cognito access token), its
+  ``client_id`` is one of them — API Gateway's rule; ``exp`` required and in the future (``nbf`` /
+  ``iat`` honoured), ``sub`` required — with ``JWT_LEEWAY_S`` of clock skew (at most
+  :data:`MAX_LEEWAY_S`).
+
+Two principals carry such tokens (PRODUCT.md §2.9): a **mentor** (``sub`` = mentor id) and the
+**platform's backend** (client credentials: the scope :func:`token_scopes` finds includes
+``JWT_PLATFORM_SCOPE``, ``platform`` by default). :func:`is_platform` tells them apart.
 
 The JWKS is fetched with a short timeout and cached per container for ``JWT_JWKS_TTL_S``; a token
 signed with a key the cache does not know triggers one refetch (key rotation), at most once per
@@ -26,9 +33,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+# re-exported: who a verified token is (kept in a module free of JOSE / HTTP imports)
+from shared.platform.scopes import PLATFORM_SCOPE as PLATFORM_SCOPE
+from shared.platform.scopes import is_platform as is_platform
+from shared.platform.scopes import token_scopes as token_scopes
+
 #: Never refetch the JWKS for an unknown ``kid`` more often than this.
 MIN_REFETCH_S = 30.0
 ALGORITHMS = ("RS256",)
+#: The most clock skew any JWT check tolerates (``JWT_LEEWAY_S`` is validated against it).
+MAX_LEEWAY_S = 5
 
 
 class AuthError(Exception):
@@ -93,14 +107,18 @@ class JwtVerifier:
         jwks_url: str,
         ttl_s: float = 600.0,
         timeout_s: float = 3.0,
-        leeway_s: int = 30,
+        leeway_s: int = MAX_LEEWAY_S,
         fetch: Fetch = _http_fetch,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if not (issuer and audience and jwks_url):
+        audiences = tuple(a.strip() for a in audience.split(",") if a.strip())
+        if not (issuer and audiences and jwks_url):
             raise AuthError("JWT verification is not configured (JWT_ISSUER, JWT_AUDIENCE, JWT_JWKS_URL)")
+        if not 0 <= leeway_s <= MAX_LEEWAY_S:
+            raise AuthError(f"JWT leeway must be 0..{MAX_LEEWAY_S} s, not {leeway_s}")
         self.issuer = issuer
         self.audience = audience
+        self.audiences = audiences
         self.jwks_url = jwks_url
         self.ttl_s = ttl_s
         self.timeout_s = timeout_s
@@ -163,10 +181,17 @@ class JwtVerifier:
         except (JoseError, ValueError) as exc:
             raise AuthError(f"bad signature or unknown key ({type(exc).__name__})") from exc
         claims: dict[str, Any] = dict(decoded.claims)
+        # API Gateway's rule: ``aud`` names one of the audiences, or (no ``aud``, as in a Cognito
+        # access token) ``client_id`` does.
+        has_aud = claims.get("aud") not in (None, "", [])
+        if not has_aud:
+            claims.pop("aud", None)
+            if claims.get("client_id") not in self.audiences:
+                raise AuthError("claims rejected (aud / client_id)")
         registry = jwt.JWTClaimsRegistry(
             leeway=self.leeway_s,
             iss={"essential": True, "value": self.issuer},
-            aud={"essential": True, "value": self.audience},
+            aud={"essential": has_aud, "values": list(self.audiences)},
             sub={"essential": True},
             exp={"essential": True},
         )

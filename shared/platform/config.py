@@ -66,7 +66,13 @@ class AuthSettings(BaseSettings):
     jwt_jwks_url: str = ""
     jwt_jwks_ttl_s: float = Field(default=600.0, gt=0)
     jwt_jwks_timeout_s: float = Field(default=3.0, gt=0)
-    jwt_leeway_s: int = Field(default=30, ge=0, description="Clock skew tolerated on exp / nbf / iat.")
+    #: Clock skew tolerated on exp / nbf / iat by every JWT check (the functions' own and the local
+    #: gateway's authorizer). At most 5 s: API Gateway's authorizer tolerates none, so a token it has
+    #: started refusing must not stay good for long on the routes that check it themselves.
+    jwt_leeway_s: int = Field(default=5, ge=0, le=5, description="Clock skew tolerated on exp / nbf / iat.")
+    #: The scope a platform (client-credentials) token carries; with Cognito a custom scope is
+    #: ``<resource server>/<name>``, so it is a setting (infra's ``platformScope``).
+    jwt_platform_scope: str = Field(default="platform", min_length=1, pattern=r"^\S+$")
 
 
 class ProviderSettings(BaseSettings):

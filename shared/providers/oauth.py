@@ -18,22 +18,34 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
 from pydantic import SecretStr
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from shared.platform.config import ProviderSettings
 from shared.platform.observability import trace_httpx
 from shared.store.models import Provider
 
-with warnings.catch_warnings():
-    # authlib prefers the httpx2 fork and warns when it falls back to httpx, which it supports.
-    warnings.simplefilter("ignore")
-    from authlib.common.security import generate_token
-    from authlib.integrations.base_client.errors import OAuthError as AuthlibOAuthError
+if TYPE_CHECKING:
+    import httpx
     from authlib.integrations.httpx_client import OAuth2Client
+    from tenacity import RetryCallState
+
+# authlib, httpx and tenacity are imported where a client first uses them, not at module import: the
+# functions that only list or show connections never load them (cold start, `python -m bench imports`).
+
+
+def _authlib() -> Any:
+    """authlib's pieces this module uses (imported once, on first use)."""
+    with warnings.catch_warnings():
+        # authlib prefers the httpx2 fork and warns when it falls back to httpx, which it supports
+        # (docs/decisions/0001-http-client.md).
+        warnings.simplefilter("ignore")
+        import authlib.common.security
+        import authlib.integrations.base_client.errors
+        import authlib.integrations.httpx_client
+    return authlib
+
 
 GOOGLE_SCOPES = (
     "https://www.googleapis.com/auth/calendar.readonly",  # calendar list + free/busy (NOTES.md §3)
@@ -124,12 +136,12 @@ class TokenSet:
 
 def new_code_verifier() -> str:
     """A PKCE code verifier (RFC 7636: 43 to 128 unreserved characters)."""
-    return str(generate_token(64))
+    return str(_authlib().common.security.generate_token(64))
 
 
 def new_state() -> str:
     """An unguessable ``state`` value (≥ 256 bits)."""
-    return str(generate_token(48))
+    return str(_authlib().common.security.generate_token(48))
 
 
 class _RetryableStatus(Exception):
@@ -145,6 +157,8 @@ def _raise_retryable(response: httpx.Response) -> None:
 
 
 def _wait(base_s: float, cap_s: float) -> Any:
+    from tenacity import wait_random_exponential
+
     backoff = wait_random_exponential(multiplier=base_s, max=cap_s)
 
     def wait(state: RetryCallState) -> float:
@@ -182,6 +196,9 @@ class OAuthClient:
         #: Upper bound of one call with every retry: each attempt's timeout plus the longest waits.
         self.worst_case_s = attempts * timeout_s + (attempts - 1) * backoff_cap_s
         self._transport = transport
+        import httpx
+        from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
+
         self._retrying = Retrying(
             retry=retry_if_exception_type((_RetryableStatus, httpx.TransportError)),
             wait=_wait(backoff_base_s, backoff_cap_s),
@@ -198,7 +215,7 @@ class OAuthClient:
         if self._transport is not None:
             kwargs["transport"] = self._transport
         trace_httpx()
-        return OAuth2Client(
+        client: OAuth2Client = _authlib().integrations.httpx_client.OAuth2Client(
             client_id=self.app.client_id,
             client_secret=self.app.client_secret.get_secret_value(),
             token_endpoint_auth_method=self.app.token_auth,
@@ -208,6 +225,7 @@ class OAuthClient:
             code_challenge_method="S256",
             **kwargs,
         )
+        return client
 
     def authorization_url(self, *, state: str, code_verifier: str, login_hint: str | None = None) -> str:
         """The provider's consent URL with PKCE (S256) and ``state``."""
@@ -277,6 +295,9 @@ class OAuthClient:
             raise OAuthError(_error_code(response) or "revoke_failed", status=response.status_code)
 
     def _call(self, fn: Any) -> Any:
+        import httpx
+
+        authlib_error = _authlib().integrations.base_client.errors.OAuthError
         try:
             return self._retrying(fn)
         except _RetryableStatus as exc:
@@ -287,7 +308,7 @@ class OAuthClient:
             raise ProviderUnavailableError(
                 "provider_unreachable", f"{self.app.provider.value}: {type(exc).__name__}"
             ) from None
-        except AuthlibOAuthError as exc:
+        except authlib_error as exc:
             cls = InvalidGrantError if exc.error == "invalid_grant" else OAuthError
             raise cls(str(exc.error), _clean(exc.description)) from None
         except httpx.HTTPStatusError as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -42,6 +43,18 @@ def json_body(response: httpx.Response) -> Any:
         return response.json()
     except ValueError:
         return None
+
+
+def parse_instant(value: Any) -> datetime | None:
+    """An RFC 3339 timestamp from a provider's JSON as an aware UTC datetime, or ``None``
+    (not a string, empty, unreadable, or without an offset). Accepts ``Z`` and ``z``."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("z", "Z"))
+    except ValueError:
+        return None
+    return parsed.astimezone(UTC) if parsed.tzinfo else None
 
 
 def redact(text: str, token: SecretStr) -> str:

@@ -5,13 +5,22 @@
   requests for the last seat cannot both win: the loser gets 409 ``session_full``. A cancelled
   session answers 409 ``session_cancelled``, one that has already started 409 ``session_started``,
   an unknown one 404 ``session_not_found``. Answers 201 with the booking id and the **booking
-  token** — shown once, for the student's confirmation page.
+  token** — shown once, for the student's confirmation page. The body names the price
+  (``priceAmount`` in minor units, ``currency``): a Stripe payment confirms the booking only for
+  exactly that (:mod:`shared.schedule.payments`). The seat is **held** until ``holdExpiresAt``
+  (``BOOKING_HOLD_MINUTES``, default 30): a full session first gives back the seats of its holds
+  that ended (:mod:`shared.schedule.holds`).
 * ``GET /bookings/{id}`` — :func:`booking_view`; ``POST /bookings/{id}/cancel`` — :func:`cancel`.
-  Either the booking token (``?token=``) or the owning mentor's bearer JWT (verified here:
-  :mod:`shared.platform.auth`) — :func:`authorize`. A wrong token, another mentor's JWT and an unknown id
-  all answer the same 404 ``booking_not_found`` (nothing tells a guesser a booking exists); no
-  credential, or a JWT that fails verification, is 401 ``unauthorized``.
-* Cancel is 202 ``{bookingId, status: "CANCELLED"}`` and idempotent. It frees the seat, clears the
+  The booking token (header ``X-Booking-Token`` or ``?token=``), the platform's bearer JWT (the
+  platform scope) or the owning mentor's (verified here: :mod:`shared.platform.auth`) —
+  :func:`authorize`. A wrong token, another mentor's JWT and an unknown id all answer the same 404
+  ``booking_not_found`` (nothing tells a guesser a booking exists); no credential, or a JWT that
+  fails verification, is 401 ``unauthorized``. A wrong token and an unknown id also cost the same
+  (PRODUCT.md §2.9): both are one GetItem projecting only ``token_hash``, one SHA-256 and one
+  :func:`hmac.compare_digest` (against a random stand-in hash when there is no booking); only a
+  matching token reads the booking itself.
+* Cancel is 202 ``{bookingId, status: "CANCELLED"}`` (``"EXPIRED"`` for a hold that already ended:
+  nothing left to cancel) and idempotent. It frees the seat, clears the
   meeting URL and records ``job_pending``; then the ``booking.cancelled`` job is queued and the
   pending mark cleared (the pattern of :mod:`shared.queues.meetings`). A repeat that finds the mark still set
   (the job may not have gone out) queues it again.
@@ -30,19 +39,21 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from http import HTTPStatus
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from shared.platform.api import ApiError
-from shared.platform.auth import JwtVerifier
+from shared.platform.auth import PLATFORM_SCOPE, JwtVerifier
 from shared.platform.observability import logger
 from shared.queues.meetings import JobKind, JobQueue, MeetingJob
+from shared.schedule.holds import release_due_holds
 from shared.store import (
     Booking,
     BookingStatus,
@@ -58,6 +69,10 @@ from shared.store.schedule import class_id_of
 
 #: Attempts of a booking transaction that DynamoDB cancelled for a concurrent one (not a full seat).
 CONFLICT_ATTEMPTS = 5
+#: Stripe's largest amount (eight digits of minor units).
+MAX_PRICE_AMOUNT = 99_999_999
+#: How long a checkout holds its seat unless the caller says otherwise (``BOOKING_HOLD_MINUTES``).
+DEFAULT_HOLD = timedelta(minutes=30)
 MAX_TOKEN_LENGTH = 128
 
 
@@ -71,6 +86,16 @@ class CreateBookingRequest(BaseModel):
     session_id: str = Field(min_length=1, max_length=128)
     student_email: str = Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     student_name: str = Field(min_length=1, max_length=200)
+    price_amount: int = Field(
+        strict=True,
+        gt=0,
+        le=MAX_PRICE_AMOUNT,
+        description="What the student pays, in the currency's minor units (2500 = 25.00 EUR); a Stripe "
+        "payment confirms the booking only for exactly this amount.",
+    )
+    currency: Annotated[str, AfterValidator(str.upper)] = Field(
+        pattern=r"^[A-Za-z]{3}$", description="ISO 4217 code (any case; stored upper case)."
+    )
 
 
 class _Camel(BaseModel):
@@ -85,6 +110,7 @@ class BookingCreated(_Camel):
     status: BookingStatus
     session_id: str
     class_id: str
+    hold_expires_at: datetime = Field(description="The seat is held until then; pay before it (Checkout expires_at).")
 
 
 class BookingView(_Camel):
@@ -110,6 +136,10 @@ class BookingView(_Camel):
     meeting_error: str | None = Field(default=None, description="Why there is no join link, in words")
     location: str | None = None
     cancel_reason: str | None = None
+    price_amount: int | None = Field(default=None, description="Minor units")
+    currency: str | None = None
+    hold_expires_at: datetime | None = Field(default=None, description="While PENDING: the seat is held until then")
+    over_capacity: bool = Field(default=False, description="Paid after its hold ended, into a full session")
 
 
 class BookingCancelled(_Camel):
@@ -122,6 +152,7 @@ class BookingCancelled(_Camel):
 class CallerKind(StrEnum):
     STUDENT = "student"  # holds the booking token
     MENTOR = "mentor"  # the booking's mentor, by JWT
+    PLATFORM = "platform"  # the platform's backend, by a JWT with the platform scope
 
 
 @dataclass(frozen=True)
@@ -143,6 +174,34 @@ def _unauthorized(message: str) -> ApiError:
     return ApiError(HTTPStatus.UNAUTHORIZED, "unauthorized", message)
 
 
+#: What a presented token is compared with when the booking does not exist: a random hash of the
+#: stored kind, so an unknown id does exactly the work of a wrong token (and never matches).
+_ABSENT_HASH = hash_token(secrets.token_urlsafe(32))
+MAX_BOOKING_ID_LENGTH = 128
+
+
+def presented_token(query: str | None, header: str | None) -> str | None:
+    """The booking token from ``X-Booking-Token`` or ``?token=`` (the header keeps it out of URLs,
+    proxy logs and browser history). Both present and different → 404, like a wrong token."""
+    if header is not None and query is not None and not hmac.compare_digest(header.encode(), query.encode()):
+        raise _not_found()
+    return header if header is not None else query
+
+
+def _by_booking_token(schedule: ScheduleStore, booking_id: str, token: str) -> Booking:
+    """The booking whose token this is, else 404 — the same work whether or not the booking exists."""
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        raise _not_found()  # refused on its own length: says nothing about any booking
+    stored = schedule.booking_token_hash(booking_id)
+    matches = hmac.compare_digest(hash_token(token), stored if stored is not None else _ABSENT_HASH)
+    if not matches or stored is None:
+        raise _not_found()
+    booking = schedule.get_booking(booking_id)
+    if booking is None or booking.token_hash != stored:  # deleted or replaced between the two reads
+        raise _not_found()
+    return booking
+
+
 def authorize(
     schedule: ScheduleStore,
     booking_id: str,
@@ -150,25 +209,24 @@ def authorize(
     token: str | None,
     authorization: str | None,
     verifier: Callable[[], JwtVerifier],
+    platform_scope: str = PLATFORM_SCOPE,
 ) -> tuple[Booking, Caller]:
-    """The booking and who is asking: the token's holder or the booking's mentor (else 401 / 404).
+    """The booking and who is asking: the token's holder, the platform or the booking's mentor
+    (else 401 / 404).
 
-    ``verifier`` gives the JWT verifier; it is called only when a bearer token is presented.
+    ``verifier`` gives the JWT verifier; it is called only when a bearer token is presented. A JWT
+    carrying ``platform_scope`` is the platform's (any booking); any other is a mentor's (own only).
     """
+    if len(booking_id) > MAX_BOOKING_ID_LENGTH:
+        raise _not_found()  # no id is this long; the key would be refused by DynamoDB
     if token is not None:
-        if not token or len(token) > MAX_TOKEN_LENGTH:
-            raise _not_found()
-        booking = schedule.get_booking(booking_id) if booking_id else None
-        presented = hash_token(token)
-        if booking is None or not hmac.compare_digest(presented, booking.token_hash):
-            raise _not_found()
-        return booking, Caller(CallerKind.STUDENT)
+        return _by_booking_token(schedule, booking_id, token), Caller(CallerKind.STUDENT)
 
-    from shared.platform.auth import AuthError, JwksUnavailable, bearer_token
+    from shared.platform.auth import AuthError, JwksUnavailable, bearer_token, is_platform
 
     jwt = bearer_token(authorization)
     if jwt is None:
-        raise _unauthorized("A booking token (?token=) or the mentor's bearer token is required.")
+        raise _unauthorized("A booking token (X-Booking-Token or ?token=) or a bearer token is required.")
     try:
         claims = verifier().verify(jwt)
     except JwksUnavailable as exc:
@@ -179,8 +237,12 @@ def authorize(
     except AuthError as exc:
         logger.info("bearer token rejected", extra={"reason": str(exc)})
         raise _unauthorized("The bearer token is not valid.") from None
-    mentor_id = str(claims["sub"])
     booking = schedule.get_booking(booking_id) if booking_id else None
+    if is_platform(claims, platform_scope):
+        if booking is None:
+            raise _not_found()
+        return booking, Caller(CallerKind.PLATFORM)
+    mentor_id = str(claims["sub"])
     if booking is None or booking.mentor_id != mentor_id:
         raise _not_found()
     return booking, Caller(CallerKind.MENTOR, mentor_id)
@@ -194,9 +256,17 @@ def _transaction_conflict(exc: ClientError) -> bool:
 
 
 def create_booking(
-    schedule: ScheduleStore, body: CreateBookingRequest, *, now: datetime | None = None
+    schedule: ScheduleStore,
+    body: CreateBookingRequest,
+    *,
+    now: datetime | None = None,
+    hold: timedelta = DEFAULT_HOLD,
 ) -> BookingCreated:
-    """Take a seat in the session and write the PENDING booking (atomically)."""
+    """Take a seat in the session and write the PENDING booking with its hold (atomically).
+
+    A full session first gives back the seats of its holds that have ended
+    (:func:`shared.schedule.holds.release_due_holds`), then the seat is tried once more.
+    """
     now = now or datetime.now(UTC)
     session = schedule.get_session(body.session_id) if class_id_of(body.session_id) else None
     if session is None:
@@ -212,12 +282,20 @@ def create_booking(
         student_email=body.student_email,
         student_name=body.student_name,
         token_hash=hash_token(token),
+        price_amount=body.price_amount,
+        currency=body.currency,
+        hold_expires_at=now + hold,
     )
+    released = False
     for attempt in range(1, CONFLICT_ATTEMPTS + 1):
         try:
             schedule.create_booking(booking)
             break
         except SessionNotBookable as exc:
+            if exc.reason == "session_full" and not released:
+                released = True
+                if release_due_holds(schedule, booking.session_id, now=now):
+                    continue
             message = "This session is full." if exc.reason == "session_full" else "This session was cancelled."
             raise ApiError(HTTPStatus.CONFLICT, exc.reason, message) from None
         except NotFoundError:
@@ -237,6 +315,7 @@ def create_booking(
         status=booking.status,
         session_id=booking.session_id,
         class_id=booking.class_id,
+        hold_expires_at=now + hold,
     )
 
 
@@ -265,6 +344,10 @@ def booking_view(schedule: ScheduleStore, booking: Booking) -> BookingView:
         meeting_error=booking.meeting_error,
         location=item.location,
         cancel_reason=booking.cancel_reason,
+        price_amount=booking.price_amount,
+        currency=booking.currency,
+        hold_expires_at=booking.hold_expires_at if booking.status is BookingStatus.PENDING else None,
+        over_capacity=booking.over_capacity,
     )
 
 
@@ -289,6 +372,7 @@ def cancel(schedule: ScheduleStore, queue: JobQueue, booking: Booking, caller: C
         done = schedule.cancel_booking(booking.booking_id, reason)
     except ConflictError:
         raise ApiError(HTTPStatus.CONFLICT, "conflict", "The booking changed meanwhile; try again.") from None
+    status = BookingStatus.CANCELLED
     if done is not None:
         _send_cancel(queue, schedule, done, reason)
         logger.info("booking cancelled", extra={"booking_id": done.booking_id, "by": reason})
@@ -298,4 +382,5 @@ def cancel(schedule: ScheduleStore, queue: JobQueue, booking: Booking, caller: C
             raise _not_found()
         if current.job_pending == "cancel":  # cancelled earlier, job maybe never queued
             _send_cancel(queue, schedule, current, current.cancel_reason or reason)
-    return BookingCancelled(booking_id=booking.booking_id, status=BookingStatus.CANCELLED)
+        status = current.status  # CANCELLED, or EXPIRED: a hold that ended has nothing left to cancel
+    return BookingCancelled(booking_id=booking.booking_id, status=status)

@@ -21,11 +21,21 @@
 Bookings (``metadata.booking_id`` on the checkout session, payment intent or charge):
 
 * ``checkout.session.completed`` with ``payment_status == "paid"``,
-  ``checkout.session.async_payment_succeeded`` and ``payment_intent.succeeded`` → PENDING →
-  CONFIRMED and a ``booking.confirmed`` job on the meetings queue;
+  ``checkout.session.async_payment_succeeded`` and ``payment_intent.succeeded`` → PENDING (or
+  EXPIRED: a late payment re-takes a seat, or confirms ``over_capacity``) → CONFIRMED and a
+  ``booking.confirmed`` job on the meetings queue, **only when the amount (``amount_total`` /
+  ``amount_received``) and currency are the booking's** (PRODUCT.md §2.5); the PaymentIntent is
+  recorded on the booking;
 * ``charge.refunded`` when the charge is fully refunded (``refunded`` or ``amount_refunded >=
-  amount``) → CANCELLED (reason ``refund``) and a ``booking.cancelled`` job. A partial refund
-  changes nothing.
+  amount``) **and** is of the recorded PaymentIntent (or, before any confirmation, of the
+  booking's amount and currency) → CANCELLED (reason ``refund``) and a ``booking.cancelled`` job.
+  A partial refund changes nothing;
+* ``checkout.session.expired`` → the hold ends now (PENDING → EXPIRED, seat released once; see
+  :mod:`shared.schedule.holds`).
+
+A payment or refund that does not match changes nothing: it is logged (warning, with the event id,
+what the booking expects and what the event says) and answered 200 ``payment_mismatch``, so Stripe
+does not retry it.
 
 Order is not trusted: CANCELLED is final in the store, so a refund that arrives before its
 confirmation still ends CANCELLED and the late confirmation does not resurrect it. Jobs are never
@@ -58,193 +68,63 @@ its 20 lines; ``bench/README.md`` has the figures and the gap to the 1.5x target
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Annotated, Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import stripe
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.idempotency.persistence.dynamodb import DynamoDBPersistenceLayer
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from shared.platform.api import ApiError
 from shared.platform.observability import logger
 from shared.queues.meetings import JobKind, JobQueue, MeetingJob
-from shared.store import Booking, BookingStatus, Plan, ScheduleStore, Store
+from shared.schedule.stripe_events import (
+    SIGNATURE_HEADER,
+    SIGNATURE_TOLERANCE_S,
+    Charge,
+    CheckoutSession,
+    Payment,
+    PaymentIntent,
+    StripeEvent,
+    Subscription,
+    parse_event,
+    plan_for_subscription,
+    subscription_event_key,
+    verify_signature,
+)
+from shared.store import Booking, BookingStatus, ScheduleStore, Store
 from shared.store.schema import PK, SK, TTL_ATTRIBUTE
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-SIGNATURE_HEADER: Final = "stripe-signature"
-SIGNATURE_TOLERANCE_S: Final = 300
+__all__ = [
+    "EVENT_TTL_S",
+    "HANDLERS",
+    "IDEMPOTENCY_KEY_PREFIX",
+    "IDEMPOTENCY_PK",
+    "SIGNATURE_HEADER",
+    "SIGNATURE_TOLERANCE_S",
+    "StripeEvent",
+    "StripeWebhook",
+    "Subscription",
+    "parse_event",
+    "persistence_layer",
+    "plan_for_subscription",
+    "subscription_event_key",
+    "verify_signature",
+]
+
 #: Processed event ids are remembered this long (Stripe retries for up to 3 days).
 EVENT_TTL_S: Final = 7 * 24 * 3600
 #: The partition holding the webhook's idempotency records (Powertools writes SK = <prefix>#<hash>).
 IDEMPOTENCY_PK: Final = "IDEMPOTENCY#stripe_webhook"
 IDEMPOTENCY_KEY_PREFIX: Final = "stripe_event"
 REFUND_REASON: Final = "refund"
-
-#: Subscription statuses that grant the paid plan (past_due: Stripe is still retrying the payment).
-ACTIVE_SUBSCRIPTION: Final = frozenset({"active", "trialing", "past_due"})
-#: Tie-break for subscription events created in the same second.
-_SUBSCRIPTION_RANK: Final = {
-    "customer.subscription.created": 0,
-    "customer.subscription.updated": 1,
-    "customer.subscription.deleted": 2,
-}
-_WORD: Final = re.compile(r"[a-z0-9]+")
-
-
-# --- signature -----------------------------------------------------------------------------------
-
-
-def invalid_signature(message: str) -> ApiError:
-    return ApiError(HTTPStatus.BAD_REQUEST, "invalid_signature", message)
-
-
-def verify_signature(
-    payload: bytes, header: str | None, secret: str, *, tolerance_s: int = SIGNATURE_TOLERANCE_S
-) -> None:
-    """Raise a 400 ``invalid_signature`` :class:`ApiError` unless Stripe signed ``payload`` recently.
-
-    An unset ``secret`` fails closed: nothing can be verified, so nothing is accepted.
-    """
-    if not secret:
-        logger.error("STRIPE_WEBHOOK_SECRET is not configured: refusing Stripe webhooks")
-        raise invalid_signature("The webhook signature could not be verified.")
-    if not header:
-        raise invalid_signature("Missing Stripe-Signature header.")
-    try:
-        stripe.WebhookSignature.verify_header(payload.decode("utf-8"), header, secret, tolerance_s)
-    except UnicodeDecodeError:
-        raise invalid_signature("The body is not UTF-8, so it cannot be Stripe's.") from None
-    except stripe.SignatureVerificationError as exc:
-        # The SDK's messages name the failure (no v1, mismatch, outside the tolerance), never the secret.
-        raise invalid_signature(f"Stripe-Signature rejected: {exc.user_message or exc}") from None
-
-
-# --- the fields we use ---------------------------------------------------------------------------
-
-
-def _metadata(value: Any) -> dict[str, str]:
-    """Stripe metadata: a string map; ``null`` and the empty list some serialisers emit become ``{}``."""
-    if not value:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ValueError("metadata must be an object")
-    return {str(k): str(v) for k, v in value.items() if v is not None}
-
-
-Metadata = Annotated[dict[str, str], BeforeValidator(_metadata)]
-
-
-class _Fields(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class EventData(_Fields):
-    object: dict[str, Any]
-
-
-class StripeEvent(_Fields):
-    """The event envelope (fixtures3 ``event``)."""
-
-    id: str = Field(min_length=1, max_length=255)
-    type: str = Field(min_length=1, max_length=255)
-    created: int = Field(ge=0)
-    data: EventData
-
-    @property
-    def object(self) -> dict[str, Any]:
-        return self.data.object
-
-
-class CheckoutSession(_Fields):
-    id: str
-    payment_status: str | None = None
-    metadata: Metadata = Field(default_factory=dict)
-
-
-class PaymentIntent(_Fields):
-    id: str
-    metadata: Metadata = Field(default_factory=dict)
-
-
-class Charge(_Fields):
-    id: str
-    amount: int = 0
-    amount_refunded: int = 0
-    refunded: bool = False
-    metadata: Metadata = Field(default_factory=dict)
-
-    @property
-    def fully_refunded(self) -> bool:
-        return self.refunded or (self.amount > 0 and self.amount_refunded >= self.amount)
-
-
-class Price(_Fields):
-    id: str | None = None
-    lookup_key: str | None = None
-    metadata: Metadata = Field(default_factory=dict)
-
-
-class SubscriptionItem(_Fields):
-    price: Price | None = None
-
-
-class SubscriptionItems(_Fields):
-    data: list[SubscriptionItem] = Field(default_factory=list)
-
-
-class Subscription(_Fields):
-    id: str
-    status: str = ""
-    metadata: Metadata = Field(default_factory=dict)
-    items: SubscriptionItems = Field(default_factory=SubscriptionItems)
-
-
-def parse_event(body: bytes) -> StripeEvent:
-    """The verified body as a :class:`StripeEvent` (400 ``invalid_request`` if it is not one)."""
-    try:
-        return StripeEvent.model_validate_json(body)
-    except ValidationError:
-        raise ApiError(HTTPStatus.BAD_REQUEST, "invalid_request", "The body is not a Stripe event.") from None
-
-
-def _plan_word(text: str | None) -> Plan | None:
-    """``premium`` / ``pro`` named as a whole word in ``text`` (``mentor_pro_monthly`` → pro)."""
-    words = set(_WORD.findall((text or "").lower()))
-    if Plan.PREMIUM.value in words:
-        return Plan.PREMIUM
-    if Plan.PRO.value in words:
-        return Plan.PRO
-    return None
-
-
-def plan_for_subscription(sub: Subscription, *, deleted: bool = False) -> Plan | None:
-    """The plan a subscription grants; ``None`` if an active one names no plan we know."""
-    if deleted or sub.status not in ACTIVE_SUBSCRIPTION:
-        return Plan.FREE
-    explicit = sub.metadata.get("plan", "").strip().lower()
-    if explicit in (Plan.PRO.value, Plan.PREMIUM.value):
-        return Plan(explicit)
-    prices = [item.price for item in sub.items.data if item.price is not None]
-    found = {_plan_word(p.metadata.get("plan")) for p in prices} | {_plan_word(p.lookup_key) for p in prices}
-    if Plan.PREMIUM in found:
-        return Plan.PREMIUM
-    if Plan.PRO in found:
-        return Plan.PRO
-    return None
-
-
-def subscription_event_key(event: StripeEvent) -> str:
-    """String order = event order: ``created`` (zero-padded), then the type's rank, then the id."""
-    return f"{event.created:012d}#{_SUBSCRIPTION_RANK.get(event.type, 1)}#{event.id}"
 
 
 # --- processing ----------------------------------------------------------------------------------
@@ -321,40 +201,80 @@ class StripeWebhook:
         return {"received": True, "eventId": event.id, "type": event.type, **outcome}
 
     # -- bookings -------------------------------------------------------------------------------
-    def confirm(self, booking_id: str, event: StripeEvent) -> Outcome:
-        """PENDING → CONFIRMED and its job; a retry re-sends a job that was recorded but not sent."""
-        booking = self.schedule.confirm_booking(booking_id)
-        if booking is not None:
-            self._send(booking, JobKind.BOOKING_CONFIRMED, "create", event)
-            return _outcome("confirmed", bookingId=booking_id)
+    def confirm(self, booking_id: str, event: StripeEvent, payment: Payment) -> Outcome:
+        """PENDING / EXPIRED → CONFIRMED and its job, only for the booking's own amount and currency;
+        a retry re-sends a job that was recorded but not sent."""
         current = self.schedule.get_booking(booking_id)
         if current is None:
             logger.warning("stripe event for an unknown booking", extra={"booking_id": booking_id})
+            return _outcome("unknown_booking", bookingId=booking_id)
+        if not payment.matches(current.price_amount, current.currency):
+            return _mismatch(event, current, payment)
+        booking = self.schedule.confirm_booking(booking_id, payment_intent=payment.payment_intent, read=current)
+        if booking is not None:
+            self._send(booking, JobKind.BOOKING_CONFIRMED, "create", event)
+            if booking.over_capacity:
+                logger.warning("late payment confirmed over capacity", extra={"booking_id": booking_id})
+                return _outcome("confirmed_over_capacity", bookingId=booking_id)
+            return _outcome("confirmed", bookingId=booking_id)
+        current = self.schedule.get_booking(booking_id)
+        if current is None:
             return _outcome("unknown_booking", bookingId=booking_id)
         if current.status is BookingStatus.CONFIRMED:
             if current.job_pending == "create":
                 self._send(current, JobKind.BOOKING_CONFIRMED, "create", event)
                 return _outcome("confirmed_job_resent", bookingId=booking_id)
+            if payment.payment_intent and current.payment_intent not in (None, payment.payment_intent):
+                logger.warning(
+                    "a second payment for a confirmed booking",
+                    extra={
+                        "stripe_event": event.id,
+                        "booking_id": booking_id,
+                        "payment_intent": payment.payment_intent,
+                    },
+                )
             return _outcome("already_confirmed", bookingId=booking_id)
         if current.status is BookingStatus.CANCELLED:
             return _outcome("booking_cancelled", bookingId=booking_id)  # final: no resurrection
-        # Still PENDING: a concurrent transition won the write and then failed. Let Stripe retry.
+        # Still PENDING / EXPIRED: a concurrent transition won the write and then failed. Let Stripe retry.
         raise RuntimeError(f"booking {booking_id} changed concurrently; not confirmed")
 
-    def refund(self, booking_id: str, event: StripeEvent) -> Outcome:
-        """PENDING / CONFIRMED → CANCELLED (reason ``refund``) and its job."""
-        booking = self.schedule.cancel_booking(booking_id, REFUND_REASON)
-        if booking is not None:
-            self._send(booking, JobKind.BOOKING_CANCELLED, "cancel", event)
-            return _outcome("cancelled", bookingId=booking_id)
+    def refund(self, booking_id: str, event: StripeEvent, payment: Payment) -> Outcome:
+        """A full refund of the payment that paid the booking → CANCELLED (reason ``refund``) and its job.
+
+        The refunded PaymentIntent must be the one recorded at confirmation; a refund that arrives
+        before its confirmation (none recorded yet) must be of the booking's amount and currency.
+        """
         current = self.schedule.get_booking(booking_id)
         if current is None:
             logger.warning("stripe refund for an unknown booking", extra={"booking_id": booking_id})
             return _outcome("unknown_booking", bookingId=booking_id)
-        if current.job_pending == "cancel":
+        if current.payment_intent is not None:
+            if payment.payment_intent != current.payment_intent:
+                return _mismatch(event, current, payment)
+        elif not payment.matches(current.price_amount, current.currency):
+            return _mismatch(event, current, payment)
+        booking = self.schedule.cancel_booking(booking_id, REFUND_REASON, from_expired=True, read=current)
+        if booking is not None:
+            self._send(booking, JobKind.BOOKING_CANCELLED, "cancel", event)
+            return _outcome("cancelled", bookingId=booking_id)
+        current = self.schedule.get_booking(booking_id)
+        if current is not None and current.job_pending == "cancel":
             self._send(current, JobKind.BOOKING_CANCELLED, "cancel", event)
             return _outcome("cancelled_job_resent", bookingId=booking_id)
         return _outcome("already_cancelled", bookingId=booking_id)
+
+    def expire(self, booking_id: str, event: StripeEvent, payment: Payment) -> Outcome:
+        """The booking's Checkout Session expired unpaid: its hold ends now (PENDING → EXPIRED, seat released)."""
+        current = self.schedule.get_booking(booking_id)
+        if current is None:
+            return _outcome("unknown_booking", bookingId=booking_id)
+        if payment.amount is not None and not payment.matches(current.price_amount, current.currency):
+            return _mismatch(event, current, payment)
+        if self.schedule.expire_booking(booking_id, force=True) is not None:
+            logger.info("seat hold expired", extra={"booking_id": booking_id, "by": "checkout.session.expired"})
+            return _outcome("expired", bookingId=booking_id)
+        return _outcome("hold_already_ended", bookingId=booking_id)
 
     def _send(self, booking: Booking, kind: JobKind, pending: str, event: StripeEvent) -> None:
         job = MeetingJob(
@@ -386,6 +306,25 @@ class StripeWebhook:
         return _outcome("plan_set", mentorId=mentor_id, plan=plan.value)
 
 
+def _mismatch(event: StripeEvent, booking: Booking, payment: Payment) -> Outcome:
+    """A payment (or refund) that is not the booking's own: logged with the event id, nothing changes."""
+    logger.warning(
+        "stripe payment does not match the booking: ignored",
+        extra={
+            "stripe_event": event.id,
+            "stripe_type": event.type,
+            "booking_id": booking.booking_id,
+            "expected": {
+                "amount": booking.price_amount,
+                "currency": booking.currency,
+                "payment_intent": booking.payment_intent,
+            },
+            "got": {"amount": payment.amount, "currency": payment.currency, "payment_intent": payment.payment_intent},
+        },
+    )
+    return _outcome("payment_mismatch", bookingId=booking.booking_id)
+
+
 def _booking_id(metadata: Mapping[str, str]) -> str | None:
     value = metadata.get("booking_id", "").strip()
     return value or None
@@ -399,12 +338,19 @@ def _checkout_paid(hook: StripeWebhook, event: StripeEvent) -> Outcome:
     if event.type == "checkout.session.completed" and session.payment_status != "paid":
         # e.g. "unpaid" for a delayed payment method: async_payment_succeeded follows.
         return _outcome("not_paid", bookingId=booking_id)
-    return hook.confirm(booking_id, event)
+    return hook.confirm(booking_id, event, session.payment)
+
+
+def _checkout_expired(hook: StripeWebhook, event: StripeEvent) -> Outcome:
+    session = CheckoutSession.model_validate(event.object)
+    booking_id = _booking_id(session.metadata)
+    return hook.expire(booking_id, event, session.payment) if booking_id else _outcome("no_booking_id")
 
 
 def _payment_intent_succeeded(hook: StripeWebhook, event: StripeEvent) -> Outcome:
-    booking_id = _booking_id(PaymentIntent.model_validate(event.object).metadata)
-    return hook.confirm(booking_id, event) if booking_id else _outcome("no_booking_id")
+    intent = PaymentIntent.model_validate(event.object)
+    booking_id = _booking_id(intent.metadata)
+    return hook.confirm(booking_id, event, intent.payment) if booking_id else _outcome("no_booking_id")
 
 
 def _charge_refunded(hook: StripeWebhook, event: StripeEvent) -> Outcome:
@@ -414,7 +360,7 @@ def _charge_refunded(hook: StripeWebhook, event: StripeEvent) -> Outcome:
         return _outcome("no_booking_id")
     if not charge.fully_refunded:
         return _outcome("partial_refund", bookingId=booking_id)
-    return hook.refund(booking_id, event)
+    return hook.refund(booking_id, event, charge.payment)
 
 
 def _subscription_changed(hook: StripeWebhook, event: StripeEvent) -> Outcome:
@@ -429,6 +375,7 @@ def _subscription_deleted(hook: StripeWebhook, event: StripeEvent) -> Outcome:
 HANDLERS: Final[dict[str, EventHandler]] = {
     "checkout.session.completed": _checkout_paid,
     "checkout.session.async_payment_succeeded": _checkout_paid,
+    "checkout.session.expired": _checkout_expired,
     "payment_intent.succeeded": _payment_intent_succeeded,
     "charge.refunded": _charge_refunded,
     "customer.subscription.created": _subscription_changed,

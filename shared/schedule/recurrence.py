@@ -28,22 +28,36 @@ The rules accepted are the ones a class schedule needs, and every one is bounded
   ``BYSETPOS``, ``WKST``. ``UNTIL`` may be UTC (``…Z``, as RFC 5545 requires with a zoned
   DTSTART), a floating local date-time, or a date (inclusive: through the end of that local day).
 
-dateutil walks a rule period by period until year 9999 when a rule stops matching (e.g.
-``BYMONTH=2;BYMONTHDAY=30`` never does), which for a DAILY rule is seconds of CPU. The Gregorian
-calendar repeats exactly every 400 years (146,097 days, a whole number of weeks), so the rule is
-expanded on a copy of ``dtstart`` shifted by a multiple of 400 years to just before year 9999 and
-the results are shifted back: identical occurrences, and at most ~410 years of walking.
+Bounded in work, not only in count (PRODUCT.md §2.4): each ``BY*`` list holds at most
+:data:`MAX_LIST` values (a 224-entry ``BYSETPOS`` made dateutil spend 13.8 s of CPU on every period),
+none twice; and the walk is charged per period (:func:`shared.platform.bounds.budgeted`). A rule
+that stepped through as many periods as the ten-year horizon holds without reaching its end has
+no further session within it (``BYMONTH=2;BYMONTHDAY=30`` never matches: dateutil alone walks to
+year 9999), and a walk over :data:`WALK_SECONDS` of CPU is refused (``rrule_too_complex``).
+With ``bounds`` (the API's date range) ``UNTIL`` and every session must lie in it (``out_of_range``).
+
+Every :class:`RecurrenceError` carries a machine ``code``: ``invalid``, ``too_many_values``,
+``duplicate_value``, ``rrule_too_complex`` or ``out_of_range``.
 """
 
 from __future__ import annotations
 
+import math
 import re
-from datetime import UTC, date, datetime, time, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from shared.platform.bounds import WalkBudget, WalkBudgetExceeded, budgeted
 
 #: Every session of a recurring class starts within this many years of the first.
 MAX_HORIZON_YEARS = 10
-_CYCLE_YEARS = 400  # the Gregorian calendar's period
+#: Most values of each BY* list (a class schedule needs a few; every value costs on every period).
+MAX_LIST = {"BYDAY": 14, "BYMONTHDAY": 31, "BYYEARDAY": 31, "BYWEEKNO": 53, "BYMONTH": 12, "BYSETPOS": 8}
+#: CPU seconds one expansion may take before it is refused (a backstop: the limits keep it at ms).
+WALK_SECONDS = 0.1
+_PERIOD_DAYS = {"DAILY": 1, "WEEKLY": 7, "MONTHLY": 28, "YEARLY": 365}
+_BYDAY = re.compile(r"^([+-]?\d{1,2})?(MO|TU|WE|TH|FR|SA|SU)$")
 
 ALLOWED_FREQ = ("DAILY", "WEEKLY", "MONTHLY", "YEARLY")
 ALLOWED_PARTS = frozenset(
@@ -70,10 +84,11 @@ _UNTIL = re.compile(r"^(\d{8})(?:T(\d{6})(Z?))?$")
 class RecurrenceError(ValueError):
     """A client mistake in a time zone, a date-time or a rule; ``field`` names what is wrong."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, code: str = "invalid") -> None:
         super().__init__(message)
         self.field = field
         self.message = message
+        self.code = code
 
 
 def zone(key: str) -> ZoneInfo:
@@ -157,20 +172,50 @@ def parse_rule(text: str) -> dict[str, str]:
     for key in ("COUNT", "INTERVAL"):
         if key in parts and not (parts[key].isdigit() and 1 <= int(parts[key]) <= 10_000):
             raise RecurrenceError("rrule", f"{key} must be a positive integer")
+    for key, limit in MAX_LIST.items():
+        if key in parts:
+            _check_list(key, parts[key], limit)
     return parts
 
 
-def _until_instant(value: str, tz: ZoneInfo) -> datetime:
+def _check_list(key: str, value: str, limit: int) -> None:
+    """A BY* list: at most ``limit`` values, none twice (``1`` and ``+01`` are the same value)."""
+    values = value.split(",")
+    if len(values) > limit:
+        raise RecurrenceError(
+            "rrule", f"{key} may list at most {limit} values (got {len(values)})", code="too_many_values"
+        )
+    seen: set[object] = set()
+    for raw in values:
+        item = raw.strip()
+        day = _BYDAY.match(item) if key == "BYDAY" else None
+        norm: object = (int(day.group(1) or 0), day.group(2)) if day else item
+        if key != "BYDAY" and re.fullmatch(r"[+-]?\d{1,4}", item):
+            norm = int(item)
+        if norm in seen:
+            raise RecurrenceError("rrule", f"{key} lists {item[:12]!r} twice", code="duplicate_value")
+        seen.add(norm)
+
+
+def _until_instant(value: str, tz: ZoneInfo, dtstart: datetime) -> datetime:
     """UNTIL as a UTC instant: ``…Z`` as is, a floating date-time in ``tz``, a date through its end."""
     match = _UNTIL.match(value)
     if match is None:
         raise RecurrenceError("rrule", "UNTIL must be YYYYMMDD, YYYYMMDDTHHMMSS or YYYYMMDDTHHMMSSZ")
     try:
         day = datetime.strptime(match.group(1), "%Y%m%d").date()
+    except ValueError:
+        raise RecurrenceError("rrule", "UNTIL is not a valid date or date-time") from None
+    if day.year > dtstart.year + MAX_HORIZON_YEARS + 1:
+        # Checked before any zone conversion: 99991231T230000 in New York overflows as UTC.
+        raise RecurrenceError(
+            "rrule", f"UNTIL must be within {MAX_HORIZON_YEARS} years of dtstart", code="out_of_range"
+        )
+    if day.year < 2:
+        return datetime.min.replace(tzinfo=UTC)  # before every session
+    try:
         if match.group(2) is None:
             # A date is inclusive: everything before the next local midnight.
-            if day >= date.max:
-                raise ValueError("UNTIL out of range")
             return localize(datetime.combine(day + timedelta(days=1), time()), tz).astimezone(UTC) - timedelta(
                 microseconds=1
             )
@@ -183,61 +228,102 @@ def _until_instant(value: str, tz: ZoneInfo) -> datetime:
     return localize(wall, tz).astimezone(UTC)
 
 
-def _add_years(value: datetime, years: int) -> datetime:
-    """``value`` moved by ``years``, a multiple of 400 (so 29 February stays a valid date)."""
-    return value.replace(year=value.year + years)
+def _periods(parts: dict[str, str]) -> int:
+    """How many periods of the rule the horizon holds (over-counted: a month as 28 days), plus margin."""
+    days = 366 * MAX_HORIZON_YEARS + 3
+    return math.ceil(days / (_PERIOD_DAYS[parts["FREQ"]] * int(parts.get("INTERVAL", "1")))) + 3
 
 
-def expand(rule: str, dtstart: datetime, tz: ZoneInfo, *, max_sessions: int) -> list[datetime]:
+def expand(
+    rule: str,
+    dtstart: datetime,
+    tz: ZoneInfo,
+    *,
+    max_sessions: int,
+    bounds: tuple[datetime, datetime] | None = None,
+) -> list[datetime]:
     """Every start of ``rule`` from local wall time ``dtstart`` (naive) in ``tz``, as aware datetimes in ``tz``.
 
     Each start keeps ``dtstart``'s wall time, except a start that would fall in a DST gap, which
     moves forward (see the module docstring). Raises :class:`RecurrenceError` for a malformed,
-    unbounded or oversized rule, or one that yields no session.
+    unbounded, oversized or too costly rule, or one that yields no session. ``bounds`` (aware
+    instants), when given, is the range ``UNTIL`` and every session must lie in.
     """
-    from dateutil.rrule import rrulestr
-
     if dtstart.tzinfo is not None:
         raise ValueError("expand() takes dtstart as a naive local wall time")
     dtstart = dtstart.replace(microsecond=0)  # RFC 5545 date-times have whole seconds (as dateutil)
     parts = parse_rule(rule)
     if dtstart.year > 9999 - MAX_HORIZON_YEARS - 2:
-        raise RecurrenceError("dtstart", "dtstart is too far in the future")
+        raise RecurrenceError("dtstart", "dtstart is too far in the future", code="out_of_range")
+    if dtstart.year < 2:
+        raise RecurrenceError("dtstart", "dtstart is too far in the past", code="out_of_range")
     count = int(parts["COUNT"]) if "COUNT" in parts else None
     if count is not None and count > max_sessions:
         raise RecurrenceError("rrule", f"COUNT={count} is more than {max_sessions} sessions")
     horizon = dtstart + timedelta(days=365 * MAX_HORIZON_YEARS + MAX_HORIZON_YEARS // 4)
-    until = _until_instant(parts.pop("UNTIL"), tz) if "UNTIL" in parts else None
+    until = _until_instant(parts.pop("UNTIL"), tz, dtstart) if "UNTIL" in parts else None
     if until is not None and until > localize(horizon, tz).astimezone(UTC):
-        raise RecurrenceError("rrule", f"UNTIL must be within {MAX_HORIZON_YEARS} years of dtstart")
-    # Walk the rule near year 9999 (an identical calendar, 400·k years on) so it cannot spin for long.
-    shift = max(0, (9999 - MAX_HORIZON_YEARS - 2 - dtstart.year) // _CYCLE_YEARS) * _CYCLE_YEARS
+        raise RecurrenceError(
+            "rrule", f"UNTIL must be within {MAX_HORIZON_YEARS} years of dtstart", code="out_of_range"
+        )
+    if until is not None and bounds is not None and not bounds[0] <= until <= bounds[1]:
+        raise RecurrenceError("rrule", f"UNTIL {_range_message(bounds)}", code="out_of_range")
     text = "RRULE:" + ";".join(f"{k}={v}" for k, v in parts.items())
-    try:
-        generator = iter(rrulestr(text, dtstart=_add_years(dtstart, shift)))
-        starts: list[datetime] = []
-        generated = 0
-        for shifted in generator:
-            wall = _add_years(shifted, -shift)
-            start = localize(wall, tz)
-            if until is not None and start.astimezone(UTC) > until:
-                break
-            if wall > horizon:
-                raise RecurrenceError("rrule", f"every session must start within {MAX_HORIZON_YEARS} years of dtstart")
-            generated += 1
-            if starts and start.astimezone(UTC) == starts[-1].astimezone(UTC):
-                continue  # a skipped calendar day moved it onto the next occurrence's instant
-            if len(starts) == max_sessions:
-                raise RecurrenceError("rrule", f"the rule yields more than {max_sessions} sessions")
-            starts.append(start)
-    except RecurrenceError:
-        raise
-    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
-        raise RecurrenceError("rrule", f"not a valid RRULE: {str(exc)[:120]}") from None
+    starts, generated = _walk(text, dtstart, tz, _Limits(until, horizon, max_sessions, _periods(parts), bounds))
     if not starts:
-        raise RecurrenceError("rrule", "the rule yields no session on or after dtstart")
+        raise RecurrenceError("rrule", f"the rule yields no session within {MAX_HORIZON_YEARS} years of dtstart")
     if count is not None and generated < count:
         raise RecurrenceError(
             "rrule", f"the rule yields only {len(starts)} of COUNT={count} sessions within {MAX_HORIZON_YEARS} years"
         )
     return starts
+
+
+@dataclass(frozen=True)
+class _Limits:
+    until: datetime | None
+    horizon: datetime  # naive wall time
+    max_sessions: int
+    periods: int
+    bounds: tuple[datetime, datetime] | None
+
+
+def _range_message(bounds: tuple[datetime, datetime]) -> str:
+    return f"must lie between {bounds[0]:%Y-%m-%d} and {bounds[1]:%Y-%m-%d}"
+
+
+def _walk(text: str, dtstart: datetime, tz: ZoneInfo, limits: _Limits) -> tuple[list[datetime], int]:
+    """The sessions of the rule (deduplicated) and how many occurrences it generated, under a budget.
+
+    A walk through every period of the horizon ends it (nothing later can be a session); one over
+    :data:`WALK_SECONDS` of CPU is refused.
+    """
+    from dateutil.rrule import rrulestr
+
+    starts: list[datetime] = []
+    generated = 0
+    try:
+        for wall in budgeted(rrulestr(text, dtstart=dtstart), WalkBudget(periods=limits.periods, seconds=WALK_SECONDS)):
+            start = localize(wall, tz)
+            if limits.until is not None and start.astimezone(UTC) > limits.until:
+                break
+            if wall > limits.horizon:
+                raise RecurrenceError("rrule", f"every session must start within {MAX_HORIZON_YEARS} years of dtstart")
+            if limits.bounds is not None and start.astimezone(UTC) > limits.bounds[1]:
+                raise RecurrenceError("rrule", f"every session {_range_message(limits.bounds)}", code="out_of_range")
+            generated += 1
+            if starts and start.astimezone(UTC) == starts[-1].astimezone(UTC):
+                continue  # a skipped calendar day moved it onto the next occurrence's instant
+            if len(starts) == limits.max_sessions:
+                raise RecurrenceError("rrule", f"the rule yields more than {limits.max_sessions} sessions")
+            starts.append(start)
+    except WalkBudgetExceeded as exc:
+        if exc.reason != "periods":
+            raise RecurrenceError(
+                "rrule", "the rule is too costly to expand: simplify its BY* parts", code="rrule_too_complex"
+            ) from None
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+        if isinstance(exc, RecurrenceError):
+            raise
+        raise RecurrenceError("rrule", f"not a valid RRULE: {str(exc)[:120]}") from None
+    return starts, generated

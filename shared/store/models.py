@@ -114,11 +114,13 @@ class SessionStatus(StrEnum):
 
 
 class BookingStatus(StrEnum):
-    """PENDING (checkout) → CONFIRMED (Stripe) → CANCELLED; CANCELLED is final (PRODUCT.md §2.4)."""
+    """PENDING (seat held at checkout) → CONFIRMED (Stripe) → CANCELLED; PENDING → EXPIRED when the
+    hold ends unpaid (a late payment still confirms it); CANCELLED is final (PRODUCT.md §2.4, §2.9)."""
 
     PENDING = "PENDING"
     CONFIRMED = "CONFIRMED"
     CANCELLED = "CANCELLED"
+    EXPIRED = "EXPIRED"
 
 
 class ClassItem(BaseModel):
@@ -218,5 +220,10 @@ class Booking(BaseModel):
     job_pending: str | None = Field(
         default=None, description="A job recorded with the transition but not yet queued (create / cancel)."
     )
+    price_amount: int | None = Field(default=None, description="What the booking costs, in minor units.")
+    currency: str | None = Field(default=None, description="ISO 4217, upper case.")
+    hold_expires_at: datetime | None = Field(default=None, description="The seat is held unpaid until then.")
+    payment_intent: str | None = Field(default=None, description="The Stripe PaymentIntent that paid it.")
+    over_capacity: bool = Field(default=False, description="Paid after its hold ended, into a full session.")
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)

@@ -193,10 +193,20 @@ class Store:
             return False
         return True
 
-    def delete_connection(self, mentor_id: str, provider: Provider | str) -> bool:
-        """Delete the connection and its sealed credential at once; ``True`` if one existed."""
+    def delete_connection(
+        self, mentor_id: str, provider: Provider | str, *, connected_at: datetime | None = None
+    ) -> bool:
+        """Delete the connection and its sealed credential at once; ``True`` if one existed.
+
+        With ``connected_at``, only the connection made at that instant is deleted (not a newer one
+        that replaced it meanwhile).
+        """
+        condition, values = "attribute_exists(PK)", dict[str, Any]()
+        if connected_at is not None:
+            condition += " AND connected_at = :connected_at"
+            values[":connected_at"] = _iso(connected_at)
         try:
-            self.table.delete(mentor_pk(mentor_id), connection_sk(provider), condition="attribute_exists(PK)")
+            self.table.delete(mentor_pk(mentor_id), connection_sk(provider), condition=condition, values=values)
         except ConflictError:
             return False
         return True

@@ -9,12 +9,24 @@ Key design (all keys are strings)::
     vault branch key           VAULT                 BRANCH#<period>         -
     OAuth state (single use)   OAUTH#<sha256(state)> STATE                   -   (mentor_id, provider, code_verifier,
                                                                              expires_at; ``ttl`` = created + 600 s)
+    OAuth pending connection   OAUTHPENDING#<sha256(handle)>  PENDING   -   (mentor_id, provider, the vault's sealed
+                                                                             credential for (mentor, provider), account
+                                                                             label / id / plan / calendar ids,
+                                                                             expires_at; ``ttl`` = created + 600 s)
+    attempt counter            ATTEMPTS#<kind>#<key> COUNTER                 -   (count, last_at, blocked_until; kinds
+                                                                             apple-mentor / apple-id = sha256(Apple ID);
+                                                                             see shared.store.guards)
+    breaker window / opening   BREAKER#<name>        WINDOW#<n> / OPEN       -   (count / open_until)
+    seen marker (replays)      SEEN#<kind>#<key>     SEEN                    -   (zoom-signature#<sha256(signature)>;
+                                                                             ``ttl`` = signed at + tolerance + 60 s)
     class                      CLASS#<classId>       CLASS                   CLASSES#<mentorId> / <created>#<classId>
     session                    CLASS#<classId>       SESSION#<sessionId>     -   (sessionId = <classId>-s<nn>)
     booking                    BOOKING#<bookingId>   BOOKING                 BOOKINGS#<sessionId> / <bookingId>
+    seat hold (open holds)     CLASS#<classId>       HOLD#<sid>#<expiry ms>#<bookingId>  HOLDS#<expiry UTC hour> /
+                                                                             <expiry ms:013d>#<bookingId>
     Stripe event processed     IDEMPOTENCY#stripe_webhook  stripe_event#<md5(event id)>  -   (Powertools Idempotency:
                                                                              status, data = first answer; ``ttl`` =
-                                                                             processed + 7 days, see shared.schedule.payments)
+                                                                             processed + 7 days, see schedule.payments)
     Google push channel        CHANNEL#<channelId>   CHANNEL                 CHANNELS / <expiration ms:013d>#<channelId>
                                                                              (mentor, calendar, resource id, SHA-256
                                                                              of the token; see shared.store.channels)
@@ -71,8 +83,18 @@ Access patterns:
     27. A mentor's busy times, every source (GET /mentors/me/busy) Query PK=MENTOR#id, SK begins_with BUSY#
                                                                 (consistent; heads + chunks; re-read on a race)
     28. Record a sync attempt that changed nothing (error)      UpdateItem PK=MENTOR#id, SK=BUSY#provider
-(see :mod:`shared.store.schedule`, :mod:`shared.schedule.payments`, :mod:`shared.store.channels`, :mod:`shared.feed.service` and
-:mod:`shared.store.busy`)
+    29. A session's holds that ended (booking a full session)   Query    PK=CLASS#cid, SK BETWEEN HOLD#sid# AND
+                                                                HOLD#sid#<now ms> (consistent)
+    30. Holds that ended in an hour (the sweep, paged)          Query    GSI1 GSI1PK=HOLDS#<hour>, GSI1SK < <now ms>#~
+    29. Park / complete an OAuth connection (single use)        PutItem PK=OAUTHPENDING#hash attribute_not_exists;
+                                                                DeleteItem attribute_exists, ReturnValues=ALL_OLD
+    30. Count an Apple sign-in unless blocked                   UpdateItem PK=ATTEMPTS#… if last_at in the window
+                                                                and blocked_until <= now (else PutItem a fresh one)
+    31. Count an iCloud 401 / open the breaker                  UpdateItem ADD count PK=BREAKER#…, SK=WINDOW#n;
+                                                                UpdateItem SK=OPEN if open_until < the new one
+    32. Remember a Zoom signature once (replays)                PutItem PK=SEEN#… attribute_not_exists(PK)
+(see :mod:`shared.store.schedule`, :mod:`shared.schedule.payments`, :mod:`shared.store.channels`,
+:mod:`shared.feed.service` and :mod:`shared.store.busy`)
 """
 
 from __future__ import annotations

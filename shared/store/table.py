@@ -6,7 +6,7 @@ are (de)serialised with boto3's TypeSerializer / TypeDeserializer.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -56,9 +56,20 @@ class Table:
         self.client = client
         self.name = name
 
-    def get(self, pk: str, sk: str, *, consistent: bool = True) -> dict[str, Any] | None:
-        """The item at (pk, sk), or ``None``."""
-        resp = self.client.get_item(TableName=self.name, Key=to_item({"PK": pk, "SK": sk}), ConsistentRead=consistent)
+    def get(
+        self, pk: str, sk: str, *, consistent: bool = True, attributes: Sequence[str] = ()
+    ) -> dict[str, Any] | None:
+        """The item at (pk, sk), or ``None``; only ``attributes`` when given (a projection)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.name,
+            "Key": to_item({"PK": pk, "SK": sk}),
+            "ConsistentRead": consistent,
+        }
+        if attributes:
+            names = {f"#a{i}": name for i, name in enumerate(attributes)}
+            kwargs["ProjectionExpression"] = ", ".join(names)
+            kwargs["ExpressionAttributeNames"] = names
+        resp = self.client.get_item(**kwargs)
         item = resp.get("Item")
         return from_item(item) if item else None
 
@@ -116,11 +127,23 @@ class Table:
             raise
         return from_item(resp.get("Attributes", {}))
 
-    def delete(self, pk: str, sk: str, *, condition: str | None = None) -> None:
+    def delete(
+        self,
+        pk: str,
+        sk: str,
+        *,
+        condition: str | None = None,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> None:
         """Delete (pk, sk); a failed condition raises :class:`ConflictError`."""
         kwargs: dict[str, Any] = {"TableName": self.name, "Key": to_item({"PK": pk, "SK": sk})}
         if condition:
             kwargs["ConditionExpression"] = condition
+        if names:
+            kwargs["ExpressionAttributeNames"] = dict(names)
+        if values:
+            kwargs["ExpressionAttributeValues"] = to_item(values)
         try:
             self.client.delete_item(**kwargs)
         except ClientError as exc:
@@ -234,6 +257,11 @@ def tx_update(
     """One ``Update`` of a :meth:`Table.transact` call."""
     op: dict[str, Any] = {"Key": {"PK": pk, "SK": sk}, "UpdateExpression": expression}
     return {"Update": _with_condition(op, condition, names, values)}
+
+
+def tx_delete(pk: str, sk: str, *, condition: str | None = None) -> dict[str, Any]:
+    """One ``Delete`` of a :meth:`Table.transact` call (deleting an absent item is not an error)."""
+    return {"Delete": _with_condition({"Key": {"PK": pk, "SK": sk}}, condition, None, None)}
 
 
 def tx_check(

@@ -45,13 +45,20 @@ def _session(api: httpx.Client, headers: dict[str, str], capacity: int = 8) -> s
     return session_id
 
 
-def _book(api: httpx.Client, headers: dict[str, str], session_id: str, n: int = 1) -> httpx.Response:
-    body = {"sessionId": session_id, "studentEmail": f"student{n}@example.com", "studentName": f"Student {n}"}
-    return api.post("/bookings", json=body, headers=headers)
+def _book(api: httpx.Client, platform: dict[str, str], session_id: str, n: int = 1) -> httpx.Response:
+    """``POST /bookings`` as the platform (its route, PRODUCT.md §2.9)."""
+    body = {
+        "sessionId": session_id,
+        "studentEmail": f"student{n}@example.com",
+        "studentName": f"Student {n}",
+        "priceAmount": 4900,
+        "currency": "USD",
+    }
+    return api.post("/bookings", json=body, headers=platform)
 
 
-def _booked(api: httpx.Client, headers: dict[str, str], session_id: str) -> dict[str, Any]:
-    resp = _book(api, headers, session_id)
+def _booked(api: httpx.Client, platform: dict[str, str], session_id: str) -> dict[str, Any]:
+    resp = _book(api, platform, session_id)
     assert resp.status_code == 201, resp.text
     created: dict[str, Any] = resp.json()
     return created
@@ -68,12 +75,15 @@ def _error(resp: httpx.Response, status: int, code: str) -> dict[str, Any]:
 
 
 def test_booking_is_created_pending_with_a_token_only_its_hash_stored(
-    api: httpx.Client, headers: dict[str, str], schedule: ScheduleStore
+    api: httpx.Client,
+    headers: dict[str, str],
+    schedule: ScheduleStore,
+    platform_headers: dict[str, str],
 ) -> None:
     # Given a session
     sid = _session(api, headers)
     # When the platform books a seat
-    created = _booked(api, headers, sid)
+    created = _booked(api, platform_headers, sid)
     # Then 201 PENDING with an id and a ≥128-bit token; only the token's SHA-256 is stored
     assert created["status"] == "PENDING"
     assert created["sessionId"] == sid
@@ -99,23 +109,29 @@ def test_booking_is_created_pending_with_a_token_only_its_hash_stored(
         ({"sessionId": "x-s01", "studentEmail": "a@example.com", "studentName": "A", "price": 5}, "price"),
     ],
 )
-def test_malformed_booking_is_400(api: httpx.Client, headers: dict[str, str], body: dict[str, Any], field: str) -> None:
+def test_malformed_booking_is_400(
+    api: httpx.Client, body: dict[str, Any], field: str, platform_headers: dict[str, str]
+) -> None:
     # When the booking body is malformed / Then 400 invalid_request naming the field
-    error = _error(api.post("/bookings", json=body, headers=headers), 400, "invalid_request")
+    error = _error(api.post("/bookings", json=body, headers=platform_headers), 400, "invalid_request")
     assert field in [f["field"] for f in error["fields"]]
 
 
-def test_booking_errors(api: httpx.Client, headers: dict[str, str]) -> None:
+def test_booking_errors(api: httpx.Client, platform_headers: dict[str, str]) -> None:
     # Invalid JSON → 400; an unknown session (ours-shaped or not) → 404; no platform JWT → 401 (gateway)
-    bad = api.post("/bookings", content=b"{", headers={**headers, "content-type": "application/json"})
+    bad = api.post("/bookings", content=b"{", headers={**platform_headers, "content-type": "application/json"})
     _error(bad, 400, "invalid_request")
-    _error(_book(api, headers, "cls_missing-s01"), 404, "session_not_found")
-    _error(_book(api, headers, "nonsense"), 404, "session_not_found")
+    _error(_book(api, platform_headers, "cls_missing-s01"), 404, "session_not_found")
+    _error(_book(api, platform_headers, "nonsense"), 404, "session_not_found")
     assert api.post("/bookings", json={}).status_code == 401
 
 
 def test_capacity_race_through_the_gateway_lets_exactly_capacity_win(
-    api: httpx.Client, headers: dict[str, str], local_stack: LocalStack, schedule: ScheduleStore
+    api: httpx.Client,
+    headers: dict[str, str],
+    local_stack: LocalStack,
+    schedule: ScheduleStore,
+    platform_headers: dict[str, str],
 ) -> None:
     # Given a session with 3 seats
     capacity, racers = 3, 12
@@ -124,7 +140,7 @@ def test_capacity_race_through_the_gateway_lets_exactly_capacity_win(
     # When 12 bookings race for it, each on its own connection
     def attempt(n: int) -> httpx.Response:
         with httpx.Client(base_url=local_stack.api_url, timeout=30) as client:
-            return _book(client, headers, sid, n)
+            return _book(client, platform_headers, sid, n)
 
     with ThreadPoolExecutor(max_workers=racers) as pool:
         results = list(pool.map(attempt, range(racers)))
@@ -142,8 +158,8 @@ def test_capacity_race_through_the_gateway_lets_exactly_capacity_win(
     token = next(r.json()["bookingToken"] for r in results if r.status_code == 201)
     booking_id = next(r.json()["bookingId"] for r in results if r.status_code == 201)
     assert api.post(f"/bookings/{booking_id}/cancel", params={"token": token}).status_code == 202
-    assert _book(api, headers, sid, 99).status_code == 201
-    _error(_book(api, headers, sid, 100), 409, "session_full")
+    assert _book(api, platform_headers, sid, 99).status_code == 201
+    _error(_book(api, platform_headers, sid, 100), 409, "session_full")
 
 
 # --- read: booking token or the mentor's JWT --------------------------------------------------------
@@ -151,6 +167,7 @@ def test_capacity_race_through_the_gateway_lets_exactly_capacity_win(
 
 def test_booking_is_read_with_its_token_or_the_mentors_jwt(
     api: httpx.Client,
+    platform_headers: dict[str, str],
     headers: dict[str, str],
     mentor_headers: Callable[..., dict[str, str]],
     mentor: str,
@@ -159,7 +176,7 @@ def test_booking_is_read_with_its_token_or_the_mentors_jwt(
     # Given a booking
     created = create(api, headers, in_person())
     session = created["sessions"][0]
-    booking = _booked(api, headers, session["sessionId"])
+    booking = _booked(api, platform_headers, session["sessionId"])
     url = f"/bookings/{booking['bookingId']}"
     # When the student reads it with the token (no JWT)
     resp = api.get(url, params={"token": booking["bookingToken"]})
@@ -195,10 +212,15 @@ def test_booking_is_read_with_its_token_or_the_mentors_jwt(
 
 
 def test_jwt_checks_match_the_gateway_authorizer(
-    api: httpx.Client, headers: dict[str, str], local_stack: LocalStack, mentor: str, tmp_path: Path
+    api: httpx.Client,
+    headers: dict[str, str],
+    local_stack: LocalStack,
+    mentor: str,
+    tmp_path: Path,
+    platform_headers: dict[str, str],
 ) -> None:
     # Given a booking of this mentor
-    url = f"/bookings/{_booked(api, headers, _session(api, headers))['bookingId']}"
+    url = f"/bookings/{_booked(api, platform_headers, _session(api, headers))['bookingId']}"
     foreign = LocalIssuer(tmp_path, issuer=local_stack.issuer.issuer, audience=local_stack.issuer.audience)
     refused = {
         "expired": local_stack.token(mentor, ttl_s=-120),
@@ -216,10 +238,15 @@ def test_jwt_checks_match_the_gateway_authorizer(
 
 
 def test_confirmed_booking_shows_its_meeting_and_cancel_clears_it(
-    api: httpx.Client, headers: dict[str, str], schedule: ScheduleStore, mentor: str, queued: JobsQueue
+    api: httpx.Client,
+    headers: dict[str, str],
+    schedule: ScheduleStore,
+    mentor: str,
+    queued: JobsQueue,
+    platform_headers: dict[str, str],
 ) -> None:
     # Given a confirmed booking whose meeting the worker minted
-    booking = _booked(api, headers, _session(api, headers))
+    booking = _booked(api, platform_headers, _session(api, headers))
     bid, token = booking["bookingId"], booking["bookingToken"]
     assert schedule.confirm_booking(bid) is not None
     schedule.update_booking(
@@ -264,13 +291,14 @@ def test_confirmed_booking_shows_its_meeting_and_cancel_clears_it(
 
 def test_mentor_cancels_with_jwt_and_a_stranger_cannot(
     api: httpx.Client,
+    platform_headers: dict[str, str],
     headers: dict[str, str],
     mentor_headers: Callable[..., dict[str, str]],
     schedule: ScheduleStore,
     queued: JobsQueue,
 ) -> None:
     # Given a pending booking
-    bid = _booked(api, headers, _session(api, headers))["bookingId"]
+    bid = _booked(api, platform_headers, _session(api, headers))["bookingId"]
     # When another mentor or nobody tries to cancel it / Then 404 / 401 and it stays PENDING
     _error(api.post(f"/bookings/{bid}/cancel", headers=mentor_headers("intruder")), 404, "booking_not_found")
     _error(api.post(f"/bookings/{bid}/cancel"), 401, "unauthorized")
@@ -285,10 +313,14 @@ def test_mentor_cancels_with_jwt_and_a_stranger_cannot(
 
 
 def test_a_retried_cancel_requeues_a_job_that_never_went_out(
-    api: httpx.Client, headers: dict[str, str], schedule: ScheduleStore, queued: JobsQueue
+    api: httpx.Client,
+    headers: dict[str, str],
+    schedule: ScheduleStore,
+    queued: JobsQueue,
+    platform_headers: dict[str, str],
 ) -> None:
     # Given a booking cancelled earlier whose job was recorded but never queued (a crash in between)
-    booking = _booked(api, headers, _session(api, headers))
+    booking = _booked(api, platform_headers, _session(api, headers))
     assert schedule.cancel_booking(booking["bookingId"], "student") is not None
     # When the student retries the cancel / Then 202 and the job goes out now, the mark cleared
     resp = api.post(f"/bookings/{booking['bookingId']}/cancel", params={"token": booking["bookingToken"]})
@@ -300,7 +332,10 @@ def test_a_retried_cancel_requeues_a_job_that_never_went_out(
 
 
 def test_a_session_that_has_started_cannot_be_booked(
-    api: httpx.Client, headers: dict[str, str], schedule: ScheduleStore
+    api: httpx.Client,
+    headers: dict[str, str],
+    schedule: ScheduleStore,
+    platform_headers: dict[str, str],
 ) -> None:
     # Given a session whose start has passed (moved there directly in the table)
     sid = _session(api, headers)
@@ -308,4 +343,4 @@ def test_a_session_that_has_started_cannot_be_booked(
     assert session is not None
     schedule.move_session(sid, session.start.replace(year=2020), session.end.replace(year=2020))
     # When it is booked / Then 409 session_started
-    _error(_book(api, headers, sid), 409, "session_started")
+    _error(_book(api, platform_headers, sid), 409, "session_started")

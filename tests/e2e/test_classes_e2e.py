@@ -337,7 +337,12 @@ def test_moving_a_session_bumps_its_sequence_and_queues_a_move_job(
 
 
 def test_cancelling_a_session_cancels_its_bookings_and_queues_one_job(
-    api: httpx.Client, headers: dict[str, str], mentor: str, queued: JobsQueue, schedule: ScheduleStore
+    api: httpx.Client,
+    headers: dict[str, str],
+    mentor: str,
+    queued: JobsQueue,
+    schedule: ScheduleStore,
+    platform_headers: dict[str, str],
 ) -> None:
     # Given a session with two bookings, one of them confirmed
     created = create(api, headers, in_person())
@@ -345,8 +350,14 @@ def test_cancelling_a_session_cancels_its_bookings_and_queues_one_job(
     booked = [
         api.post(
             "/bookings",
-            json={"sessionId": sid, "studentEmail": f"s{n}@example.com", "studentName": f"S{n}"},
-            headers=headers,
+            json={
+                "sessionId": sid,
+                "studentEmail": f"s{n}@example.com",
+                "studentName": f"S{n}",
+                "priceAmount": 4900,
+                "currency": "USD",
+            },
+            headers=platform_headers,
         )
         for n in range(2)
     ]
@@ -391,7 +402,15 @@ def test_cancelling_a_session_cancels_its_bookings_and_queues_one_job(
         "session_cancelled",
     )
     late = api.post(
-        "/bookings", json={"sessionId": sid, "studentEmail": "l@example.com", "studentName": "L"}, headers=headers
+        "/bookings",
+        json={
+            "sessionId": sid,
+            "studentEmail": "l@example.com",
+            "studentName": "L",
+            "priceAmount": 4900,
+            "currency": "USD",
+        },
+        headers=platform_headers,
     )
     _error(late, 409, "session_cancelled")
     # And the other session is untouched

@@ -79,6 +79,10 @@ def _state_item(store: Store, state: str) -> dict[str, Any] | None:
     return store.table.get("OAUTH#" + hashlib.sha256(state.encode()).hexdigest(), "STATE")
 
 
+def _pending_item(store: Store, handle: str) -> dict[str, Any] | None:
+    return store.table.get("OAUTHPENDING#" + hashlib.sha256(handle.encode()).hexdigest(), "PENDING")
+
+
 # --- connect ---------------------------------------------------------------------------------------
 
 
@@ -104,9 +108,29 @@ def test_connect_google_lists_connected_with_email_and_primary(
     assert 590 <= int(held["ttl"]) - int(datetime.now(UTC).timestamp()) <= 600
     # When the mentor consents and the browser comes back
     landed = flows.callback(api, flows.consent(url))
-    # Then the app gets ?connected=google; the state is gone; the list shows the account
-    assert landed == f"{CONNECTIONS_PAGE}?connected=google"
+    # Then the app gets ?provider=google&pending=<handle>; the state is gone; nothing is connected yet
+    pending = _query(landed)
+    assert landed.startswith(f"{CONNECTIONS_PAGE}?")
+    assert set(pending) == {"provider", "pending"}
+    assert pending["provider"] == "google"
     assert _state_item(stack_store, q["state"]) is None
+    assert _views(api, headers)["google"]["status"] == "not_connected"
+    # And the parked item is keyed by the handle's hash, bound to the mentor, with a 10-minute TTL,
+    # and holds no token in the clear
+    parked = _pending_item(stack_store, pending["pending"])
+    assert parked is not None
+    assert (parked["mentor_id"], parked["provider"]) == (mentor, "google")
+    assert 590 <= int(parked["ttl"]) - int(datetime.now(UTC).timestamp()) <= 600
+    for token in flows.google_tokens(providers.google, email):
+        assert token.encode() not in bytes(parked["credential"])
+        assert token not in str({k: v for k, v in parked.items() if k != "credential"})
+    # When the mentor app completes it with the mentor's JWT
+    resp = api.post("/connections/google/complete", headers=headers, json={"pending": pending["pending"]})
+    # Then 200 with the connection view; the handle is used up; the list shows the account
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["status"] == "connected"
+    assert resp.json()["accountLabel"] == f"Connected as {email}"
+    assert _pending_item(stack_store, pending["pending"]) is None
     google = _views(api, headers)["google"]
     assert google["status"] == "connected"
     assert google["accountLabel"] == f"Connected as {email}"
@@ -123,9 +147,9 @@ def test_connect_zoom_records_display_name_and_plan(
     # Given a Basic (free) Zoom user
     email = _zoom_user(providers, plan=1)
     # When the mentor connects Zoom
-    landed = flows.connect_oauth(api, headers, "zoom")
+    completed = flows.connect_oauth(api, headers, "zoom")
     # Then the list shows "Connected as <display name>" and the plan type
-    assert landed == f"{CONNECTIONS_PAGE}?connected=zoom"
+    assert (completed["status"], completed["planType"]) == ("connected", 1)
     zoom = _views(api, headers)["zoom"]
     assert (zoom["status"], zoom["accountLabel"], zoom["planType"]) == ("connected", "Connected as Ada Lovelace", 1)
     assert zoom["selectedCalendar"] is None
@@ -170,7 +194,7 @@ def test_reconnect_replaces_the_connection(
     other = f"grace-{uuid.uuid4().hex[:6]}@example.com"
     providers.zoom.add_user(other, first_name="Grace", last_name="Hopper", type=2)
     providers.zoom.set_next_consent(other)
-    assert flows.connect_oauth(api, headers, "zoom") == f"{CONNECTIONS_PAGE}?connected=zoom"
+    assert flows.connect_oauth(api, headers, "zoom")["accountLabel"] == "Connected as Grace Hopper"
     # Then the one connection item is replaced (optimistic locking: version bumped)
     second = stack_store.get_connection(mentor, "zoom")
     assert first is not None
@@ -320,7 +344,7 @@ def test_replayed_state_is_refused_and_changes_nothing(
     # Given a completed Google connect
     _google_user(providers)
     back = flows.consent(flows.authorize(api, headers, "google"))
-    assert flows.callback(api, back) == f"{CONNECTIONS_PAGE}?connected=google"
+    assert flows.complete(api, headers, flows.callback(api, back))["status"] == "connected"
     first = stack_store.get_connection(mentor, "google")
     # When the same callback URL is replayed
     replay = flows.callback(api, back)
@@ -395,6 +419,66 @@ def test_failed_code_exchange(
     landed = flows.callback(api, f"/oauth/google/callback?code=4/0forged&state={state}")
     assert landed == f"{CONNECTIONS_PAGE}?error=exchange_failed"
     assert _raw_items(stack_store, mentor) == []
+
+
+# --- completing a pending connection ------------------------------------------------------------------
+
+
+def test_pending_handle_is_single_use(
+    api: httpx.Client, headers: dict[str, str], providers: Providers, stack_store: Store, mentor: str
+) -> None:
+    # Given a Zoom consent the callback parked, completed once by its mentor
+    _zoom_user(providers)
+    landed = flows.callback(api, flows.consent(flows.authorize(api, headers, "zoom")))
+    assert flows.complete(api, headers, landed)["status"] == "connected"
+    first = stack_store.get_connection(mentor, "zoom")
+    # When the same handle is presented again / Then 400 invalid_pending and the connection is untouched
+    again = flows.complete_response(api, headers, landed)
+    assert (again.status_code, again.json()["error"]["code"]) == (400, "invalid_pending")
+    assert stack_store.get_connection(mentor, "zoom") == first
+
+
+def test_expired_pending_is_refused_and_stores_nothing(
+    api: httpx.Client, headers: dict[str, str], providers: Providers, stack_store: Store, mentor: str
+) -> None:
+    # Given a parked Google connection whose 10 minutes are over (DynamoDB's TTL has not run yet)
+    _google_user(providers)
+    landed = flows.callback(api, flows.consent(flows.authorize(api, headers, "google")))
+    handle = flows.pending_of(landed)[1]
+    stack_store.table.update(
+        "OAUTHPENDING#" + hashlib.sha256(handle.encode()).hexdigest(),
+        "PENDING",
+        expression="SET expires_at = :past",
+        values={":past": (datetime.now(UTC) - timedelta(seconds=1)).isoformat()},
+    )
+    # When its mentor completes it / Then 400 expired_pending, nothing stored, the handle burnt
+    resp = flows.complete_response(api, headers, landed)
+    assert (resp.status_code, resp.json()["error"]["code"]) == (400, "expired_pending")
+    assert _raw_items(stack_store, mentor) == []
+    assert _pending_item(stack_store, handle) is None
+
+
+def test_pending_of_another_provider_or_unknown_is_refused(
+    api: httpx.Client, headers: dict[str, str], providers: Providers, stack_store: Store, mentor: str
+) -> None:
+    # Given a parked Google connection
+    _google_user(providers)
+    handle = flows.pending_of(flows.callback(api, flows.consent(flows.authorize(api, headers, "google"))))[1]
+    # When it is presented to the Zoom completion / Then 400 invalid_pending and it is burnt
+    zoom = api.post("/connections/zoom/complete", headers=headers, json={"pending": handle})
+    assert (zoom.status_code, zoom.json()["error"]["code"]) == (400, "invalid_pending")
+    google = api.post("/connections/google/complete", headers=headers, json={"pending": handle})
+    assert (google.status_code, google.json()["error"]["code"]) == (400, "invalid_pending")
+    assert _raw_items(stack_store, mentor) == []
+    # And a made-up handle, a bad body, Apple, or no JWT are refused too
+    made_up = api.post("/connections/google/complete", headers=headers, json={"pending": "x" * 43})
+    assert (made_up.status_code, made_up.json()["error"]["code"]) == (400, "invalid_pending")
+    for body in ({}, {"pending": ""}, {"pending": handle, "extra": 1}):
+        bad = api.post("/connections/google/complete", headers=headers, json=body)
+        assert (bad.status_code, bad.json()["error"]["code"]) == (400, "invalid_request")
+    apple = api.post("/connections/apple/complete", headers=headers, json={"pending": handle})
+    assert (apple.status_code, apple.json()["error"]["code"]) == (400, "unsupported_provider")
+    assert api.post("/connections/google/complete", json={"pending": handle}).status_code == 401
 
 
 # --- negative Apple ----------------------------------------------------------------------------------

@@ -89,7 +89,7 @@ def test_a_google_change_is_visible_in_busy_without_the_schedule(
     google = providers.google
     email = flows.seed_google_account(google, f"ada-{uuid.uuid4().hex[:8]}@example.com")
     # Given Google connected through OAuth: the callback opened a watch channel
-    assert flows.connect_oauth(api, headers, "google").endswith("?connected=google")
+    assert flows.connect_oauth(api, headers, "google")["status"] == "connected"
     (channel,) = ChannelStore(stack_store.table).for_mentor(mentor)
     start = (datetime.now(UTC) + timedelta(days=2)).replace(hour=10, minute=0, second=0, microsecond=0)
     end = start + timedelta(hours=1)

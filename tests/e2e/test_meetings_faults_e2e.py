@@ -48,11 +48,17 @@ ZOOM_CREATE = "/v2/users/me/meetings"
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def _book(api: httpx.Client, headers: dict[str, str], session_id: str, student: str) -> dict[str, Any]:
+def _book(api: httpx.Client, platform: dict[str, str], session_id: str, student: str) -> dict[str, Any]:
     resp = api.post(
         "/bookings",
-        json={"sessionId": session_id, "studentEmail": student, "studentName": student.split("@")[0]},
-        headers=headers,
+        json={
+            "sessionId": session_id,
+            "studentEmail": student,
+            "studentName": student.split("@")[0],
+            "priceAmount": 4900,
+            "currency": "USD",
+        },
+        headers=platform,
     )
     assert resp.status_code == 201, resp.text
     booked: dict[str, Any] = resp.json()
@@ -105,7 +111,12 @@ def faulty(providers: Providers) -> Iterator[Providers]:
 
 
 def test_200_bookings_under_10_percent_faults_all_get_one_link_and_one_email(
-    api: httpx.Client, local_stack: LocalStack, faulty: Providers, mentor: str, mentor_headers: Headers
+    api: httpx.Client,
+    local_stack: LocalStack,
+    faulty: Providers,
+    mentor: str,
+    mentor_headers: Headers,
+    platform_headers: dict[str, str],
 ) -> None:
     """Given a Google Meet class and a Zoom class of 20 sessions each, and 5 students per session,
     when all 200 pay while the emulators answer 10 % of requests with 429 / 500 (token endpoints
@@ -129,7 +140,9 @@ def test_200_bookings_under_10_percent_faults_all_get_one_link_and_one_email(
         classes[which] = {"title": title, "email": f"{owner}@example.com", "class": klass}
         for i, session in enumerate(klass["sessions"]):
             for n in range(BOOKINGS_PER_SESSION):
-                booked.append(_book(api, headers, session["sessionId"], f"{mentor}-{which}-s{i:02d}-{n}@example.com"))
+                booked.append(
+                    _book(api, platform_headers, session["sessionId"], f"{mentor}-{which}-s{i:02d}-{n}@example.com")
+                )
     assert len(booked) == 2 * SESSIONS_PER_PROVIDER * BOOKINGS_PER_SESSION == 200
 
     # When: faults on, then every booking is paid; the pump works while the events come in.
@@ -214,6 +227,7 @@ def test_200_bookings_under_10_percent_faults_all_get_one_link_and_one_email(
 def test_a_permanent_4xx_lands_in_the_dlq_with_the_reason_on_the_booking(
     which: str,
     api: httpx.Client,
+    platform_headers: dict[str, str],
     local_stack: LocalStack,
     providers: Providers,
     mentor: str,
@@ -228,7 +242,7 @@ def test_a_permanent_4xx_lands_in_the_dlq_with_the_reason_on_the_booking(
     meeting_provider = "google_meet" if which == "google" else "zoom"
     klass = create(api, headers, online(title=title, meetingProvider=meeting_provider, starts=[future(50)]))
     session_id = klass["sessions"][0]["sessionId"]
-    booked = _book(api, headers, session_id, f"{mentor}-refused@example.com")
+    booked = _book(api, platform_headers, session_id, f"{mentor}-refused@example.com")
     emulator = providers.google if which == "google" else providers.zoom
     path = GOOGLE_INSERT if which == "google" else ZOOM_CREATE
     assert meetings_dlq_depth(local_stack) == 0

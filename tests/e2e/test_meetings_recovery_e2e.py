@@ -65,6 +65,7 @@ def _count(providers: Providers, provider: str, title: str, email: str) -> int:
 def test_crash_after_provider_call_never_mints_twice(
     provider: str,
     api: httpx.Client,
+    platform_headers: dict[str, str],
     local_stack: LocalStack,
     providers: Providers,
     mentor: str,
@@ -89,8 +90,14 @@ def test_crash_after_provider_call_never_mints_twice(
     session_id = klass["sessions"][0]["sessionId"]
     resp = api.post(
         "/bookings",
-        json={"sessionId": session_id, "studentEmail": "crash@example.com", "studentName": "Crash Test"},
-        headers=headers,
+        json={
+            "sessionId": session_id,
+            "studentEmail": "crash@example.com",
+            "studentName": "Crash Test",
+            "priceAmount": 4900,
+            "currency": "USD",
+        },
+        headers=platform_headers,
     )
     assert resp.status_code == 201, resp.text
     booking_id = resp.json()["bookingId"]

@@ -41,6 +41,9 @@ def test_prod_values_are_parsed() -> None:
     assert cfg.ses_identity == "app.test"  # a verified domain covers its subdomains
     assert cfg.poll_interval_minutes == 10
     assert cfg.placeholders == ()
+    assert cfg.platform_scope == "platform"
+    custom = DeployConfig.from_mapping({**PROD, "platformScope": "https://api.example.com/platform"})
+    assert custom.platform_scope == "https://api.example.com/platform"
 
 
 @pytest.mark.parametrize(
@@ -53,6 +56,7 @@ def test_prod_values_are_parsed() -> None:
         ({"busySyncMaxConcurrency": "1"}, "≥ 2"),
         ({"jwtIssuer": "http://issuer.test"}, "https"),
         ({"providerEndpoints": "[1]"}, "JSON object"),
+        ({"platformScope": "platform extra"}, "platformScope"),
     ],
 )
 def test_bad_values_are_refused_with_a_message(override: dict[str, str], message: str) -> None:

@@ -37,18 +37,19 @@ def test_handler_module_status(name: str) -> None:
     assert "lambda_handler" in defined
 
 
-def test_functions_share_runtime_architecture_code_asset_and_layer(synth: Synth) -> None:
+def test_functions_share_runtime_architecture_code_asset_and_layers(synth: Synth) -> None:
     functions = synth.of_type("AWS::Lambda::Function")
     props = [f["Properties"] for f in functions.values()]
     assert {p["Runtime"] for p in props} == {"python3.13"}
     assert {tuple(p["Architectures"]) for p in props} == {("arm64",)}
     assert len({json.dumps(p["Code"], sort_keys=True) for p in props}) == 1, "one code asset for every function"
-    (layer_id,) = synth.of_type("AWS::Lambda::LayerVersion")
-    assert all(p["Layers"] == [{"Ref": layer_id}] for p in props)
+    layers = synth.of_type("AWS::Lambda::LayerVersion")
+    # which function gets which layer: tests/infra/test_packaging.py
+    assert all({ref["Ref"] for ref in p["Layers"]} <= set(layers) for p in props)
     assert all(p["TracingConfig"] == {"Mode": "Active"} for p in props)
-    layer = synth.resources[layer_id]["Properties"]
-    assert layer["CompatibleArchitectures"] == ["arm64"]
-    assert layer["CompatibleRuntimes"] == ["python3.13"]
+    for layer in layers.values():
+        assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+        assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
 
 
 def test_each_function_has_its_own_role_and_log_group_with_retention(synth: Synth) -> None:
@@ -92,7 +93,9 @@ def test_provider_functions_get_real_endpoints_and_client_ids(synth: Synth) -> N
     assert env["SENDER_EMAIL"] == "bookings@mentors.test"
     classes = synth.resources[names["classes_api"]]["Properties"]["Environment"]["Variables"]
     assert classes["JWT_ISSUER"] == "https://auth.mentors.test/"
-    assert classes["JWT_AUDIENCE"] == "mentor-app"  # shared.auth checks one audience: the mentor app's
+    # shared.platform.auth accepts every audience the authorizer does: the mentor app's and the platform's
+    assert classes["JWT_AUDIENCE"] == "mentor-app,platform"
+    assert classes["JWT_PLATFORM_SCOPE"] == "platform"
     assert classes["JWT_JWKS_URL"] == "https://auth.mentors.test/.well-known/jwks.json"
     assert "GOOGLE_API_BASE" not in classes
     assert "KMS_KEY_ID" not in classes

@@ -30,7 +30,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "queues": set(),
     },
     "classes_api": {
-        "table": {"GetItem", "Query", "PutItem", "UpdateItem"},
+        "table": {"GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"},
         "index": {"Query"},
         "vault": False,
         "email": False,
@@ -46,7 +46,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "queues": {"Meetings"},
     },
     "provider_webhooks": {
-        "table": {"GetItem", "UpdateItem", "DeleteItem"},
+        "table": {"GetItem", "PutItem", "UpdateItem", "DeleteItem"},
         "index": {"Query"},
         "vault": False,
         "email": False,

@@ -1,4 +1,4 @@
-"""shared.secrets: in AWS a secret is read by reference (Secrets Manager / SSM); locally from the environment."""
+"""shared.platform.secrets: in AWS a secret is read by reference (Secrets Manager / SSM); locally from the env."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from shared import secrets
-from shared.config import ProviderSettings, StripeSettings, reset_settings
+from shared import wiring
+from shared.platform import secrets
+from shared.platform.config import ProviderSettings, StripeSettings
 
 
 @pytest.fixture
@@ -29,7 +30,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         parameters.clear_caches()
         yield
         parameters.clear_caches()
-    reset_settings()
+    wiring.reset()
 
 
 def test_secrets_manager_reference_wins_over_a_stray_plain_value(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -162,6 +162,9 @@ def make_bookings(schedule: ScheduleStore, count: int, *, mentor: str = "m-strip
             student_email=f"student{n}@example.com",
             student_name=f"Zoë Étudiante {n}",
             token_hash=hashlib.sha256(f"{class_id}{n}".encode()).hexdigest(),
+            price_amount=stripe_events.DEFAULT_AMOUNT,
+            currency=stripe_events.DEFAULT_CURRENCY.upper(),
+            hold_expires_at=datetime.now(UTC) + timedelta(minutes=30),
         )
         ids.append(schedule.create_booking(booking).booking_id)
     return ids
@@ -323,9 +326,9 @@ def test_the_webhook_makes_no_outbound_call_but_aws(
     (one, two) = make_bookings(schedule, 2)
     events = [
         stripe_events.build_event("checkout.session.completed", booking_id=one),
-        stripe_events.build_event("checkout.session.async_payment_succeeded", booking_id=two),
+        stripe_events.build_event("checkout.session.async_payment_succeeded", booking_id=two, payment_intent="pi_two"),
         stripe_events.build_event("payment_intent.succeeded", booking_id=one),
-        stripe_events.build_event("charge.refunded", booking_id=two),
+        stripe_events.build_event("charge.refunded", booking_id=two, payment_intent="pi_two"),
         stripe_events.build_event("customer.subscription.updated", mentor_id="m-outbound", plan="premium"),
         stripe_events.build_event("invoice.paid"),
     ]

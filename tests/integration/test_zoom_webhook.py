@@ -52,16 +52,18 @@ def challenge(plain: str) -> bytes:
     return json.dumps(event).encode()
 
 
-def deauthorized(user_id: str) -> bytes:
+def deauthorized(user_id: str, at: float | None = None) -> bytes:
+    """``app_deauthorized`` for ``user_id``, happening at ``at`` (default now: after any connection made so far)."""
+    when = time.time() if at is None else at
     payload: dict[str, Any] = {
         "account_id": "acc-1",
         "user_id": user_id,
         "signature": secrets.token_hex(32),
-        "deauthorization_time": "2026-01-01T00:00:00.000Z",
+        "deauthorization_time": datetime.fromtimestamp(when, UTC).isoformat(timespec="milliseconds"),
         "client_id": "mcZoomDevClient01",
         "user_data_retention": None,
     }
-    return json.dumps({"event": "app_deauthorized", "event_ts": 1, "payload": payload}).encode()
+    return json.dumps({"event": "app_deauthorized", "event_ts": int(when * 1000), "payload": payload}).encode()
 
 
 def put_zoom_connection(store: Store, mentor: str, zoom_user_id: str) -> None:
@@ -260,3 +262,28 @@ def test_other_events_are_acknowledged_and_ignored(api: httpx.Client, secret: st
     resp = api.post(PATH, content=body, headers=signed(secret, body))
     assert resp.status_code == 200
     assert resp.json() == {"received": True}
+
+
+def test_a_repeated_challenge_is_answered_again(api: httpx.Client, secret: str) -> None:
+    # Given a signed URL-validation challenge (answering it changes nothing, so it is not replay-guarded)
+    body = challenge("repeat-me")
+    headers = signed(secret, body)
+    # When Zoom sends the very same request twice / Then both get the encryptedToken
+    first, second = api.post(PATH, content=body, headers=headers), api.post(PATH, content=body, headers=headers)
+    assert first.status_code == second.status_code == 200
+    assert first.json() == second.json()
+    assert "encryptedToken" in second.json()
+
+
+def test_a_replayed_event_is_acknowledged_and_changes_nothing(api: httpx.Client, secret: str, store: Store) -> None:
+    # Given a signed app_deauthorized for a Zoom user nobody is connected as yet, delivered once
+    mentor, zoom_user = _unique("m-replay"), _unique("zoom-user")
+    body = deauthorized(zoom_user, at=time.time() + 30)  # Zoom's clock ahead: the event looks newer
+    headers = signed(secret, body)
+    assert api.post(PATH, content=body, headers=headers).status_code == 200
+    # When the mentor then connects as that user and the same delivery is replayed
+    put_zoom_connection(store, mentor, zoom_user)
+    replay = api.post(PATH, content=body, headers=headers)
+    # Then it is acknowledged and the connection stays
+    assert (replay.status_code, replay.json()) == (200, {"received": True})
+    assert store.get_connection(mentor, "zoom") is not None

@@ -141,11 +141,18 @@ def test_two_workers_minting_for_one_session_make_one_meeting(
     session_id = klass["sessions"][0]["sessionId"]
     _, schedule = tables(local_stack)
     jobs = []
+    platform = {"authorization": f"Bearer {local_stack.platform_token()}"}  # POST /bookings is the platform's
     for student in ("first", "second"):
         resp = api.post(
             "/bookings",
-            json={"sessionId": session_id, "studentEmail": f"{student}-{mentor}@example.com", "studentName": student},
-            headers=headers,
+            json={
+                "sessionId": session_id,
+                "studentEmail": f"{student}-{mentor}@example.com",
+                "studentName": student,
+                "priceAmount": 4900,
+                "currency": "USD",
+            },
+            headers=platform,
         )
         assert resp.status_code == 201, resp.text
         booking_id = resp.json()["bookingId"]
@@ -212,21 +219,34 @@ def test_racing_for_the_last_seat_one_booking_wins(
     headers = oauth_mentor(api, local_stack, providers, mentor_headers, mentor, "zoom")
     klass = create(api, headers, online(title=f"Last seat {mentor}", meetingProvider="zoom", capacity=3))
     session_id = klass["sessions"][0]["sessionId"]
+    platform = {"authorization": f"Bearer {local_stack.platform_token()}"}  # POST /bookings is the platform's
     for n in range(2):
         resp = api.post(
             "/bookings",
-            json={"sessionId": session_id, "studentEmail": f"early{n}@example.com", "studentName": f"Early {n}"},
-            headers=headers,
+            json={
+                "sessionId": session_id,
+                "studentEmail": f"early{n}@example.com",
+                "studentName": f"Early {n}",
+                "priceAmount": 4900,
+                "currency": "USD",
+            },
+            headers=platform,
         )
         assert resp.status_code == 201, resp.text
     start = threading.Barrier(RACERS)
 
     def book(n: int) -> tuple[int, Any]:
-        with httpx.Client(base_url=local_stack.api_url, timeout=30, headers=headers) as client:
+        with httpx.Client(base_url=local_stack.api_url, timeout=30, headers=platform) as client:
             start.wait()
             resp = client.post(
                 "/bookings",
-                json={"sessionId": session_id, "studentEmail": f"racer{n}@example.com", "studentName": f"Racer {n}"},
+                json={
+                    "sessionId": session_id,
+                    "studentEmail": f"racer{n}@example.com",
+                    "studentName": f"Racer {n}",
+                    "priceAmount": 4900,
+                    "currency": "USD",
+                },
             )
             return resp.status_code, resp.json()
 

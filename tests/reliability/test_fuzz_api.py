@@ -2,13 +2,16 @@
 
 * **schemathesis** generates requests for every operation of ``docs/openapi.json`` — valid and
   invalid parameters and bodies (``mode: all``), the coverage phase's boundary values, undeclared
-  methods and missing / broken credentials — with a valid mentor JWT on the mentor routes and, now and
-  then, the ids of a real class, session, booking and feed so the requests reach past the 404s.
+  methods and missing / broken credentials — with a valid mentor JWT on the mentor routes, the
+  platform's JWT on the platform routes (``POST /bookings``) and, now and then, the ids of a real
+  class, session, booking and feed so the requests reach past the 404s.
   Every answer must be: no 5xx; no stack trace, Python traceback or exception class name; JSON in
   the error envelope for a 4xx (or API Gateway's own ``{"message": ...}`` where only the gateway
   answers); and schemathesis' ``not_a_server_error``, ``status_code_conformance``,
   ``content_type_conformance`` and ``response_schema_conformance`` checks against the document.
 * The mentor routes get the same fuzzed requests **without** a valid token: 401 from the gateway.
+* Every operation is fuzzed again **with the platform's token** (PRODUCT.md §2.9): a platform route
+  answers as documented, a mentor route 403 ``insufficient_scope``, a public one as documented.
 * Explicit cases: bodies over the limit (413), bodies that are not a JSON object, not JSON, not UTF-8
   or nested too deep (400 ``invalid_request``), other content types (415), and random bodies and
   headers on the signed webhooks — each refused with nothing written to the table.
@@ -45,6 +48,10 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 DOCUMENT: dict[str, Any] = json.loads(DOC.read_text())
 OPERATIONS = {f"{m.upper()} {p}": op for p, item in DOCUMENT["paths"].items() for m, op in item.items()}
 SECURED = sorted(label for label, op in OPERATIONS.items() if op.get("security"))
+#: Platform routes (security ``platformJWT``): the platform's token, never a mentor's.
+PLATFORM_OPS = frozenset(label for label, op in OPERATIONS.items() if op.get("security") == [{"platformJWT": []}])
+MENTOR_OPS = frozenset(SECURED) - PLATFORM_OPS
+PLATFORM_EXAMPLES = 12
 
 #: Examples per operation in the fuzzing phase (the coverage phase adds its own boundary cases).
 FUZZ_EXAMPLES = 40
@@ -166,12 +173,18 @@ class World:
     headers: dict[str, str]
     path: dict[str, list[str]]  # path parameter name → real values
     query: dict[str, list[str]]  # query parameter name → real values
+    platform: dict[str, str]  # the platform backend's bearer token
+
+    def for_route(self, method: str, path: str) -> dict[str, str]:
+        """The credential a route takes: the platform's on platform routes, else the mentor's."""
+        return self.platform if f"{method} {path}" in PLATFORM_OPS else self.headers
 
 
 @pytest.fixture(scope="module")
 def world(local_stack: LocalStack) -> World:
     mentor = f"fuzz-{uuid.uuid4().hex[:10]}"
     headers = {"authorization": f"Bearer {local_stack.token(mentor)}"}
+    platform = {"authorization": f"Bearer {local_stack.platform_token()}"}
     with httpx.Client(base_url=local_stack.api_url, timeout=10) as api:
         created = api.post("/classes", json=in_person(title="Fuzzed flow"), headers=headers)
         assert created.status_code == 201, created.text
@@ -179,8 +192,14 @@ def world(local_stack: LocalStack) -> World:
         sessions = [s["sessionId"] for s in klass["sessions"]]
         booked = api.post(
             "/bookings",
-            json={"sessionId": sessions[0], "studentEmail": "fuzz@example.test", "studentName": "Fuzz"},
-            headers=headers,
+            json={
+                "sessionId": sessions[0],
+                "studentEmail": "fuzz@example.test",
+                "studentName": "Fuzz",
+                "priceAmount": 4900,
+                "currency": "USD",
+            },
+            headers=platform,
         )
         assert booked.status_code == 201, booked.text
         feed = api.get("/mentors/me/feed", headers=headers)
@@ -196,6 +215,7 @@ def world(local_stack: LocalStack) -> World:
             "token": [feed.json()["url"].rsplit("/", 1)[1]],
         },
         query={"token": [booked.json()["bookingToken"]]},
+        platform=platform,
     )
 
 
@@ -262,10 +282,37 @@ def test_every_operation_answers_fuzzed_requests_with_a_documented_answer(
     or leaks a stack trace, every 4xx is the JSON error envelope (or the gateway's own 401 / 404), and the
     status code, content type and body conform to the document."""
     aim(case, data, world)
-    # The booking routes also take the mentor's JWT without the gateway's authorizer: sometimes send it.
-    with_jwt = case.operation.label in SECURED or data.draw(st.booleans(), label="mentor JWT")
-    response = api.send(request_for(api, case, world.headers if with_jwt else None))
+    label = case.operation.label
+    if label in PLATFORM_OPS:
+        credential: dict[str, str] | None = world.platform
+    elif label in SECURED:
+        credential = world.headers
+    else:
+        # The booking routes also take the mentor's or the platform's JWT without the gateway's
+        # authorizer: sometimes send one of them.
+        credential = data.draw(st.sampled_from([None, world.headers, world.platform]), label="JWT")
+    response = api.send(request_for(api, case, credential))
     assert_sane(case, response)
+    case.validate_response(response, headers=dict(response.request.headers))
+
+
+@schema.parametrize()
+@schema.given(data=st.data())
+@_bounded(PLATFORM_EXAMPLES)
+def test_every_operation_answers_the_platforms_token_as_its_caller_rules_say(
+    case: Any, data: st.DataObject, api: httpx.Client, world: World
+) -> None:
+    """Given one documented operation fuzzed by schemathesis, when every request carries the platform
+    backend's token (PRODUCT.md §2.9), then a mentor route answers 403 ``insufficient_scope`` (a platform
+    token names no mentor), and every other route answers as documented — no 5xx, no stack trace."""
+    aim(case, data, world)
+    response = api.send(request_for(api, case, world.platform))
+    assert_sane(case, response)
+    # (schemathesis' coverage phase also sends requests whose credentials it removed or broke: 401)
+    sent_platform = response.request.headers.get("authorization") == world.platform["authorization"]
+    if case.operation.label in MENTOR_OPS and sent_platform:
+        assert response.status_code == 403, (case.operation.label, response.status_code, response.text[:300])
+        assert response.json()["error"]["code"] == "insufficient_scope"
     case.validate_response(response, headers=dict(response.request.headers))
 
 
@@ -327,7 +374,10 @@ def test_a_body_over_the_limit_is_refused_with_413_and_nothing_is_written(
     before it is parsed or its signature checked, and nothing is written."""
     body = json.dumps({"title": "x" * (1024 * 1024), "sessionId": world.path["session_id"][0]}).encode()
     response = api.request(
-        method, _url(world, path), content=body, headers={**world.headers, "content-type": "application/json"}
+        method,
+        _url(world, path),
+        content=body,
+        headers={**world.for_route(method, path), "content-type": "application/json"},
     )
     error = assert_error(response, 413, "payload_too_large")
     assert error["limitBytes"] == MAX_BODY_BYTES
@@ -385,7 +435,7 @@ def test_a_body_that_is_not_a_json_object_is_400_invalid_request_and_nothing_is_
     number, NaN, a huge integer, nested 20,000 deep, UTF-16, or not UTF-8), when each is sent as
     ``application/json``, then every answer is 400 ``invalid_request`` about the body and nothing is written."""
     before = stack_counts()
-    headers = {**world.headers, "content-type": "application/json; charset=utf-8"}
+    headers = {**world.for_route(method, path), "content-type": "application/json; charset=utf-8"}
     for kind, body in BAD_JSON.items():
         response = api.request(method, _url(world, path), content=body, headers=headers)
         error = assert_error(response, 400, "invalid_request")
@@ -415,7 +465,7 @@ def test_a_body_that_is_not_json_by_its_content_type_is_415_and_nothing_is_writt
     answer is 415 ``unsupported_media_type`` and nothing is written."""
     before = stack_counts()
     for kind, (content_type, body) in OTHER_TYPES.items():
-        headers = {**world.headers, "content-type": content_type}
+        headers = {**world.for_route(method, path), "content-type": content_type}
         response = api.request(method, _url(world, path), content=body, headers=headers)
         assert response.status_code == 415, (kind, response.text[:300])
         assert_error(response, 415, "unsupported_media_type")

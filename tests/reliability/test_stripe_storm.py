@@ -33,6 +33,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -84,6 +85,9 @@ def _booking(session: dict[str, Any], mentor: str, n: int) -> Booking:
         student_email=f"{booking_id}@students.example.com",
         student_name=f"Student {n}",
         token_hash=hashlib.sha256(booking_id.encode()).hexdigest(),
+        price_amount=stripe_events.DEFAULT_AMOUNT,
+        currency=stripe_events.DEFAULT_CURRENCY.upper(),
+        hold_expires_at=datetime.now(UTC) + timedelta(hours=2),
     )
 
 
@@ -133,7 +137,11 @@ def test_a_storm_of_deliveries_ends_in_the_right_state_with_one_meeting_per_sess
         bookings[booking.booking_id] = (scenario, session)
     events: list[dict[str, Any]] = []
     for booking_id, (scenario, _) in bookings.items():
-        events += [stripe_events.build_event(booking_id=booking_id, **KINDS[k]) for k in SCENARIOS[scenario][0]]
+        paid_by = f"pi_storm_{booking_id}"  # one payment per booking: its checkout, intent and refund agree
+        events += [
+            stripe_events.build_event(booking_id=booking_id, payment_intent=paid_by, **KINDS[k])
+            for k in SCENARIOS[scenario][0]
+        ]
     latest: dict[str, tuple[int, int, str, str]] = {}
     rank = {"created": 0, "updated": 1, "deleted": 2}
     subscriptions = UNIQUE - len(events) - NOISE

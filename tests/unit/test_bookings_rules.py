@@ -40,6 +40,9 @@ def _booking(**over: Any) -> Booking:
     return Booking(**values)
 
 
+PRICE = {"priceAmount": 2500, "currency": "eur"}
+
+
 class FakeSchedule:
     def __init__(self, booking: Booking | None = None, failures: list[Exception] | None = None) -> None:
         self.booking = booking
@@ -57,8 +60,15 @@ class FakeSchedule:
     def get_booking(self, booking_id: str) -> Booking | None:
         return self.booking if self.booking and self.booking.booking_id == booking_id else None
 
+    def booking_token_hash(self, booking_id: str) -> str | None:
+        booking = self.get_booking(booking_id)
+        return booking.token_hash if booking else None
+
     def get_session(self, session_id: str) -> Session | None:
         return self.session if session_id == self.session.session_id else None
+
+    def due_holds(self, session_id: str, now: datetime) -> list[str]:
+        return []
 
     def create_booking(self, booking: Booking) -> Booking:
         self.attempts += 1
@@ -116,7 +126,7 @@ def test_everyone_else_gets_the_same_404_or_a_401() -> None:
 def test_only_the_tokens_hash_is_kept() -> None:
     schedule: Any = FakeSchedule()
     body = CreateBookingRequest.model_validate(
-        {"sessionId": "cls_a-s01", "studentEmail": "s@example.com", "studentName": "S"}
+        {"sessionId": "cls_a-s01", "studentEmail": "s@example.com", "studentName": "S", **PRICE}
     )
     created = create_booking(schedule, body, now=NOW)
     assert len(created.booking_token) >= 43
@@ -137,7 +147,7 @@ def _cancelled(reason: str) -> ClientError:
 def test_a_transaction_conflict_is_retried_but_a_full_session_is_not(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("shared.schedule.bookings.time.sleep", lambda s: None)
     body = CreateBookingRequest.model_validate(
-        {"sessionId": "cls_a-s01", "studentEmail": "s@example.com", "studentName": "S"}
+        {"sessionId": "cls_a-s01", "studentEmail": "s@example.com", "studentName": "S", **PRICE}
     )
     # DynamoDB cancelled twice for a concurrent transaction, then it goes through
     schedule: Any = FakeSchedule(failures=[_cancelled("TransactionConflict"), _cancelled("TransactionConflict")])
@@ -159,7 +169,7 @@ def test_a_transaction_conflict_is_retried_but_a_full_session_is_not(monkeypatch
 def test_a_started_or_unknown_session_cannot_be_booked() -> None:
     schedule: Any = FakeSchedule()
     late = CreateBookingRequest.model_validate(
-        {"sessionId": "cls_a-s01", "studentEmail": "s@example.com", "studentName": "S"}
+        {"sessionId": "cls_a-s01", "studentEmail": "s@example.com", "studentName": "S", **PRICE}
     )
     assert _status(lambda: create_booking(schedule, late, now=NOW + timedelta(days=4))) == (409, "session_started")
     unknown = late.model_copy(update={"session_id": "cls_b-s01"})

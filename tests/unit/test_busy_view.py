@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.busy.sync import busy_view, merge_sources, parse_window
+from shared.busy.view import busy_view, merge_sources, parse_window
 from shared.platform.api import ApiError
 from shared.store import Connection, ConnectionStatus, Provider, Store
 from shared.store.busy import Block, BusyStore
@@ -31,7 +31,7 @@ def test_window_defaults_and_offsets() -> None:
     now = datetime(2026, 6, 1, 10, 30, tzinfo=UTC)
     assert parse_window(None, None, now=now) == (now, now + timedelta(days=7))
     # Given offsets / Then read as instants, in UTC
-    start, end = parse_window("2026-06-01T12:00:00+02:00", "2026-06-02T00:00:00Z")
+    start, end = parse_window("2026-06-01T12:00:00+02:00", "2026-06-02T00:00:00Z", now=now)
     assert (start, end) == (datetime(2026, 6, 1, 10, tzinfo=UTC), datetime(2026, 6, 2, tzinfo=UTC))
 
 
@@ -175,3 +175,35 @@ def test_blocks_from_before_a_reconnect_and_of_disconnected_sources_are_ignored(
         "syncedUntil": None,
         "error": None,
     }
+
+
+# --- bounds (issue 14): every window lies within a day ago and ten years ahead ---------------------
+
+
+@pytest.mark.parametrize(
+    ("raw_from", "raw_to", "field"),
+    [
+        ("9999-12-31T23:00:00-05:00", None, "from"),  # was a 500: OverflowError converting to UTC
+        ("0001-01-01T00:00:00+02:00", None, "from"),
+        ("9999-12-01T00:00:00Z", "9999-12-31T23:59:59Z", "from"),
+        ("0001-01-01T00:00:00Z", "0001-01-02T00:00:00Z", "from"),
+        (None, "9999-12-31T23:00:00-05:00", "to"),
+        ("2026-05-30T00:00:00Z", "2026-06-02T00:00:00Z", "from"),  # two days before now
+        ("2036-05-30T00:00:00Z", "2036-06-02T00:00:00Z", "to"),  # past now + 10 years
+    ],
+)
+def test_a_window_out_of_range_is_400_out_of_range(raw_from: str | None, raw_to: str | None, field: str) -> None:
+    now = datetime(2026, 6, 1, 10, 30, tzinfo=UTC)
+    with pytest.raises(ApiError) as caught:
+        parse_window(raw_from, raw_to, now=now)
+    assert (caught.value.status, caught.value.code) == (400, "invalid_request")
+    found = caught.value.extra["fields"][0]
+    assert (found["field"], found["code"]) == (field, "out_of_range")
+
+
+def test_the_edges_of_the_range_are_accepted() -> None:
+    now = datetime(2026, 6, 1, 10, 30, tzinfo=UTC)
+    assert parse_window("2026-05-31T10:30:00Z", None, now=now)[0] == now - timedelta(days=1)
+    assert parse_window("2036-05-31T10:30:00Z", "2036-06-01T10:30:00Z", now=now)[1] == datetime(
+        2036, 6, 1, 10, 30, tzinfo=UTC
+    )

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import itertools
 import json
-import types
 import subprocess
 import sys
+import types
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -124,8 +124,8 @@ def test_the_handler_answers_the_scheduled_event(
 
 
 def test_maintenance_tasks_name_the_google_channel_renewal(monkeypatch: pytest.MonkeyPatch) -> None:
-    (task,) = wiring.maintenance_tasks()
-    assert task.name == "renew_google_channels"
+    task, sweep = wiring.maintenance_tasks()
+    assert (task.name, sweep.name) == ("renew_google_channels", "expire_seat_holds")
     # Running it renews, through the Google push service the composition root builds, what expires
     # within GOOGLE_CHANNEL_RENEW_BEFORE_S
     calls: list[tuple[float, float]] = []
@@ -182,3 +182,22 @@ def test_rate_limiter_spaces_calls_to_the_configured_rate() -> None:
     assert slept == pytest.approx([0.25, 0.25, 0.25, 0.25])
     assert now[0] == pytest.approx(1.0)
     assert RateLimiter(rate=0).acquire() == 0.0
+
+
+def test_the_seat_hold_sweep_runs_with_the_configured_look_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a look-back setting, when the poll's second maintenance task runs
+    monkeypatch.setenv("BOOKING_HOLD_SWEEP_LOOKBACK_HOURS", "6")
+    wiring.reset()
+    seen: list[int] = []
+
+    def sweep(schedule: object, *, lookback_hours: int) -> str:
+        seen.append(lookback_hours)
+        return "swept"
+
+    monkeypatch.setattr("shared.schedule.holds.sweep", sweep)
+    monkeypatch.setattr(wiring, "schedule", object)
+    _, task = wiring.maintenance_tasks()
+    # Then it sweeps the configured hours through the composition root's schedule store
+    assert task.run() == "swept"
+    assert seen == [6]
+    wiring.reset()

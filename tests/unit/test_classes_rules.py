@@ -302,3 +302,93 @@ def test_an_explicit_offset_is_that_instant_even_on_a_fall_back_night(store: Sto
     view = create_class(store, schedule, MENTOR, request, now=NOW)
     # Then the offset is kept; the naive one is the first occurrence (RFC 5545); they are an hour apart
     assert [s.start for s in view.sessions] == ["2027-10-31T02:30:00+02:00", "2027-10-31T02:30:00+01:00"]
+
+
+# --- bounds (PRODUCT.md §2.4, issue 14) ----------------------------------------------------------
+
+
+def _field(err: pytest.ExceptionInfo[ApiError]) -> tuple[str, str | None]:
+    assert _code(err) == (400, "invalid_request")
+    found = err.value.extra["fields"][0]
+    return found["field"], found.get("code")
+
+
+@pytest.mark.parametrize(
+    ("over", "expected"),
+    [
+        ({"starts": ["0001-01-01T00:00"]}, ("starts", "out_of_range")),
+        ({"starts": ["0001-01-01T00:00:00+14:00"]}, ("starts", "out_of_range")),
+        ({"starts": ["9999-12-31T23:59:59"]}, ("starts", "out_of_range")),
+        ({"starts": ["9999-12-31T23:00:00-12:00"]}, ("starts", "out_of_range")),
+        ({"starts": ["2037-01-11T12:00"]}, ("starts", "out_of_range")),  # ten years and a day after NOW
+        ({"starts": None, "rrule": "FREQ=WEEKLY;COUNT=2", "dtstart": "0001-01-01T10:00"}, ("dtstart", "out_of_range")),
+        ({"starts": None, "rrule": "FREQ=WEEKLY;COUNT=2", "dtstart": "9999-12-31T23:00"}, ("dtstart", "out_of_range")),
+        (
+            {"starts": None, "rrule": "FREQ=WEEKLY;UNTIL=99991231T235959", "dtstart": "2027-03-01T10:00"},
+            ("rrule", "out_of_range"),
+        ),
+        (
+            {"starts": None, "rrule": "FREQ=WEEKLY;UNTIL=20370301T000000Z", "dtstart": "2027-03-01T10:00"},
+            ("rrule", "out_of_range"),  # within ten years of dtstart, not of now
+        ),
+        (  # the sessions themselves run past now + 10 years
+            {"starts": None, "rrule": "FREQ=MONTHLY;COUNT=20", "dtstart": "2036-03-01T10:00"},
+            ("rrule", "out_of_range"),
+        ),
+        (
+            {"starts": None, "rrule": "FREQ=DAILY;COUNT=2;BYSETPOS=" + ",".join(map(str, range(1, 10)))},
+            ("rrule", "too_many_values"),
+        ),
+        ({"starts": None, "rrule": "FREQ=WEEKLY;COUNT=2;BYDAY=MO,+1MO,1MO"}, ("rrule", "duplicate_value")),
+    ],
+)
+def test_dates_and_rules_out_of_bounds_are_400_with_a_code(over: dict[str, Any], expected: tuple[str, str]) -> None:
+    over = {"dtstart": "2027-03-01T10:00", **over} if over.get("rrule") else over
+    untouched: Any = object()
+    with pytest.raises(ApiError) as err:
+        create_class(untouched, untouched, MENTOR, _request(**over), now=NOW)
+    assert _field(err) == expected
+
+
+def test_the_last_day_of_the_range_is_accepted() -> None:
+    # Given starts a day before NOW would be refused as past; ten years after NOW is in range
+    from shared.schedule.classes import session_starts
+
+    starts = session_starts(_request(starts=["2037-01-10T12:00"]), BERLIN, NOW)
+    assert [s.isoformat() for s in starts] == ["2037-01-10T12:00:00+01:00"]
+
+
+@pytest.mark.parametrize(
+    "over",
+    [
+        {"title": "Yoga\r\nBcc: all@example.com"},
+        {"title": "Yoga\tflow"},
+        {"title": "Yoga\u2028flow"},
+        {"title": "Yoga\x85flow"},
+        {"location": "Studio\n3"},
+        {"location": "Studio\x003"},
+    ],
+)
+def test_control_characters_in_titles_and_locations_are_refused(over: dict[str, Any]) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as err:
+        _request(**over)
+    assert err.value.errors()[0]["loc"] == (next(iter(over)),)
+
+
+@pytest.mark.parametrize(
+    "start", ["9999-12-31T23:59:59", "9999-12-31T20:00:00-05:00", "0001-01-01T00:00", "2037-01-12T10:00"]
+)
+def test_a_move_out_of_range_is_400_and_changes_nothing(
+    store: Store, schedule: ScheduleStore, queue: JobQueue, sqs: FakeSqs, start: str
+) -> None:
+    view = create_class(store, schedule, MENTOR, _request(), now=NOW)
+    sid = view.sessions[0].session_id
+    with pytest.raises(ApiError) as err:
+        move_session(
+            schedule, queue, MENTOR, view.class_id, sid, MoveSessionRequest.model_validate({"start": start}), now=NOW
+        )
+    assert _field(err) == ("start", "out_of_range")
+    assert get_class(schedule, MENTOR, view.class_id).sessions[0] == view.sessions[0]
+    assert sqs.bodies == []

@@ -4,9 +4,11 @@ window and the caps; plus the token and ETag helpers."""
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -14,12 +16,14 @@ import pytest
 from icalendar import Calendar, Event
 
 from shared.feed import service as feed
+from shared.feed import tokens as feed_tokens
 from shared.store import (
     ClassFormat,
     ClassItem,
     MeetingProvider,
     MeetingRef,
     MeetingStatus,
+    ScheduleStore,
     Session,
     SessionStatus,
 )
@@ -288,13 +292,13 @@ def test_a_realistic_feed_stays_small() -> None:
 
 
 def test_tokens_have_256_bits_and_only_their_hash_is_the_lookup_key() -> None:
-    tokens = {feed.new_token() for _ in range(100)}
+    tokens = {feed_tokens.new_token() for _ in range(100)}
     assert len(tokens) == 100
     for token in tokens:
         assert len(token) == 43
-        assert feed.token_from_path(token + ".ics") == token
-        assert token not in feed.lookup_pk(feed.token_hash(token))
-        assert len(feed.token_hash(token)) == 64
+        assert feed_tokens.token_from_path(token + ".ics") == token
+        assert token not in feed_tokens.lookup_pk(feed_tokens.token_hash(token))
+        assert len(feed_tokens.token_hash(token)) == 64
 
 
 @pytest.mark.parametrize(
@@ -313,15 +317,15 @@ def test_tokens_have_256_bits_and_only_their_hash_is_the_lookup_key() -> None:
     ],
 )
 def test_malformed_path_tokens_are_refused(segment: str) -> None:
-    assert feed.token_from_path(segment) is None
+    assert feed_tokens.token_from_path(segment) is None
 
 
 def test_feed_urls() -> None:
-    urls = feed.feed_urls("T" * 43, "https://api.mentors.example/")
+    urls = feed_tokens.feed_urls("T" * 43, "https://api.mentors.example/")
     assert urls.url == f"https://api.mentors.example/feeds/{'T' * 43}.ics"
     assert urls.webcal_url == f"webcal://api.mentors.example/feeds/{'T' * 43}.ics"
     assert urls.model_dump(by_alias=True) == {"url": urls.url, "webcalUrl": urls.webcal_url}
-    local = feed.feed_urls("T" * 43, "http://127.0.0.1:8080")
+    local = feed_tokens.feed_urls("T" * 43, "http://127.0.0.1:8080")
     assert local.webcal_url == f"webcal://127.0.0.1:8080/feeds/{'T' * 43}.ics"
 
 
@@ -353,3 +357,78 @@ def test_vtimezones_cover_sessions_beyond_2038() -> None:
     assert zone.to_tz().utcoffset(datetime(2040, 7, 3, 18, 0)) == timedelta(hours=2)  # CEST
     assert "20400325T030000" in body.replace("\r\n ", "")  # the 2040 spring-forward is listed
     assert "19700101" not in body  # and 70 years of history are not
+
+
+# --- bounds: whatever is stored, the feed is small and fast (issue 14) ----------------------------
+
+
+@pytest.fixture
+def gc_paused() -> Iterator[None]:
+    """The cyclic GC paused while CPU is measured: a pass over this test process's garbage is not the code's cost."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def _far_sessions(schedule: ScheduleStore, years: list[int], tz: str) -> None:
+    """A class of mentor m-1 with sessions in ``years``, written straight to the table (as old data could be)."""
+    klass = _class("cls_far", tz=tz)
+    schedule.create_class(
+        klass, [_session("cls_far", n, datetime(y, 6, 1, 10, tzinfo=UTC)) for n, y in enumerate(years, 1)]
+    )
+
+
+@pytest.mark.parametrize("tz", ["Europe/Berlin", "Pacific/Kiritimati", "America/Adak"])
+def test_sessions_stored_in_9996_and_9998_keep_the_feed_small_and_fast(
+    schedule: ScheduleStore, tz: str, gc_paused: None
+) -> None:
+    # Given sessions in 2026 and, stored directly, in 9996 and 9998 (the feed was 2 MB, then a 500)
+    _far_sessions(schedule, [2026, 9996, 9998], tz)
+    # When the feed is built, twice (what a GET and its conditional repeat cost)
+    started = time.process_time()
+    first, again = _build(schedule), _build(schedule)  # type: ignore[arg-type]
+    spent = time.process_time() - started
+    # Then both render the same small calendar, quickly, every session in it
+    assert first.body == again.body
+    assert len(first.body) < 32_000
+    assert spent < 1.0
+    assert len(_events(first.body)) == 3
+    (zone,) = Calendar.from_ical(first.body).walk("VTIMEZONE")
+    assert str(zone["TZID"]) == tz
+
+
+def test_a_time_that_overflows_in_its_zone_is_written_in_utc() -> None:
+    # Given a session in the last hour of 9999 in a zone 14 hours ahead of UTC
+    klass = _class("cls_end", tz="Pacific/Kiritimati")
+    last = _session("cls_end", 1, datetime(9999, 12, 31, 22, 0, tzinfo=UTC), end=datetime(9999, 12, 31, 23, tzinfo=UTC))
+    # Then the feed still renders, that session in UTC
+    body = _build(FakeSchedule([klass], [last])).body
+    assert b"DTSTART:99991231T220000Z" in body
+
+
+def test_the_vtimezone_span_stays_within_twenty_years_of_now() -> None:
+    from shared.notify import ics
+
+    def span(*years: int) -> tuple[int, int]:
+        events = [
+            ics.session_event(
+                session_id=f"s{y}",
+                title="t",
+                start=datetime(y, 6, 1, tzinfo=UTC),
+                end=datetime(y, 6, 1, 1, tzinfo=UTC),
+                timezone="UTC",
+                sequence=0,
+            )
+            for y in years
+        ]
+        first, last = ics._span(events, 2026)
+        return first.year, last.year
+
+    assert span(2026, 2030) == (2026, 2032)  # the events' years, as before
+    assert span(2040) == (2040, 2042)
+    assert span(2026, 9998) == (2026, 2046)
+    assert span(9996) == (2045, 2046)
+    assert span(1, 2026) == (2006, 2028)

@@ -8,7 +8,7 @@ from http import HTTPStatus
 import pytest
 
 from shared import wiring
-from shared.feed import service as feed
+from shared.feed import tokens as feed
 from shared.platform import aws
 from shared.platform.api import ApiError
 from shared.store import Store

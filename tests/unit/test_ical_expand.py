@@ -3,7 +3,9 @@ overrides (RECURRENCE-ID), windows; and the RFC 5545 corner cases one by one."""
 
 from __future__ import annotations
 
+import gc
 import time
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -281,3 +283,139 @@ def test_unreadable_rule_keeps_the_first_instance() -> None:
 def test_window_must_be_aware() -> None:
     with pytest.raises(ValueError, match="aware"):
         expand([], datetime(2026, 1, 1), datetime(2026, 1, 2), tz=ZoneInfo("UTC"))
+
+
+# --- bounds: a hostile event costs little and never spins (issue 14) -------------------------------
+
+#: CPU one expand() call may spend on a hostile event (issue 14's bound).
+EXPAND_CPU = 0.2
+WINDOW_60 = (datetime(2026, 12, 6, tzinfo=UTC), datetime(2027, 2, 4, tzinfo=UTC))
+
+
+@pytest.fixture
+def gc_paused() -> Iterator[None]:
+    """The cyclic GC paused while CPU is measured: a pass over this test process's garbage is not the code's cost."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def test_a_series_begun_decades_before_the_window_is_expanded() -> None:
+    # Given a daily event since 1990 (shifted by its own year, the window fell past year 9999: nothing)
+    events = _events(_vevent("DTSTART:19900101T100000Z", "DURATION:PT1H", "RRULE:FREQ=DAILY"))
+    found = expand(events, *WINDOW_60, tz=ZoneInfo("UTC"))
+    # Then every day of the window is busy at 10:00
+    assert len(found) == 60
+    assert found[0].start == datetime(2026, 12, 6, 10, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "FREQ=DAILY;BYSETPOS=" + ",".join(str(n) for n in range(2, 102)),  # iCloud's 6 s event
+        "FREQ=DAILY;BYMONTHDAY=1,2,1",
+        "FREQ=MINUTELY;BYHOUR="
+        + ",".join(map(str, range(24)))
+        + ";BYMINUTE="
+        + ",".join(map(str, range(60)))
+        + ";BYSECOND=1,2",
+    ],
+)
+def test_a_rule_too_costly_to_walk_is_skipped_and_logged(
+    rule: str, caplog: pytest.LogCaptureFixture, gc_paused: None
+) -> None:
+    events = _events(_vevent("DTSTART:20261210T100000Z", "DURATION:PT1H", f"RRULE:{rule}"))
+    started = time.process_time()
+    found = expand(events, *WINDOW_60, tz=ZoneInfo("UTC"))
+    assert time.process_time() - started < EXPAND_CPU
+    assert _spans(found) == [(datetime(2026, 12, 10, 10, tzinfo=UTC), datetime(2026, 12, 10, 11, tzinfo=UTC))]
+    assert "recurrence rule skipped" in caplog.text
+
+
+def test_a_walk_over_budget_stops_keeps_its_own_start_and_is_logged(
+    caplog: pytest.LogCaptureFixture, gc_paused: None
+) -> None:
+    # Given a secondly rule whose BYSETPOS never matches (each period is one second)
+    events = _events(_vevent("DTSTART:20261210T100000Z", "DURATION:PT1H", "RRULE:FREQ=SECONDLY;BYSETPOS=2"))
+    started = time.process_time()
+    found = expand(events, *WINDOW_60, tz=ZoneInfo("UTC"))
+    # Then the walk stops within budget, the event still blocks its own hour, and the stop is logged
+    assert time.process_time() - started < EXPAND_CPU
+    assert _spans(found) == [(datetime(2026, 12, 10, 10, tzinfo=UTC), datetime(2026, 12, 10, 11, tzinfo=UTC))]
+    assert "over its time budget" in caplog.text
+
+
+def test_the_whole_call_has_a_budget_too(gc_paused: None) -> None:
+    # Given ten hostile series / When expanded with a 0.2 s budget / Then the call keeps to it
+    events = _events(
+        *(_vevent("DTSTART:20261210T100000Z", "RRULE:FREQ=SECONDLY;BYSETPOS=2", uid=f"bomb-{n}") for n in range(10))
+    )
+    started = time.process_time()
+    found = expand(events, *WINDOW_60, tz=ZoneInfo("UTC"), budget_seconds=0.2)
+    assert time.process_time() - started < 0.2 + 0.1
+    assert len(found) == 10
+
+
+_FREQS = ["SECONDLY", "MINUTELY", "HOURLY", "DAILY", "WEEKLY", "MONTHLY", "YEARLY"]
+_LISTS = {
+    "BYSECOND": st.integers(-1, 61),
+    "BYMINUTE": st.integers(-1, 60),
+    "BYHOUR": st.integers(-1, 24),
+    "BYDAY": st.tuples(
+        st.sampled_from(["", "1", "-1", "2", "5", "53"]), st.sampled_from(["MO", "TU", "WE", "FR", "SU"])
+    ),
+    "BYMONTHDAY": st.integers(-32, 32),
+    "BYYEARDAY": st.integers(-367, 367),
+    "BYWEEKNO": st.integers(-54, 54),
+    "BYMONTH": st.integers(0, 13),
+    "BYSETPOS": st.integers(-400, 400),
+}
+
+
+@st.composite
+def hostile_events(draw: st.DrawFn) -> str:
+    parts = [f"FREQ={draw(st.sampled_from(_FREQS))}"]
+    if draw(st.booleans()):
+        parts.append(f"INTERVAL={draw(st.integers(1, 1000))}")
+    end = draw(st.sampled_from(["COUNT", "UNTIL", "none"]))
+    if end == "COUNT":
+        parts.append(f"COUNT={draw(st.integers(1, 10**6))}")
+    elif end == "UNTIL":
+        parts.append(f"UNTIL={draw(st.integers(1900, 9999))}1231T235959Z")
+    for key in draw(st.lists(st.sampled_from(sorted(_LISTS)), unique=True, max_size=5)):
+        values = draw(st.lists(_LISTS[key], min_size=1, max_size=120))
+        parts.append(f"{key}={','.join(''.join(map(str, v)) if isinstance(v, tuple) else str(v) for v in values)}")
+    start = draw(st.datetimes(datetime(1900, 1, 1), datetime(2030, 12, 31))).strftime(FMT)
+    return _vevent(f"DTSTART:{start[:4].zfill(4)}{start[4:]}Z", "DURATION:PT1H", "RRULE:" + ";".join(parts))
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
+@given(event=hostile_events())
+def test_fuzzed_hostile_events_cost_little_and_never_raise(event: str, gc_paused: None) -> None:
+    events = _events(event)
+    started = time.process_time()
+    found = expand(events, *WINDOW_60, tz=ZoneInfo("Europe/Berlin"))
+    assert time.process_time() - started < EXPAND_CPU
+    assert all(WINDOW_60[0] - timedelta(hours=1) <= o.start < WINDOW_60[1] for o in found)
+
+
+def test_a_rule_dateutil_trips_over_keeps_the_first_instance() -> None:
+    # Given a rule on which dateutil raises IndexError while walking (53rd Monday of a month)
+    events = _events(_vevent("DTSTART:20261210T100000Z", "DURATION:PT1H", "RRULE:FREQ=MONTHLY;BYDAY=53MO"))
+    # Then the event still blocks its own time, and nothing raises
+    found = expand(events, *WINDOW_60, tz=ZoneInfo("UTC"))
+    assert _spans(found) == [(datetime(2026, 12, 10, 10, tzinfo=UTC), datetime(2026, 12, 10, 11, tzinfo=UTC))]
+
+
+def test_a_utc_exdate_removes_an_instance_a_dst_gap_moved() -> None:
+    # Given a weekly series at 00:00 Santiago whose first instance falls in the 2026-09-06 gap (moved to 01:00)
+    series = {"zone": "America/Santiago", "wall": datetime(2026, 9, 6, 0, 0), "count": 5, "minutes": 15}
+    full = expand(_events(_vevent(*_weekly_lines(series))), *WIDE, tz=ZoneInfo("UTC"))
+    # When every instance is excluded by its UTC start / Then none is left (the moved one included)
+    exdates = [f"EXDATE:{o.start.strftime(FMT)}Z" for o in full]
+    assert expand(_events(_vevent(*_weekly_lines(series), *exdates)), *WIDE, tz=ZoneInfo("UTC")) == []

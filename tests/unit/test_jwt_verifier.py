@@ -15,12 +15,15 @@ import pytest
 
 from devstack.jwt import LocalIssuer
 from shared.platform.auth import (
+    MAX_LEEWAY_S,
     MIN_REFETCH_S,
     AuthError,
     JwksUnavailable,
     JwtVerifier,
     _http_fetch,
     bearer_token,
+    is_platform,
+    token_scopes,
 )
 
 
@@ -108,7 +111,7 @@ def _resign_header(token: str, **header: Any) -> str:
     ["expired", "audience", "issuer", "not before", "no exp", "no sub", "alg none", "alg HS256", "garbage", "tampered"],
 )
 def test_bad_tokens_are_refused(issuer: LocalIssuer, case: str) -> None:
-    verifier = _verifier(issuer, Jwks(issuer), leeway_s=30)
+    verifier = _verifier(issuer, Jwks(issuer), leeway_s=5)
     makers: dict[str, Callable[[], str]] = {
         "expired": lambda: issuer.issue("m", ttl_s=-60),
         "audience": lambda: issuer.issue("m", aud="other-api"),
@@ -128,8 +131,63 @@ def test_bad_tokens_are_refused(issuer: LocalIssuer, case: str) -> None:
 
 
 def test_small_clock_skew_is_tolerated(issuer: LocalIssuer) -> None:
-    verifier = _verifier(issuer, Jwks(issuer), leeway_s=30)
-    assert verifier.verify(issuer.issue("m", ttl_s=-10))["sub"] == "m"
+    verifier = _verifier(issuer, Jwks(issuer), leeway_s=5)
+    assert verifier.verify(issuer.issue("m", ttl_s=-2))["sub"] == "m"
+
+
+def test_the_leeway_is_at_most_five_seconds_by_default_and_by_setting(
+    issuer: LocalIssuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the default verifier / When a token expired 25 s ago (or 8 s ago) is presented / Then refused
+    verifier = _verifier(issuer, Jwks(issuer))
+    assert verifier.leeway_s == MAX_LEEWAY_S == 5
+    for ago in (25, 8):
+        with pytest.raises(AuthError):
+            verifier.verify(issuer.issue("m", ttl_s=-ago))
+    # And a leeway over 5 s is refused, by the verifier and by the setting (JWT_LEEWAY_S)
+    with pytest.raises(AuthError, match="leeway"):
+        _verifier(issuer, Jwks(issuer), leeway_s=30)
+    from pydantic import ValidationError
+
+    from shared.platform.config import AuthSettings
+
+    monkeypatch.setenv("JWT_LEEWAY_S", "30")
+    with pytest.raises(ValidationError):
+        AuthSettings()
+    monkeypatch.setenv("JWT_LEEWAY_S", "2")
+    assert AuthSettings().jwt_leeway_s == 2
+    monkeypatch.delenv("JWT_LEEWAY_S")
+    assert AuthSettings().jwt_leeway_s == 5
+
+
+def test_every_configured_audience_is_accepted_and_client_id_stands_in_for_a_missing_aud(
+    issuer: LocalIssuer,
+) -> None:
+    # Given the audiences of the mentor app and of the platform's client (API Gateway's list)
+    verifier = JwtVerifier(
+        issuer=issuer.issuer,
+        audience=f"{issuer.audience}, platform-client",
+        jwks_url="https://issuer.example/.well-known/jwks.json",
+        fetch=Jwks(issuer),
+    )
+    # Then either aud passes, and a Cognito-style access token (no aud) passes on its client_id
+    assert verifier.verify(issuer.issue("m"))["sub"] == "m"
+    assert verifier.verify(issuer.issue("p", aud="platform-client"))["sub"] == "p"
+    assert verifier.verify(issuer.issue("p", aud=None, client_id="platform-client"))["sub"] == "p"
+    # And another audience, or no aud with a foreign client_id, is refused
+    for token in (issuer.issue("x", aud="else"), issuer.issue("x", aud=None, client_id="else")):
+        with pytest.raises(AuthError):
+            verifier.verify(token)
+
+
+def test_scopes_are_read_as_api_gateway_reads_them() -> None:
+    assert token_scopes({"scope": "platform  read"}) == {"platform", "read"}
+    assert token_scopes({"scp": ["platform"]}) == {"platform"}
+    assert token_scopes({"scp": "[a platform]"}) == {"a", "platform"}  # as API Gateway flattens a list
+    assert token_scopes({"sub": "m"}) == frozenset()
+    assert is_platform({"scope": "openid platform"})
+    assert not is_platform({"scope": "platformer"})
+    assert is_platform({"scope": "https://api.example/platform"}, "https://api.example/platform")
 
 
 def test_configuration_and_fetch_failures() -> None:

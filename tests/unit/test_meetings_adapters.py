@@ -1,4 +1,5 @@
-"""Pure parts of shared.providers.meetings: ids, agenda marker, error mapping, response fallbacks."""
+"""Pure parts of the meetings adapters (shared.providers.meetings, .google.meet, .zoom.meetings): ids,
+agenda marker, error mapping, response fallbacks."""
 
 from __future__ import annotations
 
@@ -12,17 +13,10 @@ import pytest
 from pydantic import SecretStr
 
 from shared.providers import rest
-from shared.providers.meetings import (
-    MeetingAuthError,
-    MeetingSpec,
-    ZoomMeetings,
-    _google_error,
-    _zoom_error,
-    google_event_id,
-    google_request_id,
-    zoom_agenda,
-    zoom_marker,
-)
+from shared.providers.google.meet import _google_error, google_event_id, google_request_id
+from shared.providers.meetings import MeetingAuthError, MeetingSpec
+from shared.providers.zoom.errors import zoom_meeting_error
+from shared.providers.zoom.meetings import ZoomMeetings, zoom_agenda, zoom_marker
 
 TOKEN = SecretStr("secret-token-value-123")
 
@@ -85,13 +79,15 @@ def test_google_error_mapping(response: httpx.Response, code: str, retryable: bo
 def test_zoom_error_mapping_and_token_redaction() -> None:
     """Given Zoom error answers / Then scope errors are forbidden, 3001 not_found, and a token echoed
     in a message is redacted."""
-    scope = _zoom_error(httpx.Response(400, json={"code": 4711, "message": "does not contain scopes"}), TOKEN)
+    scope = zoom_meeting_error(httpx.Response(400, json={"code": 4711, "message": "does not contain scopes"}), TOKEN)
     assert (scope.code, scope.retryable) == ("forbidden", False)
-    gone = _zoom_error(httpx.Response(404, json={"code": 3001, "message": "Meeting does not exist: 1."}), TOKEN)
+    gone = zoom_meeting_error(httpx.Response(404, json={"code": 3001, "message": "Meeting does not exist: 1."}), TOKEN)
     assert gone.code == "not_found"
-    echo = _zoom_error(httpx.Response(400, json={"code": 300, "message": f"bad {TOKEN.get_secret_value()}"}), TOKEN)
+    echo = zoom_meeting_error(
+        httpx.Response(400, json={"code": 300, "message": f"bad {TOKEN.get_secret_value()}"}), TOKEN
+    )
     assert TOKEN.get_secret_value() not in str(echo)
-    daily = _zoom_error(
+    daily = zoom_meeting_error(
         httpx.Response(429, headers={"X-RateLimit-Type": "Daily-limit"}, json={"code": 429, "message": "x"}), TOKEN
     )
     assert (daily.code, daily.retryable) == ("daily_cap", True)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from contract_support import PENDING, pending
 
 from devstack import openapi
 from devstack.routes import ROUTES, Route
@@ -24,6 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 CONNECTIONS_ROUTES = {
     "GET /connections",
     "POST /connections/{provider}/authorize",
+    "POST /connections/{provider}/complete",
     "POST /connections/apple",
     "GET /connections/google/calendars",
     "PUT /connections/google/calendar",
@@ -31,26 +33,6 @@ CONNECTIONS_ROUTES = {
     "GET /oauth/{provider}/callback",
     "POST /webhooks/zoom",
 }
-
-#: Rows PRODUCT.md §3 gained that no function serves yet, with the open issue that adds each. The
-#: coverage test below checks both ways: every other row has its route, and each of these still has
-#: none (so this list shrinks the day one lands, and cannot hide a route that exists).
-PENDING: dict[tuple[str, str], str] = {
-    ("POST", "/connections/google/complete"): "issue 14 (OAuth completion bound to its mentor)",
-    ("POST", "/connections/zoom/complete"): "issue 14 (OAuth completion bound to its mentor)",
-    ("POST", "/connections/microsoft/complete"): "issue 18 (Microsoft 365)",
-    ("GET", "/connections/microsoft/calendars"): "issue 18 (Microsoft 365)",
-    ("PUT", "/connections/microsoft/calendar"): "issue 18 (Microsoft 365)",
-    ("POST", "/webhooks/microsoft"): "issue 18 (Microsoft 365)",
-    ("GET", "/mentors/me/availability"): "issue 15 (availability)",
-    ("PUT", "/mentors/me/availability"): "issue 15 (availability)",
-    ("GET", "/mentors/{mentorId}/slots"): "issue 15 (availability)",
-    ("POST", "/private-sessions"): "issue 15 (availability)",
-}
-
-
-def _pending(method: str, path: str) -> bool:
-    return (method, path) in PENDING
 
 
 @pytest.fixture(scope="module")
@@ -176,11 +158,13 @@ def test_every_served_contract_route_is_documented(document: dict[str, Any]) -> 
     table = contract_routes(product.read_text())
     # (rows still to be built have no route at all: neither a specific nor a catch-all one)
     for method, path in table:
-        if _pending(method, path):
+        if pending(method, path):
             sample = re.sub(r"\{[^}]*\}", "x1", path)
             clash = [r.key for r in ROUTES if r.method == method and r.match(sample) is not None]
-            assert clash == [], f"{method} {path} is served now ({clash}): drop it from PENDING ({PENDING[method, path]})"
-    routes = {_route_of(method, path) for method, path in table if not _pending(method, path)}
+            assert clash == [], (
+                f"{method} {path} is served now ({clash}): drop it from PENDING ({PENDING[method, path]})"
+            )
+    routes = {_route_of(method, path) for method, path in table if not pending(method, path)}
     assert len(routes) == len(ROUTES)  # the table and ROUTES agree (one route per row item)
     served = {route for route in routes if _served(route)}
     assert {route.key for route in served} >= CONNECTIONS_ROUTES
@@ -188,7 +172,8 @@ def test_every_served_contract_route_is_documented(document: dict[str, Any]) -> 
     for route in served:
         op = _operation(document, route.method, route.path)
         assert op is not None, f"{route.key} is served but not in docs/openapi.json"
-        assert (op.get("security") == [{openapi.SECURITY_SCHEME: []}]) is route.auth, route.key
+        scheme = openapi.PLATFORM_SECURITY_SCHEME if route.platform else openapi.SECURITY_SCHEME
+        assert (op.get("security") == [{scheme: []}]) is route.auth, route.key
         assert op["responses"]["4XX"] == {"$ref": "#/components/responses/Error"}
     # And nothing else is: every documented operation is a served route
     documented = sum(len(item) for item in document["paths"].values())
@@ -207,6 +192,7 @@ def test_document_shape(document: dict[str, Any]) -> None:
     )
     assert document["servers"][0]["url"] == "{apiUrl}"
     assert document["components"]["securitySchemes"][openapi.SECURITY_SCHEME]["bearerFormat"] == "JWT"
+    assert document["components"]["securitySchemes"][openapi.PLATFORM_SECURITY_SCHEME]["bearerFormat"] == "JWT"
     assert document["components"]["schemas"]["Error"]["required"] == ["error"]
     # Powertools' generic 422 is gone: validation answers 400 with the error envelope
     text = json.dumps(document)

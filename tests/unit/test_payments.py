@@ -86,6 +86,9 @@ def make_bookings(schedule: ScheduleStore, count: int, class_id: str = "cls_pay"
             student_email=f"s{n}@example.com",
             student_name=f"Student {n}",
             token_hash=hashlib.sha256(f"t{n}".encode()).hexdigest(),
+            price_amount=stripe_events.DEFAULT_AMOUNT,
+            currency=stripe_events.DEFAULT_CURRENCY.upper(),
+            hold_expires_at=datetime.now(UTC) + timedelta(minutes=30),
         )
         ids.append(schedule.create_booking(booking).booking_id)
     return ids
@@ -404,9 +407,10 @@ def test_a_refund_after_confirmation_cancels_and_frees_the_seat(
     """Given a CONFIRMED booking, when it is refunded (twice), then CANCELLED once, the seat is free and
     exactly one booking.cancelled job follows the booking.confirmed one."""
     (booking_id,) = make_bookings(schedule, 1)
-    deliver(stripe_events.build_event("checkout.session.completed", booking_id=booking_id))
-    assert deliver(stripe_events.build_event("charge.refunded", booking_id=booking_id))["outcome"] == "cancelled"
-    again = deliver(stripe_events.build_event("charge.refunded", booking_id=booking_id))
+    paid = {"booking_id": booking_id, "payment_intent": "pi_refundAfterConfirmation"}
+    deliver(stripe_events.build_event("checkout.session.completed", **paid))
+    assert deliver(stripe_events.build_event("charge.refunded", **paid))["outcome"] == "cancelled"
+    again = deliver(stripe_events.build_event("charge.refunded", **paid))
     assert again["outcome"] == "already_cancelled"
     assert [j["kind"] for j in drain(queue_url)] == ["booking.confirmed", "booking.cancelled"]
     session = schedule.get_session("cls_pay-s01")

@@ -2,7 +2,7 @@
 for nonexistent and ambiguous local times, and the limits that keep a rule bounded and cheap.
 
 The property tests compare against dateutil's plain wall-clock expansion of the same rule (which
-knows nothing of zones or of the 400-year shift the module uses to bound its work).
+knows nothing of zones or of the budget the module walks a rule under).
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def test_a_rule_that_never_matches_is_refused_quickly() -> None:
     started = clock.monotonic()
     with pytest.raises(RecurrenceError, match="no session"):
         expand("FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30;COUNT=3", datetime(2027, 1, 1, 18), BERLIN, max_sessions=99)
-    # Then the 400-year shift bounds the walk
+    # Then the walk stops at the ten-year horizon (a budget of periods)
     assert clock.monotonic() - started < 1.5
 
 

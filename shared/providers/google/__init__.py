@@ -1,4 +1,4 @@
-"""Google: the Calendar API client (:mod:`.calendar`: calendar list, freeBusy) and push channels
-(:mod:`.channels`: ``events.watch`` / ``channels.stop``). Meet events are in
-:mod:`shared.providers.meetings`.
+"""Google: the Calendar API client (:mod:`.calendar`: calendar list, freeBusy), push channels
+(:mod:`.channels`: ``events.watch`` / ``channels.stop``), Calendar events with a Meet link
+(:mod:`.meet`) and the one reading of Google's error answers (:mod:`.errors`).
 """

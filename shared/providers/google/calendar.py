@@ -24,56 +24,43 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 from pydantic import SecretStr
 
-from shared.platform.http import RETRY_STATUSES, retry_after_seconds
-from shared.providers.rest import BearerApi, ProviderUnreachable, json_body, redact
+from shared.platform.http import retry_after_seconds
+from shared.providers.google.api import google_api
+from shared.providers.google.errors import (
+    GOOGLE,
+    QUOTA_REASONS,
+    QUOTA_WAIT_S,
+    RATE_LIMIT_REASONS,
+    GoogleApiError,
+    GoogleAuthError,
+    GoogleRateLimited,
+    google_reason,
+    google_retryable,
+)
+from shared.providers.rest import BearerApi, ProviderUnreachable, json_body, parse_instant, redact
+
+__all__ = [
+    "FREEBUSY_MAX_SPAN",
+    "MAX_INLINE_WAIT_S",
+    "QUOTA_WAIT_S",
+    "BusySpan",
+    "CalendarEntry",
+    "GoogleApiError",
+    "GoogleAuthError",
+    "GoogleClient",
+    "GoogleRateLimited",
+    "RateLimiter",
+    "google_client",
+    "google_retryable",
+    "split_window",
+]
 
 #: Longest range one freeBusy request covers (Google's limit is about 90 days).
 FREEBUSY_MAX_SPAN = timedelta(days=60)
 #: In-process retries only for waits up to this long; longer ones go back to the queue.
 MAX_INLINE_WAIT_S = 5.0
-_RETRY_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
-_QUOTA_REASONS = frozenset({"quotaExceeded", "dailyLimitExceeded"})
-#: How long to stay away after a quota (not a rate) answer without ``Retry-After``.
-QUOTA_WAIT_S = 900.0
-
-
-class GoogleApiError(Exception):
-    """Google answered with an error (``status``) or could not be reached (``status`` is None)."""
-
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class GoogleAuthError(GoogleApiError):
-    """Google refused the access token (401): expired, revoked or missing scope."""
-
-
-class GoogleRateLimited(GoogleApiError):
-    """Rate or quota limit still hit after the in-process retries: come back after ``retry_after_s``."""
-
-    def __init__(self, message: str, *, status: int, retry_after_s: float | None) -> None:
-        super().__init__(message, status=status)
-        self.retry_after_s = retry_after_s
-
-
-def _reason(response: httpx.Response) -> str | None:
-    body = json_body(response)
-    err = body.get("error") if isinstance(body, dict) else None
-    errors = err.get("errors") if isinstance(err, dict) else None
-    if isinstance(errors, list) and errors and isinstance(errors[0], dict) and errors[0].get("reason"):
-        return str(errors[0]["reason"])
-    return None
-
-
-def google_retryable(response: httpx.Response) -> bool:
-    """Worth retrying in-process: 429, 5xx, or 403 with a per-second rate reason."""
-    if response.status_code in RETRY_STATUSES:
-        return True
-    return response.status_code == 403 and _reason(response) in _RETRY_REASONS
 
 
 @dataclass
@@ -127,16 +114,6 @@ def split_window(
     return pieces
 
 
-def _instant(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("z", "Z"))
-    except ValueError:
-        return None
-    return parsed.astimezone(UTC) if parsed.tzinfo else None
-
-
 def _rfc3339(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -168,15 +145,9 @@ class GoogleClient:
     ) -> None:
         self.api_base = api_base.rstrip("/")
         self.userinfo_url = userinfo_url
-        self._api = BearerApi("Google", self.api_base, timeout_s=timeout_s, attempts=attempts)
-        self._busy_api = BearerApi(
-            "Google",
-            self.api_base,
-            timeout_s=timeout_s,
-            attempts=attempts,
-            retry_if=google_retryable,
-            max_retry_after_s=MAX_INLINE_WAIT_S,
-            sleep=sleep,
+        self._api = BearerApi(GOOGLE, self.api_base, timeout_s=timeout_s, attempts=attempts)
+        self._busy_api = google_api(
+            self.api_base, timeout_s=timeout_s, attempts=attempts, max_retry_after_s=MAX_INLINE_WAIT_S, sleep=sleep
         )
         self.limiter = limiter or RateLimiter(rate=0)
         self.max_span = max_span
@@ -268,10 +239,10 @@ class GoogleClient:
         status = response.status_code
         if status == 401:
             raise GoogleAuthError("Google refused the access token.", status=401)
-        reason = _reason(response) if status >= 400 else None
-        if status == 429 or (status == 403 and reason in _RETRY_REASONS | _QUOTA_REASONS):
+        reason = google_reason(response)[0] if status >= 400 else None
+        if status == 429 or (status == 403 and reason in RATE_LIMIT_REASONS | QUOTA_REASONS):
             wait = retry_after_seconds(response)
-            if wait is None and reason in _QUOTA_REASONS:
+            if wait is None and reason in QUOTA_REASONS:
                 wait = QUOTA_WAIT_S
             raise GoogleRateLimited(
                 redact(f"Google rate limit ({reason or status}).", token), status=status, retry_after_s=wait
@@ -297,7 +268,11 @@ class GoogleClient:
             )
         spans = []
         for item in entry.get("busy") or []:
-            s, e = (_instant(item.get("start")), _instant(item.get("end"))) if isinstance(item, dict) else (None, None)
+            s, e = (
+                (parse_instant(item.get("start")), parse_instant(item.get("end")))
+                if isinstance(item, dict)
+                else (None, None)
+            )
             if s is None or e is None:
                 continue
             s, e = max(s, start), min(e, end)

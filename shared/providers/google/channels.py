@@ -11,8 +11,8 @@ answers the channel with Google's ``resourceId`` (the watched collection, needed
 already stopped). Google refuses non-HTTPS addresses (``push.webhookUrlNotHttps``).
 
 Calls go through :class:`shared.providers.rest.BearerApi` (timeout, retries with backoff and jitter
-on 429/5xx and Google's 403 rate-limit reasons). Errors are :class:`shared.providers.google.calendar`
-errors and never hold a token.
+on 429/5xx and Google's 403 rate-limit reasons). Errors are :mod:`shared.providers.google.errors` types
+and never hold a token.
 """
 
 from __future__ import annotations
@@ -24,11 +24,9 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from shared.platform.http import RETRY_STATUSES
-from shared.providers.google.calendar import GoogleApiError, GoogleAuthError
-from shared.providers.rest import BearerApi, ProviderUnreachable, json_body
-
-_RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
+from shared.providers.google.api import google_api
+from shared.providers.google.errors import GoogleApiError, GoogleAuthError, google_reason
+from shared.providers.rest import ProviderUnreachable, json_body
 
 
 @dataclass(frozen=True)
@@ -41,27 +39,9 @@ class WatchedChannel:
     resource_uri: str | None = None
 
 
-def _reason(response: httpx.Response) -> tuple[str | None, str]:
-    body = json_body(response)
-    err = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(err, dict):
-        return None, ""
-    errors = err.get("errors")
-    reason = None
-    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-        reason = errors[0].get("reason")
-    return (str(reason) if reason else None), str(err.get("message") or "")[:200]
-
-
-def _retryable(response: httpx.Response) -> bool:
-    if response.status_code in RETRY_STATUSES:
-        return True
-    return response.status_code == 403 and _reason(response)[0] in _RATE_LIMIT_REASONS
-
-
 def _error(what: str, response: httpx.Response) -> GoogleApiError:
     status = response.status_code
-    reason, _ = _reason(response)
+    reason, _ = google_reason(response)
     shown = f" ({reason})" if reason else ""
     if status == 401:
         return GoogleAuthError(f"Google refused the access token for {what}.", status=401)
@@ -72,14 +52,7 @@ class GoogleChannelsClient:
     """``events.watch`` / ``channels.stop`` over the configured Calendar API base."""
 
     def __init__(self, *, api_base: str, timeout_s: float = 10.0, attempts: int = 3, budget_s: float = 15.0) -> None:
-        self._api = BearerApi(
-            "Google",
-            api_base.rstrip("/"),
-            timeout_s=timeout_s,
-            attempts=attempts,
-            budget_s=budget_s,
-            retry_if=_retryable,
-        )
+        self._api = google_api(api_base.rstrip("/"), timeout_s=timeout_s, attempts=attempts, budget_s=budget_s)
 
     def _post(self, url: str, token: SecretStr, body: dict[str, Any]) -> httpx.Response:
         try:

@@ -1,3 +1,3 @@
-"""Zoom: the REST client for the connected user (:mod:`.client`). Meetings are in
-:mod:`shared.providers.meetings`.
+"""Zoom: the REST client for the connected user (:mod:`.client`), the scheduled-meetings adapter
+(:mod:`.meetings`) and the one reading of Zoom's error answers (:mod:`.errors`).
 """

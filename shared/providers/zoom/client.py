@@ -10,14 +10,9 @@ from dataclasses import dataclass
 from pydantic import SecretStr
 
 from shared.providers.rest import BearerApi, ProviderUnreachable
+from shared.providers.zoom.errors import ZOOM, ZoomApiError
 
-
-class ZoomApiError(Exception):
-    """Zoom answered with an error (``status``) or could not be reached (``status`` is None)."""
-
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
+__all__ = ["ZoomApiError", "ZoomClient", "ZoomUser", "zoom_client"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +30,7 @@ class ZoomClient:
 
     def __init__(self, *, api_base: str, timeout_s: float = 10.0, attempts: int = 4) -> None:
         self.api_base = api_base.rstrip("/")
-        self._api = BearerApi("Zoom", self.api_base, timeout_s=timeout_s, attempts=attempts)
+        self._api = BearerApi(ZOOM, self.api_base, timeout_s=timeout_s, attempts=attempts)
 
     def me(self, token: SecretStr) -> ZoomUser:
         """The user who granted ``token``."""

@@ -95,6 +95,39 @@ def test_token_from_cli_is_accepted_by_running_gateway(running_up: dict[str, Any
     assert bad.json() == {"message": "Unauthorized"}
 
 
+def test_platform_token_from_cli_passes_the_platform_scope_check_and_a_mentor_token_does_not(
+    running_up: dict[str, Any],
+) -> None:
+    # Given the platform's token and a mentor's, printed by `python -m devstack token`
+    platform = _devstack("token", "--platform", env=running_up["env"])
+    mentor = _devstack("token", "--mentor", "m9", env=running_up["env"])
+    assert platform.returncode == 0, platform.stderr
+    assert mentor.returncode == 0, mentor.stderr
+    api = running_up["endpoints"]["api"]
+    # When each calls POST /bookings (the platform's route) with a session that does not exist
+    body = {"sessionId": "cls_none-s01", "studentEmail": "a@example.com", "studentName": "A"}
+    body |= {"priceAmount": 2500, "currency": "EUR"}
+    as_platform = httpx.post(
+        f"{api}/bookings", json=body, headers={"authorization": f"Bearer {platform.stdout.strip()}"}, timeout=10
+    )
+    as_mentor = httpx.post(
+        f"{api}/bookings", json=body, headers={"authorization": f"Bearer {mentor.stdout.strip()}"}, timeout=10
+    )
+    # Then the platform reaches the function (404 session_not_found) and the mentor is refused at the gateway
+    assert as_platform.status_code == 404, as_platform.text
+    assert as_platform.json()["error"]["code"] == "session_not_found"
+    assert as_mentor.status_code == 403, as_mentor.text
+    assert as_mentor.json()["error"]["code"] == "insufficient_scope"
+    # And the platform token is refused on a mentor route
+    refused = httpx.get(
+        f"{api}/connections", headers={"authorization": f"Bearer {platform.stdout.strip()}"}, timeout=10
+    )
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "insufficient_scope"
+    # And --platform with --mentor is a usage error
+    assert _devstack("token", "--platform", "--mentor", "m1", env=running_up["env"]).returncode == 2
+
+
 def test_token_with_plan_upserts_the_mentor_profile(running_up: dict[str, Any]) -> None:
     # Given the running stack
     endpoints = running_up["endpoints"]
@@ -192,9 +225,12 @@ def test_demo_tells_the_story_and_connects_all_three(tmp_path: Path) -> None:
     assert result.returncode == 0, f"stdout:\n{result.stdout[-4000:]}\nstderr:\n{result.stderr[-4000:]}"
     out = result.stdout
     assert "demo finished in" in out
-    # And Google and Zoom were connected through OAuth, landing on the app's connections page
+    # And Google and Zoom were connected through OAuth: the callback parks them, the mentor app completes them
     for provider in ("google", "zoom"):
-        assert f"/mentor/settings/connections?connected={provider}" in out
+        assert f"/mentor/settings/connections?provider={provider}&pending=…" in out
+        assert f'POST /connections/{provider}/complete {{"pending": "…"}}' in out
+    # And a consent URL completed by another mentor's session was refused
+    assert "403 oauth_mentor_mismatch" in out
     # And Apple's two refusals were shown: the wrong format (no network call) and the wrong password
     assert "400 invalid_app_specific_password" in out
     assert "0 connections reached the CalDAV server" in out
@@ -208,6 +244,13 @@ def test_demo_tells_the_story_and_connects_all_three(tmp_path: Path) -> None:
     }
     # And the classes → bookings → Stripe → meetings story ran: one Meet event shared, moved, deleted
     assert "Alan's meetingUrl is Grace's: True; events for the session in Google Calendar: 1" in out
+    # And the trust boundaries: the platform books (a seat held until a time), a mentor token cannot,
+    # a payment of the wrong amount changes nothing, an abandoned checkout gives its seat back
+    assert re.search(r"POST /bookings \(Grace, platform token\) → 201 .* seat held until \d{4}-", out)
+    assert "POST /bookings with a mentor's token → 403 insufficient_scope" in out
+    assert "(checkout.session.completed, 1 JPY) → 200 payment_mismatch" in out
+    assert "the booking is still PENDING" in out
+    assert re.search(r"the hold ended: the booking is EXPIRED, seats taken: 0/4", out)
     assert "warning zoom_free_40_min_cap" in out
     assert "Grace's link is unchanged: True" in out
     assert "Alan cancels → 202; events for the session in Google Calendar: 0" in out

@@ -265,6 +265,7 @@ def test_claims_are_stringified_like_api_gateway() -> None:
 EXPECTED_ROUTES = {
     ("GET", "/connections", "connections_api", True),
     ("POST", "/connections/{provider}/authorize", "connections_api", True),
+    ("POST", "/connections/{provider}/complete", "connections_api", True),
     ("POST", "/connections/apple", "connections_api", True),
     ("GET", "/connections/google/calendars", "connections_api", True),
     ("PUT", "/connections/google/calendar", "connections_api", True),

@@ -1,7 +1,7 @@
 """Radicale (the local iCloud) taken down and brought back: ``pause`` / ``resume`` / ``outage``.
 
 While it is down, clients get a refused connection, which the CalDAV reader reports as
-:class:`~shared.providers.apple.AppleUnavailableError` (transient, never the 401 that means a
+:class:`~shared.providers.apple.caldav.AppleUnavailableError` (transient, never the 401 that means a
 revoked password); afterwards it serves the same URL with the same users and calendars.
 """
 
@@ -16,7 +16,7 @@ import pytest
 from pydantic import SecretStr
 
 from devstack.radicale import RadicaleServer
-from shared.providers import apple
+from shared.providers.apple import caldav as apple
 
 PASSWORD = "abcd-efgh-ijkl-mnop"
 

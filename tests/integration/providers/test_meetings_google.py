@@ -1,4 +1,4 @@
-"""Google Calendar + Meet adapter (shared.providers.meetings.GoogleMeetings) against the Google emulator.
+"""Google Calendar + Meet adapter (shared.providers.google.meet.GoogleMeetings) against the Google emulator.
 
 One event per session key (client-supplied id, 409 = already made), Meet link read from
 conferenceData, pending conference polled, move keeps the link, delete is idempotent, 429/5xx
@@ -25,13 +25,11 @@ from devstack.emulators import GoogleEmulator, pkce_s256
 from devstack.emulators import google as g
 from devstack.emulators.spec import assert_request_conforms
 from shared import wiring
+from shared.providers.google.meet import GoogleMeetings, google_event_id, google_request_id
 from shared.providers.meetings import (
-    GoogleMeetings,
     MeetingAuthError,
     MeetingError,
     MeetingSpec,
-    google_event_id,
-    google_request_id,
     meetings_client,
     reset_meetings_clients,
 )

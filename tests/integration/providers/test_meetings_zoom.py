@@ -1,4 +1,4 @@
-"""Zoom adapter (shared.providers.meetings.ZoomMeetings) against the Zoom emulator.
+"""Zoom adapter (shared.providers.zoom.meetings.ZoomMeetings) against the Zoom emulator.
 
 Scheduled meetings (type 2, join before host, no waiting room) in the class's zone, one per
 session key through the agenda marker and the list endpoint, move keeps the join link, delete is
@@ -29,12 +29,11 @@ from shared.providers.meetings import (
     MeetingAuthError,
     MeetingError,
     MeetingSpec,
-    ZoomMeetings,
     meetings_client,
     reset_meetings_clients,
-    zoom_marker,
 )
 from shared.providers.oauth import ZOOM_SCOPES
+from shared.providers.zoom.meetings import ZoomMeetings, zoom_marker
 from shared.store.models import MeetingProvider
 
 MENTOR = "mentor@example.com"
