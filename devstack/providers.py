@@ -50,7 +50,9 @@ class GoogleProvider:
     ) -> None:
         # The seed client is kept (and extended by bind_api) so an emulator reset keeps its URIs.
         self.client = OAuthClient(client_id, client_secret, [GOOGLE_REDIRECT_URI])
-        self.emulator = GoogleEmulator(host=host, port=port, clients=[self.client])
+        # Our webhook receiver is http on loopback; the emulator, like Google, takes only https
+        # push addresses unless told otherwise.
+        self.emulator = GoogleEmulator(host=host, port=port, clients=[self.client], allow_http_loopback_push=True)
 
     def start(self) -> None:
         self.emulator.start()

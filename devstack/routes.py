@@ -185,6 +185,8 @@ ROUTES: Final[tuple[Route, ...]] = (
     _mentor("GET", "/mentors/me/busy", "connections_api"),
     _mentor("GET", "/mentors/me/feed", "connections_api"),
     _mentor("POST", "/mentors/me/feed/rotate", "connections_api"),
+    _mentor("GET", "/mentors/me/availability", "connections_api"),
+    _mentor("PUT", "/mentors/me/availability", "connections_api"),
     # oauth_callback — the browser comes back from Google / Zoom (no JWT: `state` binds the mentor)
     _public("GET", "/oauth/{provider}/callback", "oauth_callback"),
     # classes_api — classes (mentor) and bookings

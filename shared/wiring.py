@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from shared.schedule.holds import HoldSettings, SweepResult
     from shared.schedule.payments import StripeWebhook
     from shared.store import Provider, ScheduleStore, Store, Table
+    from shared.store.availability import AvailabilityStore
     from shared.store.busy import BusyStore
     from shared.store.guards import Guards
     from shared.vault import Vault
@@ -85,6 +86,14 @@ def busy_store() -> BusyStore:
     from shared.store.busy import BusyStore
 
     return BusyStore(table())
+
+
+@once
+def availability_store() -> AvailabilityStore:
+    """Mentors' availability rules over :func:`table`."""
+    from shared.store.availability import AvailabilityStore
+
+    return AvailabilityStore(table())
 
 
 @once

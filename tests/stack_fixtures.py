@@ -30,7 +30,9 @@ from shared.store import Store, Table
 @pytest.fixture(scope="session")
 def providers(local_stack: LocalStack) -> Iterator[Providers]:
     """Google + Zoom emulators and Radicale on loopback, with our callback URIs registered."""
-    google, zoom, caldav = GoogleEmulator().start(), ZoomEmulator().start(), RadicaleServer()
+    # Our push receiver is http on loopback; like Google, the emulator takes only https unless told so.
+    google, zoom = GoogleEmulator(allow_http_loopback_push=True).start(), ZoomEmulator().start()
+    caldav = RadicaleServer()
     caldav.start()
     google.add_client(g.DEFAULT_CLIENT_ID, g.DEFAULT_CLIENT_SECRET, [f"{local_stack.api_url}/oauth/google/callback"])
     zoom.add_client(z.DEFAULT_CLIENT_ID, z.DEFAULT_CLIENT_SECRET, [f"{local_stack.api_url}/oauth/zoom/callback"])

@@ -5,6 +5,7 @@ Thin: parse → call ``shared.connections.service`` → map. Routes are added he
 
 # No ``from __future__ import annotations``: Powertools reads the route signatures (bodies, query
 # parameters, return types) at runtime through the tracer's wrapper, so they must be real objects.
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -15,6 +16,8 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared import wiring
+from shared.availability import service as availability
+from shared.availability.rules import AvailabilityView, PutAvailabilityRequest
 from shared.busy import view as busy
 from shared.connections import apple, calendars, oauth_flow
 from shared.connections.views import (
@@ -118,6 +121,21 @@ def get_busy(
     """Busy times from every connected calendar, merged and labelled by source, plus each source's sync state."""
     window = busy.parse_window(start, end)
     return busy.busy_view(wiring.store(), wiring.busy_store(), mentor_id(app), *window)
+
+
+@app.get("/mentors/me/availability")
+@tracer.capture_method
+def get_availability() -> AvailabilityView:
+    """The mentor's availability rules and their `version` (before the first PUT: the defaults, `version` 0)."""
+    return availability.get_availability(wiring.availability_store(), mentor_id(app))
+
+
+@app.put("/mentors/me/availability")
+@tracer.capture_method
+def put_availability(body: PutAvailabilityRequest) -> AvailabilityView:
+    """Replace the mentor's availability rules (PRODUCT.md §2.10); 400 with `fields`, 409 `availability_changed`."""
+    mentor = mentor_id(app)
+    return availability.put_availability(wiring.availability_store(), mentor, body, now=datetime.now(UTC))
 
 
 _FEED_URLS: dict[int, OpenAPIResponse] = {

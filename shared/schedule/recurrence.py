@@ -46,9 +46,10 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from shared.platform.bounds import WalkBudget, WalkBudgetExceeded, budgeted
+from shared.platform.wallclock import iana_zone, localize
 
 #: Every session of a recurring class starts within this many years of the first.
 MAX_HORIZON_YEARS = 10
@@ -76,8 +77,6 @@ ALLOWED_PARTS = frozenset(
     }
 )
 _TIME_PARTS = frozenset({"BYHOUR", "BYMINUTE", "BYSECOND"})
-_ZONE_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$")
-_NOT_IANA = frozenset({"localtime", "posixrules", "Factory"})
 _UNTIL = re.compile(r"^(\d{8})(?:T(\d{6})(Z?))?$")
 
 
@@ -93,23 +92,10 @@ class RecurrenceError(ValueError):
 
 def zone(key: str) -> ZoneInfo:
     """The IANA zone ``key`` (``Europe/Berlin``); :class:`RecurrenceError` for anything else."""
-    if not isinstance(key, str) or len(key) > 64 or not _ZONE_KEY.match(key) or key in _NOT_IANA:
+    found = iana_zone(key)
+    if found is None:
         raise RecurrenceError("timezone", f"{str(key)[:64]!r} is not an IANA time zone (e.g. Europe/Berlin)")
-    try:
-        return ZoneInfo(key)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise RecurrenceError("timezone", f"{key!r} is not an IANA time zone (e.g. Europe/Berlin)") from None
-
-
-def localize(wall: datetime, tz: ZoneInfo) -> datetime:
-    """The instant of local wall time ``wall`` (naive) in ``tz``, as an aware datetime in ``tz``.
-
-    RFC 5545: a nonexistent time (spring-forward gap) moves forward by the gap's length; an
-    ambiguous one (fall-back overlap) is its first occurrence.
-    """
-    if wall.tzinfo is not None:
-        raise ValueError("localize() takes a naive wall-clock time")
-    return wall.replace(tzinfo=tz, fold=0).astimezone(UTC).astimezone(tz)
+    return found
 
 
 def to_wall(value: datetime, tz: ZoneInfo) -> datetime:

@@ -46,6 +46,8 @@ PRODUCT_ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/mentors/me/busy", "mentor"),
     ("GET", "/mentors/me/feed", "mentor"),
     ("POST", "/mentors/me/feed/rotate", "mentor"),
+    ("GET", "/mentors/me/availability", "mentor"),
+    ("PUT", "/mentors/me/availability", "mentor"),
     ("POST", "/webhooks/stripe", "public"),
     ("POST", "/webhooks/zoom", "public"),
     ("POST", "/webhooks/google", "public"),

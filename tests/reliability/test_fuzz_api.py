@@ -357,6 +357,7 @@ JSON_ROUTES = [
     ("POST", "/connections/apple"),
     ("PUT", "/connections/google/calendar"),
     ("PATCH", "/classes/{class_id}/sessions/{session_id}"),
+    ("PUT", "/mentors/me/availability"),
 ]
 WEBHOOKS = [("POST", "/webhooks/stripe"), ("POST", "/webhooks/zoom"), ("POST", "/webhooks/google")]
 

@@ -41,6 +41,8 @@ WHO: dict[str, str] = {
     "GET /mentors/me/busy": "mentor",
     "GET /mentors/me/feed": "mentor",
     "POST /mentors/me/feed/rotate": "mentor",
+    "GET /mentors/me/availability": "mentor",
+    "PUT /mentors/me/availability": "mentor",
     "GET /oauth/{provider}/callback": "public",
     "POST /classes": "mentor",
     "GET /classes/{id}": "mentor",

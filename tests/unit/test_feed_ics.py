@@ -355,7 +355,10 @@ def test_vtimezones_cover_sessions_beyond_2038() -> None:
     assert "2038" not in body
     (zone,) = Calendar.from_ical(body).walk("VTIMEZONE")
     assert zone.to_tz().utcoffset(datetime(2040, 7, 3, 18, 0)) == timedelta(hours=2)  # CEST
-    assert "20400325T030000" in body.replace("\r\n ", "")  # the 2040 spring-forward is listed
+    # the 2040 spring-forward is listed: its onset is the wall time before it, 02:00 CET (RFC 5545;
+    # icalendar's from_tzid wrote 03:00, the time after it), and 03:30 that day is summer time
+    assert "20400325T020000" in body.replace("\r\n ", "")
+    assert zone.to_tz().utcoffset(datetime(2040, 3, 25, 3, 30)) == timedelta(hours=2)
     assert "19700101" not in body  # and 70 years of history are not
 
 

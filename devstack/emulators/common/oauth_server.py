@@ -78,6 +78,8 @@ class OAuthServer(Generic[S]):
     client_missing: ClassVar[str]
     client_unknown: ClassVar[str]
     client_bad_secret: ClassVar[str]
+    #: The status of an ``invalid_client`` answer (Google 401; Zoom 400, NOTES.md §6).
+    client_invalid_status: ClassVar[int] = 401
 
     def __init__(self, state: S) -> None:
         self.state = state
@@ -189,9 +191,9 @@ class OAuthServer(Generic[S]):
             self.fail("invalid_request", self.client_missing, 400, "invalid_client")
         client = self.state.clients.get(cid)
         if client is None:
-            self.fail("invalid_client", self.client_unknown, 401)
+            self.fail("invalid_client", self.client_unknown, self.client_invalid_status)
         if not self.secret_matches(client, secret):
-            self.fail("invalid_client", self.client_bad_secret, 401)
+            self.fail("invalid_client", self.client_bad_secret, self.client_invalid_status)
         return client
 
     def token(self) -> ResponseReturnValue:
@@ -199,7 +201,9 @@ class OAuthServer(Generic[S]):
         grant_type = self.params().get("grant_type", "")
         with state.lock:
             state.grant_counts[grant_type or "<missing>"] += 1
-            call: JSONDict = {"ts": state.now(), "grant_type": grant_type}
+            # Parameter names only (never values): tests check what a client sends, e.g. no ``scope``.
+            names = sorted(set(self.params().keys()))
+            call: JSONDict = {"ts": state.now(), "grant_type": grant_type, "param_names": names}
             state.token_calls.append(call)
             try:
                 resp, outcome = self.grant(grant_type), "ok"

@@ -217,6 +217,11 @@ class OAuthEmulator(EmulatorServer, Generic[C]):
         with self.state.lock:
             self.state.token_factory = factory
 
+    def token_requests(self, grant_type: str | None = None) -> list[JSONDict]:
+        """The token endpoint's calls (``grant_type``, ``param_names``, ``status``, ``outcome``)."""
+        with self.state.lock:
+            return [dict(c) for c in self.state.token_calls if grant_type is None or c["grant_type"] == grant_type]
+
     def token_calls(self, grant_type: str | None = None) -> int:
         with self.state.lock:
             if grant_type is None:

@@ -1,8 +1,10 @@
 """Push channels: ``events.watch`` (``POST /calendar/v3/calendars/{calendarId}/events/watch``) and
 ``channels.stop`` (``POST /calendar/v3/channels/stop``).
 
-Rules: a channel id is unique; the address must be ``http(s)://`` (``https://`` only with the
-``require_https_push`` setting); the expiration is capped at 30 days (7 by default). A new channel
+Rules: a channel id is unique; the address must be ``https://`` as Google demands (400
+``push.webhookUrlNotHttps``), except ``http://`` on loopback when the emulator was built with
+``allow_http_loopback_push`` (the local stack) or any ``http://`` with the ``require_https_push``
+setting off; the expiration is capped at 30 days (7 by default). A new channel
 gets a ``sync`` message at once; only the OAuth client that made a channel can stop it.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Blueprint
 from flask.typing import ResponseReturnValue
@@ -19,6 +22,8 @@ from devstack.emulators.google import guards
 from devstack.emulators.google.errors import api_error, bad_request
 from devstack.emulators.google.model import CHANNEL_DEFAULT_TTL, CHANNEL_MAX_TTL, Channel
 from devstack.emulators.google.state import GoogleState
+
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def blueprint(state: GoogleState) -> Blueprint:
@@ -89,13 +94,20 @@ def _check_channel(state: GoogleState, body: Mapping[str, Any]) -> str:
         abort_with(bad_request(f"Invalid channel type: {ctype}", reason="push.invalidType"))
     if not address or not isinstance(address, str):
         abort_with(bad_request("Required", reason="required", location="address"))
-    if state.settings.require_https_push and not address.startswith("https://"):
+    if state.settings.require_https_push and not address.startswith("https://") and not _loopback_ok(state, address):
         abort_with(bad_request(f"WebHook callback must be HTTPS: {address}", reason="push.webhookUrlNotHttps"))
     if not address.startswith(("http://", "https://")):
         abort_with(bad_request(f"Invalid webhook address: {address}", reason="push.webhookUrlUnknownType"))
     if cid in state.channels:
         abort_with(bad_request(f"Channel id {cid} not unique", reason="channelIdNotUnique", domain="push"))
     return address
+
+
+def _loopback_ok(state: GoogleState, address: str) -> bool:
+    """An ``http://`` address on loopback, accepted only where the emulator allows it (local stack)."""
+    if not state.allow_http_loopback_push or not address.startswith("http://"):
+        return False
+    return urlsplit(address).hostname in _LOOPBACK_HOSTS
 
 
 def _expiration(state: GoogleState, body: Mapping[str, Any], params: Any) -> int:

@@ -4,7 +4,8 @@
 Rules: writes need the writer role, reads the reader role; a write that fails validation leaves
 the event as it was; every change bumps ``etag``/``updated`` (and ``sequence`` when the timing
 changed), notes the attendee e-mails ``sendUpdates`` asks for, and notifies watch channels.
-Deleting marks the event ``cancelled``; ``get`` still returns it.
+Deleting marks the event ``cancelled``; ``get`` still returns it. ``get``/``patch``/``update``/
+``delete`` honour ``If-Match`` (stale: 412) and ``If-None-Match`` (current: 304 on ``get``).
 """
 
 from __future__ import annotations
@@ -101,6 +102,7 @@ def _install_reads(bp: Blueprint, state: GoogleState) -> None:
         with state.lock:
             _, user = guards.authorize(state, "calendar.events.get")
             _, rec = guards.find_event(state, user, calendar_id, event_id, "reader")
+            guards.check_preconditions(rec, read=True)
             # "The get method always returns them" (Event.status): cancelled events included.
             return json_response(render_event(rec, consume_poll=True))
 
@@ -166,6 +168,7 @@ def _install_writes(bp: Blueprint, state: GoogleState) -> None:
         with state.lock:
             _, user = guards.authorize(state, "calendar.events.delete")
             cal, rec = guards.find_event(state, user, calendar_id, event_id, "writer")
+            guards.check_preconditions(rec, read=False)
             guards.check_send_updates()
             if rec.resource.get("status") == "cancelled":
                 return gone()
@@ -181,6 +184,7 @@ def _modify(state: GoogleState, calendar_id: str, event_id: str, method_id: str,
     with state.lock:
         _, user = guards.authorize(state, method_id)
         cal, rec = guards.find_event(state, user, calendar_id, event_id, "writer")
+        guards.check_preconditions(rec, read=False)
         body = guards.body_object()
         version = guards.conference_version()
         guards.check_send_updates()

@@ -1,5 +1,6 @@
 """Checks the Calendar handlers run before doing anything: the bearer token and its scopes, the
-caller's access to a calendar or event, the JSON body, and the query parameters.
+caller's access to a calendar or event, ``If-Match`` / ``If-None-Match``, the JSON body, and the
+query parameters.
 
 Rules: a guard returns what it found or refuses by raising the API's error answer
 (:func:`abort_with`); handlers call them in the order the real API checks, under ``state.lock``.
@@ -11,7 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from flask import request
+from flask import Response, request
 
 from devstack.emulators import spec
 from devstack.emulators.common import JSONDict, abort_with, parse_bearer
@@ -64,6 +65,42 @@ def find_event(
     if rec is None:
         abort_with(not_found())
     return cal, rec
+
+
+def check_preconditions(rec: EventRecord, *, read: bool) -> None:
+    """``If-Match`` / ``If-None-Match`` against the event's ``etag`` (Calendar guide "Versioning
+    resources", RFC 9110 §13.1): a stale ``If-Match`` is 412 ``conditionNotMet``; a matching
+    ``If-None-Match`` is 304 with no body on a read and 412 on a write."""
+    current = _opaque(str(rec.resource.get("etag", "")))
+    if_match = request.headers.get("If-Match")
+    if if_match is not None and not _etag_listed(if_match, current, weak=False):
+        abort_with(_precondition_failed("If-Match"))
+    if_none_match = request.headers.get("If-None-Match")
+    if if_none_match is not None and _etag_listed(if_none_match, current, weak=True):
+        if read:
+            abort_with(Response(status=304, headers={"ETag": str(rec.resource.get("etag", ""))}))
+        abort_with(_precondition_failed("If-None-Match"))
+
+
+def _opaque(etag: str) -> str:
+    return etag.strip().removeprefix("W/")
+
+
+def _etag_listed(header: str, current: str, *, weak: bool) -> bool:
+    """Whether ``header`` (``*`` or a comma-separated list of entity tags) names ``current``."""
+    if header.strip() == "*":
+        return True
+    for tag in header.split(","):
+        tag = tag.strip()
+        if tag.startswith("W/") and not weak:
+            continue  # If-Match compares strongly: a weak tag never matches
+        if _opaque(tag) == current:
+            return True
+    return False
+
+
+def _precondition_failed(header: str) -> Response:
+    return api_error(412, "Precondition Failed", "conditionNotMet", location=header, location_type="header")
 
 
 def body_object() -> JSONDict:

@@ -219,7 +219,10 @@ class GoogleSettings:
     access_token_ttl_seconds: int = ACCESS_TOKEN_TTL
     # None = refresh tokens never expire; 604800 mimics a "Testing" consent screen (NOTES §3)
     refresh_token_ttl_seconds: int | None = None
-    require_https_push: bool = False  # real Google requires HTTPS; loopback receivers are http
+    # Real Google refuses a non-HTTPS watch address (400 push.webhookUrlNotHttps). Off, any http(s)
+    # address is taken; the local stack instead allows http on loopback only
+    # (``GoogleEmulator(allow_http_loopback_push=True)``, which survives resets).
+    require_https_push: bool = True
     push_delay_ms: int = 0
     freebusy_max_days: int | None = FREEBUSY_MAX_DAYS
     freebusy_max_calendars: int = FREEBUSY_MAX_CALENDARS

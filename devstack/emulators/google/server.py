@@ -12,7 +12,14 @@ from typing import Any
 
 from flask import Flask
 
-from devstack.emulators.common import JSONDict, OAuthEmulator, ProviderSpec, create_oauth_app, run_standalone
+from devstack.emulators.common import (
+    LOOPBACK,
+    JSONDict,
+    OAuthEmulator,
+    ProviderSpec,
+    create_oauth_app,
+    run_standalone,
+)
 from devstack.emulators.google import admin, calendar_list, channels, events, freebusy
 from devstack.emulators.google.errors import fault_responder
 from devstack.emulators.google.model import (
@@ -48,6 +55,20 @@ class GoogleEmulator(OAuthEmulator[OAuthClient]):
 
     state: GoogleState
     SPEC = SPEC
+
+    def __init__(
+        self,
+        host: str = LOOPBACK,
+        port: int = 0,
+        clients: Iterable[OAuthClient] | None = None,
+        users: Iterable[Mapping[str, Any]] | None = None,
+        *,
+        allow_http_loopback_push: bool = False,
+    ) -> None:
+        """``allow_http_loopback_push``: take ``http://`` watch addresses on loopback (the local
+        stack's receivers); otherwise, as Google, only ``https://`` ones (kept across resets)."""
+        super().__init__(host, port, clients, users)
+        self.state.allow_http_loopback_push = allow_http_loopback_push
 
     def _on_started(self) -> None:
         self.state.pusher = PushDispatcher(self.state)

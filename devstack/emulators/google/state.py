@@ -56,6 +56,8 @@ class GoogleState(OAuthState[OAuthClient, AuthCode, AccessToken, RefreshToken]):
         self.method_scopes = method_scopes()
         self.known_scopes = known_scopes()
         self.pusher: PushDispatcher | None = None
+        #: Accept ``http://`` watch addresses on loopback (the local stack); kept across resets.
+        self.allow_http_loopback_push = False
         self._init_data()
 
     def _init_data(self) -> None:

@@ -82,12 +82,18 @@ def count_against_cap(state: ZoomState, user: ZoomUser) -> None:
     cap = state.settings.meeting_daily_cap
     key = (user.id, cap_day(now))
     if state.daily_counts[key] >= cap:
-        headers = {
-            "X-RateLimit-Category": "Light",
-            "X-RateLimit-Type": "Daily-limit",
-            "X-RateLimit-Limit": str(cap),
-            "X-RateLimit-Remaining": "0",
-        }
+        # The real answer (devforum capture, ../shared/specs/NOTES.md §6) carries only the message:
+        # no X-RateLimit-Type and no Retry-After. The rate-limit docs' headers are opt-in knobs.
+        headers: dict[str, str] = {}
+        if state.settings.daily_cap_type_header:
+            headers.update(
+                {
+                    "X-RateLimit-Category": "Light",
+                    "X-RateLimit-Type": "Daily-limit",
+                    "X-RateLimit-Limit": str(cap),
+                    "X-RateLimit-Remaining": "0",
+                }
+            )
         midnight = datetime.fromtimestamp(now, UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(
             days=1
         )

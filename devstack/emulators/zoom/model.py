@@ -221,9 +221,15 @@ class ZoomRefreshToken:
 class ZoomSettings:
     meeting_daily_cap: int = DAILY_CAP
     daily_cap_counts_updates: bool = True  # Zoom: "Meeting Create/Update API requests"
-    # Retry-After on the daily-cap 429: "iso" (Zoom rate-limit docs' example form),
-    # "seconds" (RFC 9110 delta-seconds) or "none" (what one forum capture showed).
-    daily_cap_retry_after: str = "iso"
+    # Retry-After on the daily-cap 429: "none" (what the real capture showed, NOTES.md §6),
+    # "iso" (Zoom rate-limit docs' example form) or "seconds" (RFC 9110 delta-seconds).
+    daily_cap_retry_after: str = "none"
+    # X-RateLimit-Type: Daily-limit (and Category/Limit/Remaining) on the daily-cap 429: the real
+    # capture has none of them, only the message; on for a client that must not depend on them.
+    daily_cap_type_header: bool = False
+    # Refuse a ``scope`` parameter on /oauth/authorize: Zoom documents none (scopes belong to the
+    # app) and has answered "Invalid scopes" to unexpected ones.
+    refuse_authorize_scope: bool = True
     code_ttl_seconds: int = CODE_TTL
     access_token_ttl_seconds: int = ACCESS_TOKEN_TTL
     strict_types: bool = True

@@ -3,8 +3,12 @@
 
 Rules (Zoom's, where they differ from the shared server): parameters may come in the form or the
 query; the client must authenticate with id and secret (HTTP Basic or parameters), also to revoke;
-granted scopes are the client's (narrowed by ``scope`` when given); every exchange issues a refresh
-token and refresh tokens rotate - each works once and its grant keeps its id.
+granted scopes are the client's (a ``scope`` parameter on authorize, which Zoom does not document,
+is refused with "Invalid scopes" unless ``refuse_authorize_scope`` is off; then it narrows them); a
+wrong client secret is 400 ``invalid_client``; every exchange issues a refresh
+token and refresh tokens rotate - each works once and its grant keeps its id. Zoom keeps only the
+latest refresh token: with ``lose_refresh_answers`` a refresh rotates and then its answer is lost
+(a 5xx), so the client still holds a dead token (outcome ``rotated_answer_lost`` in the token log).
 """
 
 from __future__ import annotations
@@ -16,7 +20,16 @@ from flask import Response, request
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
-from devstack.emulators.common import Answer, JSONDict, OAuthServer, fake_jwt, json_response, random_urlsafe
+from devstack.emulators.common import (
+    Answer,
+    JSONDict,
+    OAuthServer,
+    Redirect,
+    abort_with,
+    fake_jwt,
+    json_response,
+    random_urlsafe,
+)
 from devstack.emulators.zoom.errors import oauth_error
 from devstack.emulators.zoom.model import ZoomAccessToken, ZoomClient, ZoomCode, ZoomRefreshToken, ZoomUser
 from devstack.emulators.zoom.state import ZoomState
@@ -40,6 +53,7 @@ class ZoomOAuth(OAuthServer[ZoomState]):
     client_missing = "Client ID or client secret is missing."
     client_unknown = "Invalid client_id or client_secret"
     client_bad_secret = "Invalid client_id or client_secret"
+    client_invalid_status = 400  # a wrong secret is 400 invalid_client (NOTES.md §6), not 401
 
     def error(self, error: str, description: str, status: int = 400) -> Response:
         return oauth_error(description, error, status)
@@ -49,6 +63,13 @@ class ZoomOAuth(OAuthServer[ZoomState]):
 
     def authorize_redirect_mismatch(self, redirect_uri: str) -> Response:
         return oauth_error("Redirect URI mismatch.", "invalid_request", 400)
+
+    def check_authorize(self, args: MultiDict[str, str], redirect: Redirect) -> None:
+        """Zoom documents no ``scope`` on the authorize URL (the app's scopes are set in the
+        Marketplace) and has answered "Invalid scopes" to one: refused unless the knob is off."""
+        if "scope" in args and self.state.settings.refuse_authorize_scope:
+            redirect.call["outcome"] = "invalid_scope"
+            abort_with(oauth_error("Invalid scopes", "invalid_scope", 400))
 
     def pkce_invalid_method(self, method: str) -> str:
         return "Invalid code_challenge_method"
@@ -103,6 +124,10 @@ class ZoomOAuth(OAuthServer[ZoomState]):
         user = state.users[rt.user_id]
         body = self._issue(client, user, rt.scopes, rt.grant_id)
         rt.replaced_by = body["refresh_token"]
+        if state.lost_refresh_answers > 0:
+            # Rotated (the old token is dead, the new one never reaches the client): a gateway error.
+            state.lost_refresh_answers -= 1
+            self.fail("server_error", "Internal Error", state.lost_refresh_status, "rotated_answer_lost")
         return json_response(body)
 
     def unsupported_grant(self, grant_type: str) -> NoReturn:

@@ -65,6 +65,13 @@ class ZoomEmulator(OAuthEmulator[ZoomClient]):
         result: ZoomSettings = self.state.apply_settings(settings)
         return result
 
+    def lose_refresh_answers(self, count: int = 1, status: int = 502) -> None:
+        """The next ``count`` refreshes rotate the refresh token, then answer ``status`` instead of
+        the new tokens (the answer is lost after Zoom rotated: only the latest token works)."""
+        with self.state.lock:
+            self.state.lost_refresh_answers = count
+            self.state.lost_refresh_status = status
+
     def send_url_validation(self, url: str, secret_token: str | None = None) -> JSONDict:
         secret = secret_for(self.state, DEFAULT_CLIENT_ID, secret_token)
         return send_webhook(self.state, url, url_validation_payload(self.state), secret)

@@ -71,6 +71,9 @@ class ZoomState(OAuthState[ZoomClient, ZoomCode, ZoomAccessToken, ZoomRefreshTok
         self.page_tokens: dict[str, tuple[str, str, int, float]] = {}
         self.daily_counts: Counter[tuple[str, str]] = Counter()
         self.webhook_deliveries: list[JSONDict] = []
+        #: Refreshes whose answer is lost after the rotation (``ZoomEmulator.lose_refresh_answers``).
+        self.lost_refresh_answers = 0
+        self.lost_refresh_status = 502
         self._seed(_copy_client)
 
     def reset(self) -> None:

@@ -2,9 +2,11 @@
 test of the REST calls and the mapping of a meetings answer to
 :class:`shared.providers.meetings.base.MeetingError`.
 
-Zoom's JSON error body is ``{"code": <int>, "message": "…"}``. A 429 with
-``X-RateLimit-Type: Daily-limit`` (or "daily rate limit" in the message) is the daily create cap:
-it lifts at 00:00 UTC, so it is never retried in-process. Messages never hold a token.
+Zoom's JSON error body is ``{"code": <int>, "message": "…"}``. A 429 whose message says "daily
+rate limit" is the daily create cap (the real answer carries only that message: no
+``X-RateLimit-Type`` and no ``Retry-After``, ../shared/specs/NOTES.md §6; the header
+``X-RateLimit-Type: Daily-limit`` of Zoom's rate-limit docs is honoured too): it lifts at 00:00
+UTC, so it is never retried in-process. Messages never hold a token.
 """
 
 from __future__ import annotations
@@ -33,14 +35,19 @@ class ZoomApiError(Exception):
 
 
 def is_daily_limit(response: httpx.Response, message: str) -> bool:
-    """The daily cap: by header, or by the (lower-cased) ``message``."""
-    return response.headers.get("x-ratelimit-type", "").lower() == "daily-limit" or "daily rate limit" in message
+    """The daily cap: by the (lower-cased) ``message`` - all the real answer has - or by header."""
+    return "daily rate limit" in message or response.headers.get("x-ratelimit-type", "").lower() == "daily-limit"
+
+
+def _message(response: httpx.Response) -> str:
+    body = json_body(response)
+    return str(body.get("message") or "") if isinstance(body, dict) else ""
 
 
 def zoom_retryable(response: httpx.Response) -> bool:
     """429 (per-second limits) and 5xx, but never the daily cap: it lifts at 00:00 UTC."""
     if response.status_code == 429:
-        return str(response.headers.get("x-ratelimit-type", "")).lower() != "daily-limit"
+        return not is_daily_limit(response, _message(response).lower())
     return response.status_code in RETRY_STATUSES
 
 
@@ -53,7 +60,7 @@ def zoom_meeting_error(response: httpx.Response, token: SecretStr) -> MeetingErr
     """The :class:`MeetingError` for a Zoom error answer (the daily cap waits until 00:00 UTC)."""
     body = json_body(response)
     code = body.get("code") if isinstance(body, dict) else None
-    message = str(body.get("message") or "") if isinstance(body, dict) else ""
+    message = _message(response)
     if response.status_code == 429 and is_daily_limit(response, message.lower()):
         wait = wait_hint(response)
         return MeetingError(

@@ -273,6 +273,8 @@ EXPECTED_ROUTES = {
     ("GET", "/mentors/me/busy", "connections_api", True),
     ("GET", "/mentors/me/feed", "connections_api", True),
     ("POST", "/mentors/me/feed/rotate", "connections_api", True),
+    ("GET", "/mentors/me/availability", "connections_api", True),
+    ("PUT", "/mentors/me/availability", "connections_api", True),
     ("GET", "/oauth/{provider}/callback", "oauth_callback", False),
     ("POST", "/classes", "classes_api", True),
     ("GET", "/classes/{id}", "classes_api", True),

@@ -24,7 +24,8 @@ GOOGLE_SCOPES = f"openid email {g.SCOPE_EVENTS} {g.SCOPE_READONLY}"
 
 @pytest.fixture(scope="session")
 def google_emu() -> Iterator[GoogleEmulator]:
-    emu = GoogleEmulator().start()
+    # As in the local stack: the loopback push receivers below are http (Google itself takes https only).
+    emu = GoogleEmulator(allow_http_loopback_push=True).start()
     yield emu
     emu.stop()
 

@@ -97,8 +97,34 @@ def test_wrong_verifier_redirect_mismatch_code_reuse(zoom, http, zoom_authorize)
     # Then invalid_grant
     assert reuse.status_code == 400
     assert reuse.json()["error"] == "invalid_grant"
-    # And wrong client credentials are invalid_client (401)
-    assert http.post(zoom.token_url, auth=("x", "y"), data=data).status_code == 401
+    # And wrong client credentials are 400 invalid_client (Zoom's answer, NOTES.md §6; not 401)
+    unknown = http.post(zoom.token_url, auth=("x", "y"), data=data)
+    assert (unknown.status_code, unknown.json()["error"]) == (400, "invalid_client")
+    wrong_secret = http.post(zoom.token_url, auth=(z.DEFAULT_CLIENT_ID, "not-the-secret"), data=data)
+    assert wrong_secret.status_code == 400
+    assert wrong_secret.json() == {"reason": "Invalid client_id or client_secret", "error": "invalid_client"}
+
+
+def test_authorize_refuses_a_scope_parameter(zoom, zoom_authorize):
+    """Zoom documents no ``scope`` on the authorize URL and has answered "Invalid scopes" to one."""
+    # When the authorize URL carries scope (even the app's own scopes)
+    resp, _ = zoom_authorize(scope=" ".join(z.DEFAULT_SCOPES))
+    # Then no code: Zoom's "Invalid scopes"
+    assert resp.status_code == 400
+    assert resp.json() == {"reason": "Invalid scopes", "error": "invalid_scope"}
+    # And without it, the app's scopes are granted
+    ok, _ = zoom_authorize()
+    assert ok.status_code == 302
+    assert "code" in q(ok.headers["location"])
+
+
+def test_refresh_body_parameters_are_recorded_by_name(zoom, http, zoom_tokens):
+    """The token endpoint logs each call's parameter names (never values), so clients' bodies can be checked."""
+    first = zoom_tokens()
+    assert refresh(http, zoom, first["refresh_token"]).status_code == 200
+    (call,) = zoom.token_requests("refresh_token")
+    assert call["param_names"] == ["grant_type", "refresh_token"]
+    assert first["refresh_token"] not in json.dumps(zoom.token_requests())
 
 
 def test_authorize_redirect_uri_must_match_exactly_and_deny_knob(zoom, zoom_authorize):
@@ -129,6 +155,26 @@ def test_refresh_token_rotation(zoom, http, zoom_tokens):
     # And the new one works (once)
     assert refresh(http, zoom, second["refresh_token"]).status_code == 200
     assert zoom.token_calls("refresh_token") == 3
+
+
+def test_lost_refresh_answer_rotates_then_answers_5xx(zoom, http, zoom_tokens):
+    # Given tokens and one refresh answer to lose
+    first = zoom_tokens()
+    zoom.lose_refresh_answers(1)
+    # When the refresh token is used
+    lost = refresh(http, zoom, first["refresh_token"])
+    # Then the client gets a 5xx, not the new tokens
+    assert lost.status_code == 502
+    assert "access_token" not in lost.json()
+    # But Zoom rotated: the old refresh token is dead (only the latest works, and nobody holds it)
+    again = refresh(http, zoom, first["refresh_token"])
+    assert again.json() == {"reason": "Invalid Token!", "error": "invalid_grant"}
+    assert [(c["status"], c["outcome"]) for c in zoom.token_requests("refresh_token")] == [
+        (502, "rotated_answer_lost"),
+        (400, "invalid_grant"),
+    ]
+    # And the knob is used up: the next grant refreshes normally
+    assert refresh(http, zoom, zoom_tokens()["refresh_token"]).status_code == 200
 
 
 def test_revoke_kills_the_grant(zoom, http, zoom_tokens):
@@ -256,7 +302,7 @@ def test_granular_scopes_from_openapi_are_enforced(zoom, http, zoom_tokens):
     assert http.get(zoom.api_base + "/users/me", headers=auth(tok)).json()["code"] == 4711
 
 
-def test_daily_meeting_cap_returns_429_with_retry_after(zoom, http, token, zoom_tokens):
+def test_daily_meeting_cap_returns_429_with_only_the_message(zoom, http, token, zoom_tokens):
     # Given a cap of 3 creates per user per day
     zoom.configure(meeting_daily_cap=3)
     h = auth(token)
@@ -264,17 +310,23 @@ def test_daily_meeting_cap_returns_429_with_retry_after(zoom, http, token, zoom_
         assert http.post(zoom.api_base + "/users/me/meetings", headers=h, json=MEETING).status_code == 201
     # When a 4th meeting is created the same UTC day
     resp = http.post(zoom.api_base + "/users/me/meetings", headers=h, json=MEETING)
-    # Then 429 with Zoom's daily-limit body and a Retry-After at the next 00:00 UTC
+    # Then 429 with Zoom's daily-limit body and, as the real capture (NOTES.md §6), only the message:
+    # no X-RateLimit-Type and no Retry-After
     assert resp.status_code == 429
     assert resp.json()["code"] == 429
     assert resp.json()["message"].startswith(
         "You have exceeded the daily rate limit (3) of Meeting Create/Update API requests"
     )
-    assert resp.headers["Retry-After"].endswith("T00:00:00Z")
-    assert resp.headers["X-RateLimit-Type"] == "Daily-limit"
+    assert "X-RateLimit-Type" not in resp.headers
+    assert "Retry-After" not in resp.headers
     # And updates count against the same cap
     m = zoom.meetings()[0]
     assert http.patch(f"{zoom.api_base}/meetings/{m['id']}", headers=h, json={"duration": 30}).status_code == 429
+    # When the rate-limit docs' headers are switched on: the type header and an ISO Retry-After at 00:00 UTC
+    zoom.configure(daily_cap_type_header=True, daily_cap_retry_after="iso")
+    documented = http.post(zoom.api_base + "/users/me/meetings", headers=h, json=MEETING)
+    assert documented.headers["X-RateLimit-Type"] == "Daily-limit"
+    assert documented.headers["Retry-After"].endswith("T00:00:00Z")
     # When the seconds format is chosen
     zoom.configure(daily_cap_retry_after="seconds")
     secs = http.post(zoom.api_base + "/users/me/meetings", headers=h, json=MEETING).headers["Retry-After"]

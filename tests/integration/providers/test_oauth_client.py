@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from devstack.emulators import GoogleEmulator, ZoomEmulator
 from devstack.emulators import google as g
@@ -15,6 +17,7 @@ from devstack.providers import provider_settings
 from shared.providers.oauth import (
     InvalidGrantError,
     OAuthClient,
+    OAuthError,
     ProviderUnavailableError,
     new_code_verifier,
     new_state,
@@ -55,16 +58,83 @@ def _consent(client: OAuthClient) -> tuple[str, str, dict[str, str]]:
     return back["code"], verifier, query
 
 
+#: What each provider documents on its authorize URL (Zoom: no ``scope``, NOTES.md §6).
+DOCUMENTED_AUTHORIZE_PARAMS = {
+    Provider.GOOGLE: {
+        "response_type",
+        "client_id",
+        "redirect_uri",
+        "scope",
+        "state",
+        "code_challenge",
+        "code_challenge_method",
+        "access_type",
+        "prompt",
+        "include_granted_scopes",
+        "login_hint",
+    },
+    Provider.ZOOM: {"response_type", "client_id", "redirect_uri", "state", "code_challenge", "code_challenge_method"},
+}
+
+
 def test_authorize_url_carries_pkce_state_and_scopes(client: OAuthClient) -> None:
     # Given / When the authorize URL is built
     _, _, query = _consent(client)
-    # Then it has PKCE S256, the redirect and the provider's scopes (and Google's offline consent)
+    # Then it has PKCE S256, the redirect and only parameters the provider documents
     assert query["code_challenge_method"] == "S256"
     assert len(query["code_challenge"]) == 43
     assert query["redirect_uri"] == client.redirect_uri
-    assert set(query["scope"].split()) == set(client.app.scopes)
+    assert set(query) <= DOCUMENTED_AUTHORIZE_PARAMS[client.app.provider]
     if client.app.provider is Provider.GOOGLE:
+        # Google: the scopes asked for, and offline consent
+        assert set(query["scope"].split()) == set(client.app.scopes)
         assert (query["access_type"], query["prompt"]) == ("offline", "consent")
+    else:
+        # Zoom: no scope at all (the app's scopes are set in the Marketplace)
+        assert "scope" not in query
+
+
+def test_zoom_token_requests_carry_no_scope(emulators: tuple[GoogleEmulator, ZoomEmulator]) -> None:
+    """Given a Zoom connection / When the code is exchanged and the token refreshed
+    Then neither body carries ``scope`` (authlib adds it when the client is built with one)."""
+    google, zoom = emulators
+    zoom.reset()
+    client = OAuthClient(
+        oauth_app(Provider.ZOOM, provider_settings(google, zoom)),
+        redirect_uri=z.DEFAULT_REDIRECT_URI,
+        sleep=lambda _: None,
+    )
+    code, verifier, _ = _consent(client)
+    tokens = client.exchange_code(code=code, code_verifier=verifier)
+    assert tokens.refresh_token is not None
+    client.refresh(tokens.refresh_token)
+    (exchange,) = zoom.token_requests("authorization_code")
+    (refresh,) = zoom.token_requests("refresh_token")
+    assert exchange["status"] == refresh["status"] == 200
+    assert exchange["param_names"] == ["code", "code_verifier", "grant_type", "redirect_uri"]
+    assert refresh["param_names"] == ["grant_type", "refresh_token"]
+
+
+def test_zoom_wrong_client_secret_is_invalid_client_not_invalid_grant(
+    emulators: tuple[GoogleEmulator, ZoomEmulator],
+) -> None:
+    """Given a wrong Zoom client secret / When a code is exchanged
+    Then an OAuthError 'invalid_client' (Zoom answers 400), not a reconnect-worthy invalid_grant."""
+    google, zoom = emulators
+    zoom.reset()
+    good = oauth_app(Provider.ZOOM, provider_settings(google, zoom))
+    client = OAuthClient(good, redirect_uri=z.DEFAULT_REDIRECT_URI, sleep=lambda _: None)
+    code, verifier, _ = _consent(client)
+    bad = OAuthClient(
+        dataclasses.replace(good, client_secret=SecretStr("not-the-secret")),
+        redirect_uri=z.DEFAULT_REDIRECT_URI,
+        sleep=lambda _: None,
+    )
+    with pytest.raises(OAuthError) as caught:
+        bad.exchange_code(code=code, code_verifier=verifier)
+    assert caught.value.code == "invalid_client"
+    assert not isinstance(caught.value, InvalidGrantError)
+    assert [c["status"] for c in zoom.token_requests("authorization_code")] == [400]
 
 
 def test_code_exchange_refresh_and_revoke(client: OAuthClient) -> None:

@@ -454,3 +454,63 @@ def test_default_lease_outlasts_the_clients_worst_case_refresh() -> None:
     accessor = CredentialAccessor(object(), object(), {Provider.ZOOM: slow}, on_reconnect=lambda *_: None)  # type: ignore[arg-type]
     assert slow.worst_case_s == 4 * 10.0 + 3 * 8.0
     assert accessor.lease_s == slow.worst_case_s + LEASE_MARGIN_S
+
+
+def test_lost_zoom_refresh_answer_after_rotation_flags_needs_reconnect_at_once(
+    atomic_dynamodb: None,
+    store: Store,
+    vault: Vault,
+    clients: dict[Provider, OAuthClient],
+    emus: tuple[GoogleEmulator, ZoomEmulator],
+    ses_sent: Callable[[], list[Any]],
+) -> None:
+    """Given an expired Zoom credential, and Zoom rotating the refresh token but the answer being lost
+    (a 502 after the rotation: Zoom keeps only the latest refresh token, which never reached us)
+    When 10 workers ask for a token at once
+    Then the best achievable outcome: the grant is unrecoverable, so the connection is needs_reconnect
+    at once (one retry of the 5xx meets invalid_grant), the mentor gets exactly one clear reconnect
+    e-mail, and there is no retry storm - two refresh calls in all, none later."""
+    _, zoom = emus
+    store.upsert_mentor(MENTOR, email=MENTOR_EMAIL)
+    tokens = _connect(store, vault, clients[Provider.ZOOM], expires_in=timedelta(minutes=-1))
+    assert tokens.refresh_token is not None
+    zoom.lose_refresh_answers(1)
+    accessor = _accessor(store, vault, clients, poll_s=0.02)
+    start = threading.Barrier(10)
+
+    def ask(_: int) -> BaseException | None:
+        start.wait()
+        try:
+            accessor.access_token(MENTOR, Provider.ZOOM)
+        except BaseException as exc:
+            return exc
+        return None
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        outcomes = list(pool.map(ask, range(10)))
+
+    # Every worker learns the connection needs reconnecting (none gets a token or loops)
+    assert all(isinstance(o, ConnectionUnavailable) for o in outcomes), outcomes
+    assert {(o.status, o.reason) for o in outcomes if isinstance(o, ConnectionUnavailable)} == {
+        (ConnectionStatus.NEEDS_RECONNECT, "invalid_grant")
+    }
+    # Zoom saw the rotation whose answer was lost, then the retry with the now-dead token: two calls
+    refreshes = zoom.token_requests("refresh_token")
+    assert [(c["status"], c["outcome"]) for c in refreshes] == [(502, "rotated_answer_lost"), (400, "invalid_grant")]
+    conn = store.get_connection(MENTOR, Provider.ZOOM)
+    assert conn is not None
+    assert (conn.status, conn.status_reason, conn.credential) == (
+        ConnectionStatus.NEEDS_RECONNECT,
+        "invalid_grant",
+        None,
+    )
+    # Exactly one reconnect e-mail, with the link
+    sent = ses_sent()
+    assert len(sent) == 1
+    assert sent[0].subject == reconnect_subject(Provider.ZOOM)
+    assert "http://localhost:3000/mentor/settings/connections" in sent[0].body
+    # And later calls fail fast: no provider call, no second e-mail
+    with pytest.raises(ConnectionUnavailable):
+        accessor.access_token(MENTOR, Provider.ZOOM)
+    assert zoom.token_calls("refresh_token") == 2
+    assert len(ses_sent()) == 1
