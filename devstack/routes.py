@@ -187,6 +187,7 @@ ROUTES: Final[tuple[Route, ...]] = (
     _mentor("POST", "/mentors/me/feed/rotate", "connections_api"),
     _mentor("GET", "/mentors/me/availability", "connections_api"),
     _mentor("PUT", "/mentors/me/availability", "connections_api"),
+    _platform("GET", "/mentors/{mentorId}/slots", "connections_api"),  # JWT + platform scope
     # oauth_callback — the browser comes back from Google / Zoom (no JWT: `state` binds the mentor)
     _public("GET", "/oauth/{provider}/callback", "oauth_callback"),
     # classes_api — classes (mentor) and bookings

@@ -16,6 +16,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared import wiring
+from shared.availability import bookable
 from shared.availability import service as availability
 from shared.availability.rules import AvailabilityView, PutAvailabilityRequest
 from shared.busy import view as busy
@@ -35,7 +36,7 @@ from shared.platform.api import build_resolver, mentor_id
 from shared.platform.observability import logger, metrics, tracer
 from shared.store import Provider
 
-app = build_resolver()
+app = build_resolver(platform_routes=("GET /mentors/{mentorId}/slots",))
 _NO_CONTENT: dict[int, OpenAPIResponse] = {204: {"description": "Disconnected (no body).", "content": {}}}
 
 
@@ -136,6 +137,30 @@ def put_availability(body: PutAvailabilityRequest) -> AvailabilityView:
     """Replace the mentor's availability rules (PRODUCT.md §2.10); 400 with `fields`, 409 `availability_changed`."""
     mentor = mentor_id(app)
     return availability.put_availability(wiring.availability_store(), mentor, body, now=datetime.now(UTC))
+
+
+@app.get("/mentors/<mentorId>/slots")
+@tracer.capture_method
+def get_slots(
+    mentorId: str,
+    start: Annotated[str | None, Query(alias="from", description="ISO 8601 with offset")] = None,
+    end: Annotated[str | None, Query(alias="to", description="ISO 8601 with offset; ≤ 62 days after from")] = None,
+    duration: Annotated[str | None, Query(description="Minutes, 5 to 480")] = None,
+) -> bookable.SlotsResponse:
+    """Bookable slots of a mentor (platform only, PRODUCT.md §2.10) and how fresh each calendar source is."""
+    now = datetime.now(UTC)
+    start_at, end_at, length = bookable.parse_query(mentorId, start, end, duration, now=now)
+    return bookable.mentor_slots(
+        store=wiring.store(),
+        busy=wiring.busy_store(),
+        schedule=wiring.schedule(),
+        rules_store=wiring.availability_store(),
+        mentor_id=mentorId,
+        start=start_at,
+        end=end_at,
+        duration=length,
+        now=now,
+    )
 
 
 _FEED_URLS: dict[int, OpenAPIResponse] = {

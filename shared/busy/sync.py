@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr
@@ -155,7 +155,13 @@ def ical_busy_blocks(
 
 # --- the sync ---------------------------------------------------------------------------------------
 
-TokenSource = Callable[[str, Provider], SecretStr]
+
+class TokenSource(Protocol):
+    """The credential accessor's ``access_token`` (``reject=``: force one refresh of a refused token)."""
+
+    def __call__(self, mentor_id: str, provider: Provider, /, *, reject: SecretStr | None = None) -> SecretStr: ...
+
+
 ReconnectCallback = Callable[[str, Provider], None]
 
 
@@ -218,17 +224,24 @@ class BusySync:
 
     # -- Google --------------------------------------------------------------------------------
     def _google(self, conn: Connection, window: tuple[datetime, datetime]) -> list[Block]:
+        from shared.providers.credentials import with_fresh_token
         from shared.providers.google.calendar import GoogleApiError, GoogleAuthError, GoogleRateLimited
 
         token = self._token(conn)
         calendar_id = conn.selected_calendar or "primary"
+        client = self.google()
         try:
-            spans = self.google().free_busy(token, calendar_id, window[0], window[1])
+            spans = with_fresh_token(
+                token,
+                lambda bearer: client.free_busy(bearer, calendar_id, window[0], window[1]),
+                lambda rejected: self._token(conn, reject=rejected),
+                auth_error=GoogleAuthError,
+            )
         except GoogleRateLimited as exc:
             raise TransientSyncError("rate_limited", str(exc), exc.retry_after_s) from None
         except GoogleAuthError:
-            # The token looked valid to us; Google disagrees (revoked just now?). The accessor
-            # refreshes it when it nears expiry, and a dead grant then becomes needs_reconnect.
+            # Refused again right after one forced refresh (a dead grant became needs_reconnect in
+            # the refresh): retry later, as before.
             raise TransientSyncError("unauthorized", "Google refused the access token.") from None
         except GoogleApiError as exc:
             if exc.status == HTTPStatus.NOT_FOUND:
@@ -238,12 +251,14 @@ class BusySync:
             raise PermanentSyncError("refused", str(exc)) from None
         return [Block(s.start, s.end) for s in spans]
 
-    def _token(self, conn: Connection) -> SecretStr:
+    def _token(self, conn: Connection, *, reject: SecretStr | None = None) -> SecretStr:
         from shared.providers.credentials import ConnectionUnavailable
         from shared.providers.oauth import OAuthError
         from shared.vault import VaultError
 
         try:
+            if reject is not None:
+                return self.tokens(conn.mentor_id, Provider.GOOGLE, reject=reject)
             return self.tokens(conn.mentor_id, Provider.GOOGLE)
         except ConnectionUnavailable as exc:
             raise _Unavailable(exc.status) from None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import SecretStr
 
@@ -37,9 +37,21 @@ from shared.store import (
 from shared.store.meetings import MeetingBusy, MeetingLedger, Reservation
 
 if TYPE_CHECKING:
-    from shared.providers.meetings import MeetingsClient, MeetingSpec
+    from shared.providers.meetings import MeetingsClient, MeetingSpec, MintedMeeting
 
-TokenSource = Callable[[str, Provider], SecretStr]
+
+class TokenSource(Protocol):
+    """The credential accessor's ``access_token`` (``reject=``: force one refresh of a refused token)."""
+
+    def __call__(self, mentor_id: str, provider: Provider, /, *, reject: SecretStr | None = None) -> SecretStr: ...
+
+
+class _Settled(Exception):
+    """The forced refresh found the connection unusable: the meeting is recorded as failed."""
+
+    def __init__(self, ref: MeetingRef) -> None:
+        super().__init__(ref.reason)
+        self.ref = ref
 
 
 @dataclass
@@ -72,12 +84,23 @@ class SessionMeetings:
             return token  # recorded as failed (not connected / needs reconnect)
         spec = self._spec(klass, session, held.generation)
         client = self.clients(provider)
-        from shared.providers.meetings import MeetingError
+        from shared.providers.credentials import with_fresh_token
+        from shared.providers.meetings import MeetingAuthError, MeetingError
+
+        def mint(bearer: SecretStr) -> MintedMeeting:
+            found = client.find(bearer, spec) if held.takeover else None
+            return found if found is not None else client.create(bearer, spec)
+
+        def refresh(rejected: SecretStr) -> SecretStr:
+            fresh = self._token(klass, session, held, reject=rejected)
+            if isinstance(fresh, MeetingRef):
+                raise _Settled(fresh)
+            return fresh
 
         try:
-            minted = client.find(token, spec) if held.takeover else None
-            if minted is None:
-                minted = client.create(token, spec)
+            minted = with_fresh_token(token, mint, refresh, auth_error=MeetingAuthError)
+        except _Settled as settled:
+            return settled.ref
         except MeetingError as exc:
             outcome = provider_outcome(exc)
             if isinstance(outcome, RetryLater):
@@ -122,12 +145,16 @@ class SessionMeetings:
             # Our lease ran out and another worker took over; it will find what we made.
             raise RetryLater("reservation taken over by another worker", delay_s=5.0) from None
 
-    def _token(self, klass: ClassItem, session: Session, held: Reservation) -> SecretStr | MeetingRef:
+    def _token(
+        self, klass: ClassItem, session: Session, held: Reservation, *, reject: SecretStr | None = None
+    ) -> SecretStr | MeetingRef:
         from shared.providers.credentials import ConnectionUnavailable
         from shared.providers.oauth import OAuthError, ProviderUnavailableError
 
         provider = held.provider
         try:
+            if reject is not None:
+                return self.tokens(klass.mentor_id, provider.connection, reject=reject)
             return self.tokens(klass.mentor_id, provider.connection)
         except ConnectionUnavailable as exc:
             code = exc.status.value  # not_connected | needs_reconnect
@@ -141,41 +168,55 @@ class SessionMeetings:
             raise provider_outcome(exc) from None
 
     def _move_meeting(self, klass: ClassItem, session: Session, meeting: MeetingRef) -> str:
-        from shared.providers.credentials import ConnectionUnavailable
-        from shared.providers.meetings import MeetingError
+        from shared.providers.credentials import ConnectionUnavailable, with_fresh_token
+        from shared.providers.meetings import MeetingAuthError, MeetingError
 
         assert klass.meeting_provider is not None
-        assert meeting.meeting_id is not None
+        meeting_id = meeting.meeting_id
+        assert meeting_id is not None
+        mentor_id, connection = klass.mentor_id, klass.meeting_provider.connection
+        client = self.clients(klass.meeting_provider)
+        spec = self._spec(klass, session, meeting.generation, calendar_id=meeting.calendar_id)
         try:
-            token = self.tokens(klass.mentor_id, klass.meeting_provider.connection)
+            token = self.tokens(mentor_id, connection)
+            with_fresh_token(
+                token,
+                lambda bearer: client.move(bearer, meeting_id, spec),
+                lambda rejected: self.tokens(mentor_id, connection, reject=rejected),
+                auth_error=MeetingAuthError,
+            )
         except ConnectionUnavailable as exc:
             logger.warning("meeting not moved: provider unavailable", extra={"status": exc.status.value})
             return f"moved:provider_{exc.status.value}"
-        spec = self._spec(klass, session, meeting.generation, calendar_id=meeting.calendar_id)
-        try:
-            self.clients(klass.meeting_provider).move(token, meeting.meeting_id, spec)
         except MeetingError as exc:
             raise provider_outcome(exc, action="move") from None
         return "moved"
 
     def _delete_meeting(self, klass: ClassItem, session: Session, *, require_no_confirmed: bool) -> str:
-        from shared.providers.credentials import ConnectionUnavailable
-        from shared.providers.meetings import MeetingError
+        from shared.providers.credentials import ConnectionUnavailable, with_fresh_token
+        from shared.providers.meetings import MeetingAuthError, MeetingError
 
         ref = self.ledger.begin_delete(session, require_no_confirmed=require_no_confirmed)
         if ref is None:
             return "meeting_kept"
         assert klass.meeting_provider is not None
         if ref.meeting_id:
+            meeting_id = ref.meeting_id
+            mentor_id, connection = klass.mentor_id, klass.meeting_provider.connection
+            client = self.clients(klass.meeting_provider)
+            spec = self._spec(klass, session, ref.generation, calendar_id=ref.calendar_id)
             try:
-                token = self.tokens(klass.mentor_id, klass.meeting_provider.connection)
+                token = self.tokens(mentor_id, connection)
+                with_fresh_token(
+                    token,
+                    lambda bearer: client.delete(bearer, meeting_id, spec),
+                    lambda rejected: self.tokens(mentor_id, connection, reject=rejected),
+                    auth_error=MeetingAuthError,
+                )
             except ConnectionUnavailable:
                 # Disconnected: existing meetings stay where they are (PRODUCT.md §2.2).
                 self.ledger.finish_delete(session.session_id, ref.model_copy(update={"reason": "left_at_provider"}))
                 return "meeting_left"
-            spec = self._spec(klass, session, ref.generation, calendar_id=ref.calendar_id)
-            try:
-                self.clients(klass.meeting_provider).delete(token, ref.meeting_id, spec)
             except MeetingError as exc:
                 raise provider_outcome(exc, action="delete") from None
         self.ledger.finish_delete(session.session_id, ref)

@@ -24,6 +24,12 @@ How a refresh is coordinated across threads, processes and Lambda instances (PRO
    then uses the stored one. They never call the token endpoint while a lease is held; if the
    holder gave up (lease released or expired, credential unchanged) the next poller takes over.
 
+5. A provider 401 on a token we believed valid (revoked or expired early at the provider): the
+   worker calls :func:`with_fresh_token`, which asks ``access_token(..., reject=token)`` once. That
+   refreshes under the same lease only while the stored access token is still the rejected one
+   (otherwise the newer stored token is returned), so 50 callers that saw the same 401 make one
+   refresh; the provider call is retried once and a second 401 is the caller's, as before.
+
 ``invalid_grant`` marks the connection ``needs_reconnect`` (``Store.mark_needs_reconnect`` lets only
 the first caller win, so exactly one ``on_reconnect`` call — in production the reconnect e-mail) and
 raises :class:`ConnectionUnavailable`; the waiters see the new status on their next poll, so the
@@ -36,13 +42,14 @@ No exception or log line produced here carries a token.
 from __future__ import annotations
 
 import contextlib
+import hmac
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import NoReturn
+from typing import NoReturn, Protocol, TypeVar
 
 from pydantic import SecretStr
 
@@ -61,6 +68,7 @@ LEASE_OWNER = "refresh_lease_owner"
 LEASE_MARGIN_S = 5.0
 
 ReconnectCallback = Callable[[str, Provider], None]
+T = TypeVar("T")
 
 
 class ConnectionUnavailable(Exception):
@@ -136,8 +144,13 @@ class CredentialAccessor:
         self.on_reconnect = on_reconnect
 
     # -- public -------------------------------------------------------------------------------
-    def access_token(self, mentor_id: str, provider: Provider | str) -> SecretStr:
+    def access_token(self, mentor_id: str, provider: Provider | str, *, reject: SecretStr | None = None) -> SecretStr:
         """A valid access token for ``mentor_id``'s ``provider`` connection, refreshed if needed.
+
+        ``reject``: an access token the provider just refused (401) although we believed it valid.
+        If the stored access token is still that one it is refreshed now, under the same lease as a
+        refresh ahead of expiry (compare-and-swap on the stored token: 50 callers that saw the same
+        401 make one refresh and all use its token); if it already changed, the stored one is returned.
 
         Raises :class:`ConnectionUnavailable` (not connected, ``needs_reconnect``, revoked now),
         :class:`~shared.providers.oauth.ProviderUnavailableError` (token endpoint down, or
@@ -163,9 +176,10 @@ class CredentialAccessor:
             if first_blob is None:
                 first_blob = snap.blob
             expires = credential.expires_at.timestamp()
-            if expires > now + self.refresh_ahead_s:
+            rejected = reject is not None and _same(credential.access_token, reject)
+            if expires > now + self.refresh_ahead_s and not rejected:
                 return credential.access_token
-            if snap.blob != first_blob and expires > now:
+            if snap.blob != first_blob and expires > now and not rejected:
                 # Someone refreshed while we waited: use their (still valid) token, whatever its lifetime.
                 return credential.access_token
             if snap.lease_until is None or snap.lease_until < now:
@@ -343,6 +357,37 @@ class CredentialAccessor:
                     "reconnect notification failed", extra={"mentor_id": mentor_id, "provider": provider.value}
                 )
         raise ConnectionUnavailable(ConnectionStatus.NEEDS_RECONNECT, reason, provider=provider)
+
+
+class TokenSource(Protocol):
+    """``tokens(mentor_id, provider)`` → access token; ``reject=`` forces a refresh (see ``access_token``)."""
+
+    def __call__(self, mentor_id: str, provider: Provider, /, *, reject: SecretStr | None = None) -> SecretStr: ...
+
+
+def with_fresh_token(
+    token: SecretStr,
+    call: Callable[[SecretStr], T],
+    refresh: Callable[[SecretStr], SecretStr],
+    *,
+    auth_error: type[BaseException] | tuple[type[BaseException], ...],
+) -> T:
+    """``call(token)``; if the provider refuses the token (``auth_error``: its 401), one forced refresh, one retry.
+
+    ``refresh(rejected)`` is the worker's ``tokens(mentor_id, provider, reject=rejected)`` (it may
+    raise :class:`ConnectionUnavailable` when the grant is dead: ``needs_reconnect`` as ever). A
+    second refusal propagates to the caller, who handles it as before. Every OAuth provider's
+    worker (Google, Zoom, next Microsoft) goes through here.
+    """
+    try:
+        return call(token)
+    except auth_error:
+        logger.info("provider refused an access token we believed valid; forcing one refresh")
+    return call(refresh(token))
+
+
+def _same(a: SecretStr, b: SecretStr) -> bool:
+    return hmac.compare_digest(a.get_secret_value().encode(), b.get_secret_value().encode())
 
 
 def _merge(old: OAuthCredential, tokens: TokenSet) -> OAuthCredential:

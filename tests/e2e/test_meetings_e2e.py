@@ -22,7 +22,7 @@ from icalendar import Calendar
 from devstack import flows, stripe_events
 from devstack.outbox import SentEmail, read_outbox
 from devstack.stack import LocalStack
-from shared.store import MeetingStatus
+from shared.store import ConnectionStatus, MeetingStatus, Provider
 
 Headers = Callable[..., dict[str, str]]
 
@@ -218,3 +218,47 @@ def test_zoom_meeting_settings_and_reconnect_outcome(
     mentor_mail = _mails(local_stack, f"{mentor}@mentor.example.com")
     assert len(mentor_mail) == 1
     assert mentor_mail[0].subject.startswith("Action needed")
+
+
+@pytest.mark.parametrize(("provider", "meeting_provider"), [("google", "google_meet"), ("zoom", "zoom")])
+def test_access_token_invalidated_before_expiry_is_refreshed_once_and_the_meeting_created(
+    provider: str,
+    meeting_provider: str,
+    api: httpx.Client,
+    local_stack: LocalStack,
+    providers: Providers,
+    mentor_setup: tuple[str, dict[str, str]],
+    platform_headers: dict[str, str],
+) -> None:
+    """Given a connected mentor whose access token the provider invalidated before its expiry,
+    when a booking is paid, then the worker's 401 forces exactly one refresh, the meeting is created
+    and the connection stays connected (no needs_reconnect)."""
+    mentor, headers = mentor_setup
+    email = _connect(api, providers, headers, mentor, provider)
+    emu = providers.google if provider == "google" else providers.zoom
+    title = f"Early expiry {provider} {mentor}"
+    klass = create(api, headers, online(title=title, meetingProvider=meeting_provider, starts=[future(23, 17)]))
+    session = klass["sessions"][0]
+    booked = _book(api, platform_headers, session["sessionId"], 5)
+    # The provider invalidates the mentor's access token while we still believe it valid for an hour.
+    assert emu.expire_access_tokens(email=email) >= 1
+    refreshes_before = emu.token_calls("refresh_token")
+
+    _pay(local_stack, api, booked["bookingId"])
+    local_stack.drain()
+
+    refreshes = emu.token_calls("refresh_token") - refreshes_before
+    print(f"\n{provider}: refresh grants after the 401: {refreshes}")
+    assert refreshes == 1
+    view = _booking(api, booked)
+    assert view["status"] == "CONFIRMED"
+    assert view["meetingUrl"], view
+    if provider == "google":
+        assert len(_our_events(providers, email, title)) == 1
+    else:
+        assert len([m for m in providers.zoom.meetings() if m.get("topic") == title]) == 1
+    store, _ = tables(local_stack)
+    conn = store.get_connection(mentor, Provider(provider))
+    assert conn is not None
+    assert conn.status is ConnectionStatus.CONNECTED
+    assert not _mails(local_stack, f"{mentor}@mentor.example.com")

@@ -48,6 +48,7 @@ PRODUCT_ROUTES: list[tuple[str, str, str]] = [
     ("POST", "/mentors/me/feed/rotate", "mentor"),
     ("GET", "/mentors/me/availability", "mentor"),
     ("PUT", "/mentors/me/availability", "mentor"),
+    ("GET", "/mentors/m1/slots", "platform"),
     ("POST", "/webhooks/stripe", "public"),
     ("POST", "/webhooks/zoom", "public"),
     ("POST", "/webhooks/google", "public"),

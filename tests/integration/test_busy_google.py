@@ -303,3 +303,46 @@ def test_a_calendar_that_is_gone_is_recorded_not_retried(
     head = BusyStore(store.table).head(ada.mentor, Provider.GOOGLE)
     assert head is not None
     assert head.error == "calendar_not_found"
+
+
+def test_a_401_on_freebusy_forces_one_refresh_and_the_sync_succeeds(
+    emu: GoogleEmulator,
+    store: Store,
+    account: Callable[..., Account],
+    worker: Callable[..., BusySync],
+    notified: list[tuple[str, Provider]],
+) -> None:
+    # Given a token we believe valid for an hour that Google invalidated early
+    ada = account()
+    ada.event(_utc(2027, 3, 23, 9))
+    assert emu.expire_access_tokens(email=ada.email) >= 1
+    before = emu.token_calls("refresh_token")
+    # When it syncs
+    outcome = worker().handle(ada.job)
+    # Then freeBusy's 401 forced exactly one refresh, the retry succeeded and the connection stays connected
+    assert outcome == "synced:1"
+    assert emu.token_calls("refresh_token") - before == 1
+    assert len(_freebusy_calls(emu)) == 2
+    conn = store.get_connection(ada.mentor, Provider.GOOGLE)
+    assert conn is not None
+    assert conn.status is ConnectionStatus.CONNECTED
+    assert notified == []
+
+
+def test_a_401_then_a_dead_grant_marks_needs_reconnect(
+    emu: GoogleEmulator,
+    store: Store,
+    account: Callable[..., Account],
+    worker: Callable[..., BusySync],
+    notified: list[tuple[str, Provider]],
+) -> None:
+    # Given a token we believe valid whose grant the user revoked at Google
+    ada = account()
+    emu.revoke_user_tokens(ada.email)
+    # When it syncs / Then the 401's forced refresh hits invalid_grant: needs_reconnect, one e-mail
+    assert worker().handle(ada.job) == "skipped:needs_reconnect"
+    conn = store.get_connection(ada.mentor, Provider.GOOGLE)
+    assert conn is not None
+    assert conn.status is ConnectionStatus.NEEDS_RECONNECT
+    assert notified == [(ada.mentor, Provider.GOOGLE)]
+    assert len(_freebusy_calls(emu)) == 1

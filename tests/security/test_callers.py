@@ -43,6 +43,7 @@ WHO: dict[str, str] = {
     "POST /mentors/me/feed/rotate": "mentor",
     "GET /mentors/me/availability": "mentor",
     "PUT /mentors/me/availability": "mentor",
+    "GET /mentors/{mentorId}/slots": "platform",
     "GET /oauth/{provider}/callback": "public",
     "POST /classes": "mentor",
     "GET /classes/{id}": "mentor",
@@ -84,6 +85,7 @@ def _concrete(route: Route, booking_id: str) -> str:
     """A request path for ``route`` (the variables filled; booking routes aim at a real booking)."""
     values = {"provider": "google", "id": booking_id if route.key in BOOKING_ROUTES else "cls_x", "sid": "cls_x-s01"}
     values["token"] = "0123456789abcdef0123456789abcdef.ics"
+    values["mentorId"] = "mentor_x"
     path = route.path
     for name, value in values.items():
         path = path.replace("{" + name + "}", value)
@@ -117,7 +119,7 @@ def test_every_route_states_who_may_call_it() -> None:
     # Given the route table the gateway serves and CDK deploys / Then each route's caller is the contract's
     assert {route.key: route.who for route in ROUTES} == WHO
     # And only the platform's routes carry the platform requirement, all behind the JWT authorizer
-    assert {route.key for route in ROUTES if route.platform} == {"POST /bookings"}
+    assert {route.key for route in ROUTES if route.platform} == {"POST /bookings", "GET /mentors/{mentorId}/slots"}
     assert all(route.auth for route in ROUTES if route.platform)
 
 

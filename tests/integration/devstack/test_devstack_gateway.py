@@ -275,6 +275,7 @@ EXPECTED_ROUTES = {
     ("POST", "/mentors/me/feed/rotate", "connections_api", True),
     ("GET", "/mentors/me/availability", "connections_api", True),
     ("PUT", "/mentors/me/availability", "connections_api", True),
+    ("GET", "/mentors/{mentorId}/slots", "connections_api", True),
     ("GET", "/oauth/{provider}/callback", "oauth_callback", False),
     ("POST", "/classes", "classes_api", True),
     ("GET", "/classes/{id}", "classes_api", True),

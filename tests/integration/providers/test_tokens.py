@@ -25,7 +25,13 @@ from devstack.emulators import zoom as z
 from devstack.providers import provider_settings
 from shared.notify.emails import reconnect_notifier, reconnect_subject
 from shared.platform import aws
-from shared.providers.credentials import LEASE_OWNER, LEASE_UNTIL, ConnectionUnavailable, CredentialAccessor
+from shared.providers.credentials import (
+    LEASE_OWNER,
+    LEASE_UNTIL,
+    ConnectionUnavailable,
+    CredentialAccessor,
+    with_fresh_token,
+)
 from shared.providers.oauth import (
     OAuthClient,
     ProviderUnavailableError,
@@ -514,3 +520,101 @@ def test_lost_zoom_refresh_answer_after_rotation_flags_needs_reconnect_at_once(
         accessor.access_token(MENTOR, Provider.ZOOM)
     assert zoom.token_calls("refresh_token") == 2
     assert len(ses_sent()) == 1
+
+
+# -- a 401 on a token we believed valid: one forced refresh (compare-and-swap on the rejected token) --
+
+
+@pytest.mark.parametrize("provider", [Provider.ZOOM, Provider.GOOGLE])
+def test_fifty_callers_rejecting_the_same_token_make_one_forced_refresh(
+    provider: Provider,
+    atomic_dynamodb: None,
+    store: Store,
+    vault: Vault,
+    clients: dict[Provider, OAuthClient],
+    emus: tuple[GoogleEmulator, ZoomEmulator],
+) -> None:
+    emu = emus[0] if provider is Provider.GOOGLE else emus[1]
+    # Given a credential we believe valid for another hour, which the provider invalidated early
+    tokens = _connect(store, vault, clients[provider], expires_in=timedelta(hours=1))
+    assert emu.expire_access_tokens(token=tokens.access_token.get_secret_value()) == 1
+    accessor = _accessor(store, vault, clients, poll_s=0.02, wait_s=10)
+    # (warm the vault's key cache first: moto does not isolate 50 concurrent cold key reads)
+    assert accessor.access_token(MENTOR, provider).get_secret_value() == tokens.access_token.get_secret_value()
+    start = threading.Barrier(50)
+
+    def reject(_: int) -> str:
+        start.wait()
+        return accessor.access_token(MENTOR, provider, reject=tokens.access_token).get_secret_value()
+
+    # When 50 workers that all saw the same 401 ask for a fresh token at once
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        results = list(pool.map(reject, range(50)))
+    refreshes = emu.token_calls("refresh_token")
+    print(f"\n50 callers rejecting one {provider.value} token: refresh grants: {refreshes}")
+    # Then the token endpoint saw exactly one refresh and everybody got its (new, stored) token
+    assert refreshes == 1
+    assert len(set(results)) == 1
+    assert results[0] != tokens.access_token.get_secret_value()
+    assert _stored(store, vault, provider).access_token.get_secret_value() == results[0]
+    if provider is Provider.ZOOM:
+        assert _zoom_me(emus[1], SecretStr(results[0])) == 200
+    # And a late caller rejecting the old token again reuses the new one (no second refresh)
+    assert accessor.access_token(MENTOR, provider, reject=tokens.access_token).get_secret_value() == results[0]
+    assert emu.token_calls("refresh_token") == 1
+    conn = store.get_connection(MENTOR, provider)
+    assert conn is not None
+    assert conn.status is ConnectionStatus.CONNECTED
+
+
+def test_forced_refresh_of_a_dead_grant_flags_needs_reconnect(
+    store: Store,
+    vault: Vault,
+    clients: dict[Provider, OAuthClient],
+    emus: tuple[GoogleEmulator, ZoomEmulator],
+) -> None:
+    _, zoom = emus
+    # Given a credential valid for an hour whose whole grant was revoked at Zoom
+    tokens = _connect(store, vault, clients[Provider.ZOOM], expires_in=timedelta(hours=1))
+    assert tokens.refresh_token is not None
+    zoom.revoke_token(tokens.refresh_token.get_secret_value())
+    notified: list[tuple[str, Provider]] = []
+    accessor = _accessor(store, vault, clients, on_reconnect=lambda m, p: notified.append((m, p)))
+    # When a worker rejects the access token / Then one refresh, needs_reconnect, one notification
+    with pytest.raises(ConnectionUnavailable) as err:
+        accessor.access_token(MENTOR, Provider.ZOOM, reject=tokens.access_token)
+    assert err.value.status is ConnectionStatus.NEEDS_RECONNECT
+    assert zoom.token_calls("refresh_token") == 1
+    assert notified == [(MENTOR, Provider.ZOOM)]
+
+
+def test_with_fresh_token_retries_once_after_one_forced_refresh() -> None:
+    class Refused(Exception):
+        pass
+
+    seen: list[str] = []
+    refreshed: list[str] = []
+
+    def call(token: SecretStr) -> str:
+        seen.append(token.get_secret_value())
+        if token.get_secret_value() == "old":
+            raise Refused
+        return "ok"
+
+    def refresh(rejected: SecretStr) -> SecretStr:
+        refreshed.append(rejected.get_secret_value())
+        return SecretStr("new")
+
+    # A 401 → one forced refresh of the rejected token → one retry with the new one
+    assert with_fresh_token(SecretStr("old"), call, refresh, auth_error=Refused) == "ok"
+    assert (seen, refreshed) == (["old", "new"], ["old"])
+    # A second 401 propagates (the caller handles it as before): no third call, no second refresh
+    seen.clear()
+    refreshed.clear()
+    with pytest.raises(Refused):
+        with_fresh_token(SecretStr("old"), call, lambda _: SecretStr("old"), auth_error=Refused)
+    assert seen == ["old", "old"]
+    # A valid token: one call, no refresh
+    seen.clear()
+    assert with_fresh_token(SecretStr("good"), call, refresh, auth_error=Refused) == "ok"
+    assert (seen, refreshed) == (["good"], [])

@@ -1,0 +1,181 @@
+"""``GET /mentors/{mentorId}/slots`` through the local gateway (real HTTP): the mentor sets hours with
+``PUT /mentors/me/availability``, the platform reads slots; a Google busy event (synced by the
+scheduled poll) and a class session remove theirs; a ``needs_reconnect`` source is degraded; a mentor
+token is refused; a window over 62 days is 400. Also counts the DynamoDB calls one ``GET`` makes."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from botocore.client import BaseClient
+from classes_support import connect, create, in_person
+from e2e_support import Providers, utc_z
+
+from devstack import flows
+from devstack.stack import LocalStack
+from shared import wiring
+from shared.store import ConnectionStatus, Provider, Store
+
+BERLIN = ZoneInfo("Europe/Berlin")
+WORKDAY = [{"start": "09:00", "end": "17:00"}]
+
+
+@pytest.fixture(autouse=True)
+def _no_retry_wait(provider_env: pytest.MonkeyPatch) -> None:
+    provider_env.setenv("BUSY_MAX_ATTEMPTS", "1")
+    provider_env.setenv("BUSY_MIN_INTERVAL_S", "0")
+    wiring.reset()
+
+
+def _rules() -> dict[str, Any]:
+    return {
+        "timezone": "Europe/Berlin",
+        "weekly": {day: WORKDAY for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
+        "overrides": [],
+        "bufferBeforeMinutes": 0,
+        "bufferAfterMinutes": 0,
+        "minimumNoticeMinutes": 0,
+        "horizonDays": 60,
+        "slotStepMinutes": 30,
+    }
+
+
+def _day(days: int = 3) -> datetime:
+    """Local midnight (Berlin) ``days`` from today."""
+    d = (datetime.now(BERLIN) + timedelta(days=days)).date()
+    return datetime(d.year, d.month, d.day, tzinfo=BERLIN)
+
+
+def _at(day: datetime, hour: int, minute: int = 0) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=BERLIN)
+
+
+def _starts(body: dict[str, Any]) -> list[str]:
+    return [s["start"][11:16] for s in body["slots"]]
+
+
+def _all_day(start: int = 9, end: int = 16) -> list[str]:
+    return [f"{h:02d}:{m:02d}" for h in range(start, end + 1) for m in (0, 30) if not (h == end and m == 30)]
+
+
+def _get(
+    api: httpx.Client, platform_headers: dict[str, str], mentor: str, day: datetime, **extra: str
+) -> httpx.Response:
+    params = {"from": utc_z(day), "to": utc_z(day + timedelta(days=1)), "duration": "60", **extra}
+    return api.get(f"/mentors/{mentor}/slots", params=params, headers=platform_headers)
+
+
+def _set_rules(api: httpx.Client, headers: dict[str, str]) -> None:
+    resp = api.put("/mentors/me/availability", json=_rules(), headers=headers)
+    assert resp.status_code == 200, resp.text
+
+
+def test_no_rules_no_slots_and_a_mentor_token_is_refused(
+    api: httpx.Client, headers: dict[str, str], platform_headers: dict[str, str], mentor: str
+) -> None:
+    day = _day()
+    resp = _get(api, platform_headers, mentor, day)
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {"slots": [], "sources": {}, "degradedSources": []}
+    refused = api.get(f"/mentors/{mentor}/slots", params={"duration": "60"}, headers=headers)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"]["code"] == "insufficient_scope"
+
+
+def test_slots_follow_the_rules_and_skip_busy_and_taught_time(
+    api: httpx.Client,
+    headers: dict[str, str],
+    platform_headers: dict[str, str],
+    providers: Providers,
+    stack_store: Store,
+    local_stack: LocalStack,
+    mentor: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a Berlin mentor with 09:00-17:00 every day
+    _set_rules(api, headers)
+    day = _day()
+    first = _get(api, platform_headers, mentor, day)
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert _starts(body) == _all_day()
+    assert body["slots"][0] == {"start": _at(day, 9).isoformat(), "end": _at(day, 10).isoformat()}
+
+    # And Google connected with a busy event 10:00-11:00, synced by the scheduled poll
+    stack_store.upsert_mentor(mentor, email=f"{mentor}@mentor.example.com", timezone="Europe/Berlin")
+    email = flows.seed_google_account(providers.google, f"sl-{uuid.uuid4().hex[:8]}@example.com", calendars=[])
+    assert flows.connect_oauth(api, headers, "google")["status"] == "connected"
+    providers.google.seed_event(
+        email, {"start": {"dateTime": utc_z(_at(day, 10))}, "end": {"dateTime": utc_z(_at(day, 11))}, "summary": "x"}
+    )
+    local_stack.tick("calendar-poll")
+    local_stack.drain(timeout=60)
+    # And an in-person class at 13:00 (60 minutes)
+    create(api, headers, in_person(starts=[_at(day, 13).replace(tzinfo=None).isoformat()]))
+
+    # When the platform reads the slots (counting the DynamoDB calls of this one request)
+    calls: Counter[str] = Counter()
+    original = BaseClient._make_api_call
+
+    def counting(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        if self.meta.service_model.service_name == "dynamodb":
+            calls[operation] += 1
+        return original(self, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", counting)
+    resp = _get(api, platform_headers, mentor, day)
+    monkeypatch.undo()
+
+    # Then the busy hour and the taught hour are gone (a 60-minute slot may not overlap either)
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    gone = {"09:30", "10:00", "10:30", "12:30", "13:00", "13:30"}
+    assert _starts(body) == [s for s in _all_day() if s not in gone]
+    assert body["sources"]["google"]["status"] == "connected"
+    assert body["sources"]["google"]["syncedAt"] is not None
+    assert body["degradedSources"] == []
+    # And the reads are a constant handful: rules, connections, busy sets, classes, one per class
+    print(f"DynamoDB calls per GET /slots (1 class): {dict(calls)}")
+    assert sum(calls.values()) <= 6, calls
+
+
+def test_a_source_that_needs_reconnecting_is_degraded(
+    api: httpx.Client, headers: dict[str, str], platform_headers: dict[str, str], stack_store: Store, mentor: str
+) -> None:
+    _set_rules(api, headers)
+    connect(stack_store, mentor, Provider.APPLE, status=ConnectionStatus.NEEDS_RECONNECT)
+    resp = _get(api, platform_headers, mentor, _day())
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["sources"] == {"apple": {"status": "needs_reconnect", "syncedAt": None}}
+    assert body["degradedSources"] == ["apple"]
+    assert _starts(body) == _all_day()
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"to": "2099-01-01T00:00:00Z"}, "to"),
+        ({"duration": "4"}, "duration"),
+        ({"duration": "481"}, "duration"),
+        ({"duration": "abc"}, "duration"),
+        ({"from": "2020-01-01T00:00:00Z"}, "from"),
+        ({"from": "2027-01-01T00:00:00"}, "from"),
+    ],
+)
+def test_a_bad_query_is_400(
+    api: httpx.Client, platform_headers: dict[str, str], mentor: str, extra: dict[str, str], field: str
+) -> None:
+    day = _day()
+    if extra.get("to") == "2099-01-01T00:00:00Z":
+        extra = {"to": utc_z(day + timedelta(days=63))}
+    resp = _get(api, platform_headers, mentor, day, **extra)
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"]["code"] == "invalid_request"
+    assert resp.json()["error"]["fields"][0]["field"] == field
