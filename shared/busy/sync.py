@@ -224,7 +224,7 @@ class BusySync:
 
     # -- Google --------------------------------------------------------------------------------
     def _google(self, conn: Connection, window: tuple[datetime, datetime]) -> list[Block]:
-        from shared.providers.credentials import with_fresh_token
+        from shared.providers.fresh_token import with_fresh_token
         from shared.providers.google.calendar import GoogleApiError, GoogleAuthError, GoogleRateLimited
 
         token = self._token(conn)

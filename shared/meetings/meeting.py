@@ -84,7 +84,7 @@ class SessionMeetings:
             return token  # recorded as failed (not connected / needs reconnect)
         spec = self._spec(klass, session, held.generation)
         client = self.clients(provider)
-        from shared.providers.credentials import with_fresh_token
+        from shared.providers.fresh_token import with_fresh_token
         from shared.providers.meetings import MeetingAuthError, MeetingError
 
         def mint(bearer: SecretStr) -> MintedMeeting:
@@ -168,7 +168,8 @@ class SessionMeetings:
             raise provider_outcome(exc) from None
 
     def _move_meeting(self, klass: ClassItem, session: Session, meeting: MeetingRef) -> str:
-        from shared.providers.credentials import ConnectionUnavailable, with_fresh_token
+        from shared.providers.credentials import ConnectionUnavailable
+        from shared.providers.fresh_token import with_fresh_token
         from shared.providers.meetings import MeetingAuthError, MeetingError
 
         assert klass.meeting_provider is not None
@@ -193,7 +194,8 @@ class SessionMeetings:
         return "moved"
 
     def _delete_meeting(self, klass: ClassItem, session: Session, *, require_no_confirmed: bool) -> str:
-        from shared.providers.credentials import ConnectionUnavailable, with_fresh_token
+        from shared.providers.credentials import ConnectionUnavailable
+        from shared.providers.fresh_token import with_fresh_token
         from shared.providers.meetings import MeetingAuthError, MeetingError
 
         ref = self.ledger.begin_delete(session, require_no_confirmed=require_no_confirmed)

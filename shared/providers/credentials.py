@@ -49,7 +49,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import NoReturn, Protocol, TypeVar
+from typing import NoReturn
 
 from pydantic import SecretStr
 
@@ -68,7 +68,6 @@ LEASE_OWNER = "refresh_lease_owner"
 LEASE_MARGIN_S = 5.0
 
 ReconnectCallback = Callable[[str, Provider], None]
-T = TypeVar("T")
 
 
 class ConnectionUnavailable(Exception):
@@ -357,33 +356,6 @@ class CredentialAccessor:
                     "reconnect notification failed", extra={"mentor_id": mentor_id, "provider": provider.value}
                 )
         raise ConnectionUnavailable(ConnectionStatus.NEEDS_RECONNECT, reason, provider=provider)
-
-
-class TokenSource(Protocol):
-    """``tokens(mentor_id, provider)`` → access token; ``reject=`` forces a refresh (see ``access_token``)."""
-
-    def __call__(self, mentor_id: str, provider: Provider, /, *, reject: SecretStr | None = None) -> SecretStr: ...
-
-
-def with_fresh_token(
-    token: SecretStr,
-    call: Callable[[SecretStr], T],
-    refresh: Callable[[SecretStr], SecretStr],
-    *,
-    auth_error: type[BaseException] | tuple[type[BaseException], ...],
-) -> T:
-    """``call(token)``; if the provider refuses the token (``auth_error``: its 401), one forced refresh, one retry.
-
-    ``refresh(rejected)`` is the worker's ``tokens(mentor_id, provider, reject=rejected)`` (it may
-    raise :class:`ConnectionUnavailable` when the grant is dead: ``needs_reconnect`` as ever). A
-    second refusal propagates to the caller, who handles it as before. Every OAuth provider's
-    worker (Google, Zoom, next Microsoft) goes through here.
-    """
-    try:
-        return call(token)
-    except auth_error:
-        logger.info("provider refused an access token we believed valid; forcing one refresh")
-    return call(refresh(token))
 
 
 def _same(a: SecretStr, b: SecretStr) -> bool:

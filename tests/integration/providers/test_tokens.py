@@ -30,8 +30,8 @@ from shared.providers.credentials import (
     LEASE_UNTIL,
     ConnectionUnavailable,
     CredentialAccessor,
-    with_fresh_token,
 )
+from shared.providers.fresh_token import with_fresh_token
 from shared.providers.oauth import (
     OAuthClient,
     ProviderUnavailableError,
