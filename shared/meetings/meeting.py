@@ -167,25 +167,35 @@ class SessionMeetings:
             self.ledger.record(held, status=MeetingStatus.FAILED, reason="retrying: token endpoint unavailable")
             raise provider_outcome(exc) from None
 
+    def _with_token(self, klass: ClassItem, call: Callable[[SecretStr], object]) -> None:
+        """``call(token)`` for the class's provider, with one forced refresh on a 401 (move and delete).
+
+        Raises :class:`~shared.providers.credentials.ConnectionUnavailable` (not connected or a dead
+        grant) and the provider's :class:`~shared.providers.meetings.MeetingError`.
+        """
+        from shared.providers.fresh_token import with_fresh_token
+        from shared.providers.meetings import MeetingAuthError
+
+        assert klass.meeting_provider is not None
+        mentor_id, connection = klass.mentor_id, klass.meeting_provider.connection
+        with_fresh_token(
+            self.tokens(mentor_id, connection),
+            call,
+            lambda rejected: self.tokens(mentor_id, connection, reject=rejected),
+            auth_error=MeetingAuthError,
+        )
+
     def _move_meeting(self, klass: ClassItem, session: Session, meeting: MeetingRef) -> str:
         from shared.providers.credentials import ConnectionUnavailable
-        from shared.providers.fresh_token import with_fresh_token
-        from shared.providers.meetings import MeetingAuthError, MeetingError
+        from shared.providers.meetings import MeetingError
 
         assert klass.meeting_provider is not None
         meeting_id = meeting.meeting_id
         assert meeting_id is not None
-        mentor_id, connection = klass.mentor_id, klass.meeting_provider.connection
         client = self.clients(klass.meeting_provider)
         spec = self._spec(klass, session, meeting.generation, calendar_id=meeting.calendar_id)
         try:
-            token = self.tokens(mentor_id, connection)
-            with_fresh_token(
-                token,
-                lambda bearer: client.move(bearer, meeting_id, spec),
-                lambda rejected: self.tokens(mentor_id, connection, reject=rejected),
-                auth_error=MeetingAuthError,
-            )
+            self._with_token(klass, lambda bearer: client.move(bearer, meeting_id, spec))
         except ConnectionUnavailable as exc:
             logger.warning("meeting not moved: provider unavailable", extra={"status": exc.status.value})
             return f"moved:provider_{exc.status.value}"
@@ -195,8 +205,7 @@ class SessionMeetings:
 
     def _delete_meeting(self, klass: ClassItem, session: Session, *, require_no_confirmed: bool) -> str:
         from shared.providers.credentials import ConnectionUnavailable
-        from shared.providers.fresh_token import with_fresh_token
-        from shared.providers.meetings import MeetingAuthError, MeetingError
+        from shared.providers.meetings import MeetingError
 
         ref = self.ledger.begin_delete(session, require_no_confirmed=require_no_confirmed)
         if ref is None:
@@ -204,17 +213,10 @@ class SessionMeetings:
         assert klass.meeting_provider is not None
         if ref.meeting_id:
             meeting_id = ref.meeting_id
-            mentor_id, connection = klass.mentor_id, klass.meeting_provider.connection
             client = self.clients(klass.meeting_provider)
             spec = self._spec(klass, session, ref.generation, calendar_id=ref.calendar_id)
             try:
-                token = self.tokens(mentor_id, connection)
-                with_fresh_token(
-                    token,
-                    lambda bearer: client.delete(bearer, meeting_id, spec),
-                    lambda rejected: self.tokens(mentor_id, connection, reject=rejected),
-                    auth_error=MeetingAuthError,
-                )
+                self._with_token(klass, lambda bearer: client.delete(bearer, meeting_id, spec))
             except ConnectionUnavailable:
                 # Disconnected: existing meetings stay where they are (PRODUCT.md §2.2).
                 self.ledger.finish_delete(session.session_id, ref.model_copy(update={"reason": "left_at_provider"}))
