@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from devstack import flows
+from devstack.demo_availability import step_availability
 from devstack.metering import count_calls
 from devstack.stack import LocalStack
 from shared import wiring
@@ -696,6 +697,7 @@ def step_busy(demo: Demo) -> None:
 
     berlin = ZoneInfo("Europe/Berlin")
     monday = datetime.fromisoformat(_next_weekday_at(0, 9)).replace(tzinfo=berlin)
+    demo.facts["busy_monday"] = monday.replace(tzinfo=None).isoformat()
     weekly = Event()
     weekly.add("uid", "demo-weekly-standup")
     weekly.add("summary", "Standup (private)")
@@ -806,6 +808,7 @@ STEPS: list[Callable[[Demo], None]] = [
     step_outbox,
     step_feed,
     step_busy,
+    step_availability,
     step_canary,
 ]
 

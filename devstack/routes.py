@@ -197,6 +197,7 @@ ROUTES: Final[tuple[Route, ...]] = (
     _mentor("DELETE", "/classes/{id}/sessions/{sid}", "classes_api"),
     # POST /bookings is a *platform* route (checkout creates the booking): JWT + platform scope.
     _platform("POST", "/bookings", "classes_api"),
+    _platform("POST", "/private-sessions", "classes_api"),  # JWT + platform scope (PRODUCT.md §2.10)
     # "platform, mentor or booking token": an HTTP API authorizer is all-or-nothing per route, so
     # these routes have none and the handler checks the booking token or the bearer JWT itself.
     _public("GET", "/bookings/{id}", "classes_api"),

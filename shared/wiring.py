@@ -24,6 +24,7 @@ from shared.platform.once import once, reset_all
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from datetime import datetime
 
     from shared.busy.poll import MaintenanceTask
     from shared.busy.push import GooglePush
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from shared.queues.meetings import JobQueue
     from shared.schedule.holds import HoldSettings, SweepResult
     from shared.schedule.payments import StripeWebhook
+    from shared.schedule.private import MentorTime, PrivateSessions
     from shared.store import Provider, ScheduleStore, Store, Table
     from shared.store.availability import AvailabilityStore
     from shared.store.busy import BusyStore
@@ -340,6 +342,21 @@ def expire_seat_holds() -> SweepResult:
     from shared.schedule.holds import sweep
 
     return sweep(schedule(), lookback_hours=hold_settings().booking_hold_sweep_lookback_hours)
+
+
+def mentor_time(mentor_id: str, now: datetime) -> MentorTime | None:
+    """A mentor's availability rules and calendar busy blocks (the private-session write's re-check)."""
+    from shared.availability.bookable import mentor_time as read
+
+    return read(store=store(), busy=busy_store(), rules_store=availability_store(), mentor_id=mentor_id, now=now)
+
+
+@once
+def private_sessions() -> PrivateSessions:
+    """``POST /private-sessions``: the schedule, the availability re-check and the hold length."""
+    from shared.schedule.private import PrivateSessions
+
+    return PrivateSessions(store=store(), schedule=schedule(), mentor_time=mentor_time, hold=hold_settings().hold)
 
 
 @once

@@ -11,7 +11,6 @@ PENDING: dict[tuple[str, str], str] = {
     ("GET", "/connections/microsoft/calendars"): "issue 18 (Microsoft 365)",
     ("PUT", "/connections/microsoft/calendar"): "issue 18 (Microsoft 365)",
     ("POST", "/webhooks/microsoft"): "issue 18 (Microsoft 365)",
-    ("POST", "/private-sessions"): "issue 15 (availability)",
 }
 
 

@@ -3,7 +3,8 @@
 Thin: parse → call ``shared.schedule.classes`` / ``shared.schedule.bookings`` → map. ``GET /bookings/{id}`` and
 ``POST /bookings/{id}/cancel`` have no API Gateway authorizer: ``shared.schedule.bookings.authorize``
 checks the booking token (``X-Booking-Token`` or ``?token=``) or the platform's / mentor's JWT itself.
-``POST /bookings`` is the platform's (the authorizer checks the scope; :func:`platform_client` again).
+``POST /bookings`` and ``POST /private-sessions`` are the platform's (the authorizer checks the scope;
+:func:`platform_client` again).
 """
 
 # No ``from __future__ import annotations``: Powertools reads the route signatures at runtime.
@@ -21,9 +22,11 @@ from shared.platform.observability import logger, metrics, tracer
 from shared.schedule import bookings, classes
 from shared.schedule.bookings import CreateBookingRequest
 from shared.schedule.classes import CreateClassRequest, MoveSessionRequest
+from shared.schedule.private import CreatePrivateSessionRequest
 
-#: POST /bookings is the platform's (PRODUCT.md §2.9); the class routes are the mentor's.
-app = build_resolver(platform_routes=("POST /bookings",))
+#: POST /bookings and POST /private-sessions are the platform's (PRODUCT.md §2.9, §2.10); the class
+#: routes are the mentor's.
+app = build_resolver(platform_routes=("POST /bookings", "POST /private-sessions"))
 Token = Annotated[str | None, Query(description="The booking token (or send it as X-Booking-Token)")]
 TokenHeader = Annotated[
     str | None,
@@ -39,8 +42,9 @@ def _json(status: int, model: Any, *, exclude_none: bool = True) -> Response[dic
 @app.post("/classes", status_code=HTTPStatus.CREATED)
 @tracer.capture_method
 def create_class(body: CreateClassRequest) -> Response[dict[str, Any]]:
-    """Create an online or in-person class with its sessions (one-off starts or an RRULE)."""
-    view = classes.create_class(wiring.store(), wiring.schedule(), mentor_id(app), body)
+    """Create an online or in-person class with its sessions (one-off starts or an RRULE); warns of
+    sessions that overlap the mentor's calendar or a private session (``calendar_conflict``)."""
+    view = classes.create_class(wiring.store(), wiring.schedule(), mentor_id(app), body, busy=wiring.busy_store())
     return _json(HTTPStatus.CREATED, view)
 
 
@@ -54,8 +58,10 @@ def get_class(class_id: str) -> Response[dict[str, Any]]:
 @app.patch("/classes/<class_id>/sessions/<session_id>")
 @tracer.capture_method
 def move_session(class_id: str, session_id: str, body: MoveSessionRequest) -> Response[dict[str, Any]]:
-    """Move a session to a new start; its meeting follows (a move job is queued)."""
-    view = classes.move_session(wiring.schedule(), wiring.meetings_queue(), mentor_id(app), class_id, session_id, body)
+    """Move a session to a new start; its meeting follows (a move job is queued). Warns of overlaps."""
+    view = classes.move_session(
+        wiring.schedule(), wiring.meetings_queue(), mentor_id(app), class_id, session_id, body, busy=wiring.busy_store()
+    )
     return _json(HTTPStatus.OK, view)
 
 
@@ -74,6 +80,15 @@ def create_booking(body: CreateBookingRequest) -> Response[dict[str, Any]]:
     platform_client(app)
     created = bookings.create_booking(wiring.schedule(), body, hold=wiring.hold_settings().hold)
     return _json(HTTPStatus.CREATED, created)
+
+
+@app.post("/private-sessions", status_code=HTTPStatus.CREATED)
+@tracer.capture_method
+def create_private_session(body: CreatePrivateSessionRequest) -> Response[dict[str, Any]]:
+    """Book a one-to-one session at a free time of the mentor (PENDING until Stripe confirms); 409
+    ``slot_unavailable`` when the time is no longer free. Returns the booking token once. Platform only."""
+    platform_client(app)
+    return _json(HTTPStatus.CREATED, wiring.private_sessions().create(body), exclude_none=False)
 
 
 @app.get("/bookings/<booking_id>")

@@ -9,23 +9,25 @@ Reads everything that blocks the mentor's time and runs the pure engine
   source item. A ``needs_reconnect`` source's last synced set still blocks time (it is the last
   known truth: offering time we know was busy is worse than hiding time that may have freed up);
   blocks older than the connection (a reconnect since) are ignored, as in ``GET /mentors/me/busy``.
-* **Taught sessions**: every scheduled session of every class of the mentor — one GSI1 Query for
-  the classes, then **one Query per class** (:data:`SESSION_READERS` at a time, at most
-  :data:`MAX_CLASSES` classes, else 503 rather than an answer that could offer taught time).
-  A sessions-by-mentor index would make this one Query; see issue 15.
-* **Held or booked private sessions**: none exist yet (TODO issue 15 item 4: ``POST /private-sessions``).
+* **Taught sessions**: every scheduled session of the classes whose sessions span the window — the
+  mentor's timeline head (:mod:`shared.store.timeline`, one GetItem) names them with their spans, then
+  **one Query per such class** (8 at a time, at most :data:`MAX_CLASSES`, else 503 rather than an
+  answer that could offer taught time). Classes outside the window cost nothing.
+* **Held or booked private sessions**: the spans in the timeline's hour buckets over the window (one
+  Query); an expired hold's span left with the write that expired it.
 
 ``sources`` names each calendar source the mentor has connected, with its status and when it last
 synced; ``degradedSources`` lists those that need reconnecting or have not synced for
 :data:`STALE_AFTER`, so the platform can say "availability may be out of date".
 
 Reads per request: 1 GetItem (rules) + 1 Query (connections) + 1 Query (busy sets; more pages only
-for large sets) + 1 Query (classes) + 1 Query per class.
+for large sets) + 1 GetItem (timeline head) + 1 Query (private spans) + 1 Query per class teaching in
+the window.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from typing import Final
@@ -35,13 +37,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from shared.availability.rules import AvailabilityRules
-from shared.availability.slots import MAX_WINDOW, Interval, bookable_slots
+from shared.availability.slots import MAX_WINDOW, Hours, Interval, bookable_slots
 from shared.platform.api import ApiError
 from shared.platform.bounds import control_characters, in_range, plausible_year, range_message
 from shared.store import ConnectionStatus, Store
 from shared.store.availability import AvailabilityStore
 from shared.store.busy import BusyStore
-from shared.store.models import SessionStatus
 from shared.store.repository import SYNCED_PROVIDERS
 from shared.store.schedule import ScheduleStore
 
@@ -51,7 +52,6 @@ MIN_DURATION_MINUTES: Final = 5
 MAX_DURATION_MINUTES: Final = 480
 #: Classes read per request (one Query each); a mentor with more gets 503 (never a wrong answer).
 MAX_CLASSES: Final = 500
-SESSION_READERS: Final = 8
 MAX_MENTOR_ID: Final = 128
 
 
@@ -117,38 +117,37 @@ def parse_query(
     return start, end, timedelta(minutes=int(text))
 
 
-def _taught(schedule: ScheduleStore, mentor_id: str, lo: datetime, hi: datetime) -> list[Interval]:
-    classes = [c for c in schedule.list_classes(mentor_id) if c.mentor_id == mentor_id]
-    if len(classes) > MAX_CLASSES:
+def _taught(
+    schedule: ScheduleStore, mentor_id: str, lo: datetime, hi: datetime
+) -> tuple[list[Interval], list[Interval]]:
+    """``(taught, held)``: the scheduled class sessions and the private spans overlapping ``[lo, hi)``.
+
+    The classes come from the mentor's timeline head (:mod:`shared.store.timeline`, one GetItem: only
+    classes whose sessions span the window are read, one Query each); the held or booked private
+    sessions from the timeline's hour buckets (one Query)."""
+    head = schedule.timeline.head(mentor_id, consistent=False)
+    lo_s, hi_s = int(lo.timestamp()), int(hi.timestamp())
+    class_ids = head.classes_over(lo_s, hi_s)
+    if len(class_ids) > MAX_CLASSES:
         raise ApiError(
             HTTPStatus.SERVICE_UNAVAILABLE, "too_many_classes", "Too many classes to compute slots; try again later."
         )
-    if not classes:
-        return []
-    with ThreadPoolExecutor(max_workers=min(SESSION_READERS, len(classes))) as pool:
-        found = list(pool.map(lambda c: schedule.list_sessions(c.class_id), classes))
-    return [
+    taught = [
         Interval(s.start, s.end)
-        for sessions in found
-        for s in sessions
-        if s.status is SessionStatus.SCHEDULED and s.mentor_id == mentor_id and s.end > lo and s.start < hi
+        for s in schedule.sessions_over(class_ids, lo, hi, consistent=False)
+        if s.mentor_id == mentor_id
     ]
+    held = [
+        Interval(datetime.fromtimestamp(s.start, UTC), datetime.fromtimestamp(s.end, UTC))
+        for s in schedule.timeline.spans_between(mentor_id, lo_s, hi_s)
+    ]
+    return taught, held
 
 
-def mentor_slots(
-    *,
-    store: Store,
-    busy: BusyStore,
-    schedule: ScheduleStore,
-    rules_store: AvailabilityStore,
-    mentor_id: str,
-    start: datetime,
-    end: datetime,
-    duration: timedelta,
-    now: datetime,
-) -> SlotsResponse:
-    """What ``GET /mentors/{mentorId}/slots`` answers (see the module doc)."""
-    stored = rules_store.get(mentor_id)
+def _sources(
+    store: Store, busy: BusyStore, mentor_id: str, now: datetime
+) -> tuple[dict[str, SlotSourceView], list[str], list[Interval]]:
+    """Each connected calendar source's view, the degraded ones, and the busy blocks that count."""
     connections = {c.provider: c for c in store.list_connections(mentor_id)}
     sets = busy.read(mentor_id)
     sources: dict[str, SlotSourceView] = {}
@@ -168,15 +167,80 @@ def mentor_slots(
             degraded.append(provider.value)
         if current and found is not None:
             blocks.extend(Interval(b.start, b.end) for b in found.blocks)
+    return sources, degraded, blocks
+
+
+@dataclass(frozen=True)
+class MentorTime:
+    """A mentor's rules and calendar busy blocks, for the private-session write's re-check
+    (``shared.schedule.private`` receives it through the composition root)."""
+
+    hours: Hours
+    busy: tuple[Interval, ...]
+
+    @property
+    def timezone(self) -> str:
+        return self.hours.tz.key
+
+    @property
+    def buffer_before(self) -> timedelta:
+        return self.hours.buffer_before
+
+    @property
+    def buffer_after(self) -> timedelta:
+        return self.hours.buffer_after
+
+    def bookable(
+        self, start: datetime, duration: timedelta, *, now: datetime, blocks: list[tuple[datetime, datetime]]
+    ) -> bool:
+        """Whether ``[start, start + duration)`` is a slot the engine offers with ``blocks`` (taught
+        and held sessions) blocking too."""
+        lo, hi = start - duration - self.buffer_after, start + duration + self.buffer_before
+        found = bookable_slots(
+            self.hours,
+            now=now,
+            window_start=start,
+            window_end=start + timedelta(seconds=1),
+            duration=duration,
+            busy=[b for b in self.busy if b.end > lo and b.start < hi],
+            taught=[Interval(a, b) for a, b in blocks],
+        )
+        return any(slot.start == start for slot in found)
+
+
+def mentor_time(
+    *, store: Store, busy: BusyStore, rules_store: AvailabilityStore, mentor_id: str, now: datetime
+) -> MentorTime | None:
+    """The mentor's rules and busy blocks (``None``: no rules stored, so nothing is bookable)."""
+    stored = rules_store.get(mentor_id)
+    if stored is None:
+        return None
+    _, _, blocks = _sources(store, busy, mentor_id, now)
+    return MentorTime(hours=AvailabilityRules.model_validate(stored.doc).hours(), busy=tuple(blocks))
+
+
+def mentor_slots(
+    *,
+    store: Store,
+    busy: BusyStore,
+    schedule: ScheduleStore,
+    rules_store: AvailabilityStore,
+    mentor_id: str,
+    start: datetime,
+    end: datetime,
+    duration: timedelta,
+    now: datetime,
+) -> SlotsResponse:
+    """What ``GET /mentors/{mentorId}/slots`` answers (see the module doc)."""
+    stored = rules_store.get(mentor_id)
+    sources, degraded, blocks = _sources(store, busy, mentor_id, now)
     if stored is None:
         return SlotsResponse(slots=[], sources=sources, degraded_sources=degraded)
     hours = AvailabilityRules.model_validate(stored.doc).hours()
     margin = duration + hours.buffer_before + hours.buffer_after + timedelta(days=1)
     lo, hi = start - margin, end + margin
     busy_blocks = [b for b in blocks if b.end > lo and b.start < hi]
-    taught = _taught(schedule, mentor_id, lo, hi)
-    # TODO(issue 15 item 4): held or booked private sessions, once POST /private-sessions stores them.
-    held: list[Interval] = []
+    taught, held = _taught(schedule, mentor_id, lo, hi)
     found_slots = bookable_slots(
         hours,
         now=now,

@@ -53,7 +53,7 @@ class PushSettings(BaseSettings):
     google_push_address: str = Field(default="", description="Webhook address; default <API_URL>/webhooks/google.")
     google_channel_ttl_s: int = Field(default=7 * 24 * 3600, ge=3600, le=30 * 24 * 3600)
     google_channel_renew_before_s: int = Field(default=24 * 3600, ge=600)
-    google_push_coalesce_s: int = Field(default=3, ge=0, le=900, description="0 queues one sync per push.")
+    google_push_coalesce_s: int = Field(default=2, ge=0, le=900, description="0 queues one sync per push.")
     google_watch_retry_max: int = Field(default=8, ge=0, le=50)
 
     @model_validator(mode="after")

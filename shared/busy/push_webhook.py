@@ -6,7 +6,7 @@ token / resource → 401 ``invalid_channel_token`` (both logged); missing header
 handshake after a watch) → 200, nothing queued. ``exists`` / ``not_exists`` → 200 and one sync
 queued — unless the connection is no longer connected or the channel watches a calendar that is no
 longer selected (200, ignored). Bursts are coalesced: a push queues its sync
-``GOOGLE_PUSH_COALESCE_S`` (default 3 s) ahead (SQS ``DelaySeconds``) and records that due time on
+``GOOGLE_PUSH_COALESCE_S`` (default 2 s) ahead (SQS ``DelaySeconds``) and records that due time on
 the channel's link item (in no index, so a push costs no GSI write); a push arriving more than 1 s
 before that due time queues nothing, because that sync reads the calendar after the change. No
 provider call, no KMS, no heavy import.

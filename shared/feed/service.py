@@ -127,6 +127,12 @@ def render(pairs: Iterable[tuple[ClassItem, Session]], *, now: datetime | None =
     return bytes(cal.to_ical())
 
 
+def _lapsed_private(klass: ClassItem, session: Session) -> bool:
+    """A private session whose hold ran out unpaid (no seat taken): it never happened, so it is not
+    listed (a calendar drops it on its next refresh). A held or booked one is listed like any session."""
+    return klass.private and session.status is SessionStatus.SCHEDULED and session.seats_taken == 0
+
+
 def build_feed(schedule: ScheduleStore, mentor_id: str, *, now: datetime | None = None) -> FeedDocument:
     """Read the mentor's classes and sessions (bounded, see the module doc) and render the feed."""
     since = (now or utcnow()) - WINDOW_PAST
@@ -139,7 +145,7 @@ def build_feed(schedule: ScheduleStore, mentor_id: str, *, now: datetime | None 
         (klass, session)
         for klass, found in zip(classes, sessions, strict=True)
         for session in found
-        if session.mentor_id == mentor_id and session.end >= since
+        if session.mentor_id == mentor_id and session.end >= since and not _lapsed_private(klass, session)
     ]
     pairs.sort(key=lambda pair: (pair[1].start, pair[1].session_id))
     if len(pairs) > MAX_EVENTS:

@@ -30,6 +30,10 @@ from shared.store import (
 )
 
 WARNINGS = {
+    "calendar_conflict": (
+        "Some sessions overlap busy times in your calendar or a private session a student has booked. The "
+        "class was saved as you asked; move or cancel those sessions if you cannot teach them."
+    ),
     "zoom_free_40_min_cap": (
         "Your Zoom account is on the free Basic plan, which ends meetings after 40 minutes; this class "
         "runs longer. Upgrade Zoom to Pro or use Google Meet to avoid the cut-off."
@@ -107,9 +111,32 @@ class MoveSessionRequest(BaseModel):
     start: LocalDateTime = Field(description="New start (ISO 8601; no offset = the class's zone)")
 
 
+class ConflictView(_Camel):
+    """What one session overlaps: a calendar busy block (``source``: google / apple / …) or a held or
+    booked private session (``sessionId``)."""
+
+    kind: str = Field(description="calendar | private_session")
+    start: str
+    end: str
+    source: str | None = None
+    session_id: str | None = None
+
+
+class SessionConflictView(_Camel):
+    """A session of the class and what it overlaps (at most a few listed)."""
+
+    session_id: str
+    start: str
+    end: str
+    conflicts: list[ConflictView]
+
+
 class WarningView(_Camel):
     code: str
     message: str
+    sessions: list[SessionConflictView] | None = Field(
+        default=None, description="calendar_conflict: the sessions that overlap busy time, and with what."
+    )
 
 
 class SessionView(_Camel):
@@ -121,6 +148,12 @@ class SessionView(_Camel):
     capacity: int
     sequence: int
     meeting_url: str | None = None
+
+
+class MovedSessionView(SessionView):
+    """Body of ``PATCH /classes/{id}/sessions/{sid}``: the session and what its new time overlaps."""
+
+    warnings: list[WarningView] = Field(default_factory=list)
 
 
 class ClassView(_Camel):

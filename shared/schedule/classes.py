@@ -14,7 +14,9 @@
   3. a Zoom Basic account (plan type 1) and a duration over 40 minutes → created, with the warning
      ``zoom_free_40_min_cap``.
 
-  The class and all its sessions are written in one transaction: nothing is half-written.
+  The class and all its sessions are written in one transaction: nothing is half-written. Sessions
+  that overlap the mentor's calendar busy times or a held / booked private session are named in a
+  ``calendar_conflict`` warning (:mod:`shared.schedule.conflicts`): the class is created anyway.
 * ``GET /classes/{id}`` — :func:`get_class` (the owner only; anyone else gets 404).
 * ``PATCH`` / ``DELETE /classes/{id}/sessions/{sid}`` — :func:`move_session` and
   :func:`cancel_session`, in :mod:`shared.schedule.sessions` (re-exported here).
@@ -52,6 +54,7 @@ from shared.schedule.class_models import (
     session_view,
 )
 from shared.schedule.class_models import instant as _instant
+from shared.schedule.conflicts import conflict_warning, find_conflicts
 from shared.schedule.recurrence import RecurrenceError, expand, to_wall, zone
 from shared.schedule.sessions import cancel_session, move_session
 from shared.store import (
@@ -66,6 +69,7 @@ from shared.store import (
     Session,
     Store,
 )
+from shared.store.busy import BusyStore
 from shared.store.schedule import session_id_for
 
 __all__ = [
@@ -229,8 +233,10 @@ def create_class(
     body: CreateClassRequest,
     *,
     now: datetime | None = None,
+    busy: BusyStore | None = None,
 ) -> ClassView:
-    """Check, resolve and write a class with all its sessions (one transaction)."""
+    """Check, resolve and write a class with all its sessions (one transaction); then warn of sessions
+    that overlap the calendar (``busy``) or a private session (:mod:`shared.schedule.conflicts`)."""
     now = now or datetime.now(UTC)
     tz = zone(body.timezone)
     online = body.format is ClassFormat.ONLINE
@@ -268,7 +274,11 @@ def create_class(
         "class created",
         extra={"class_id": class_id, "format": item.format.value, "sessions": len(sessions), "warnings": warnings},
     )
-    return class_view(item, sessions)
+    view = class_view(item, sessions)
+    overlaps = find_conflicts(schedule, busy, mentor_id, sessions, tz)
+    if overlaps:
+        logger.info("class overlaps busy time", extra={"class_id": class_id, "sessions": len(overlaps)})
+    return view.model_copy(update={"warnings": [*view.warnings, *conflict_warning(overlaps)]})
 
 
 def get_class(schedule: ScheduleStore, mentor_id: str, class_id: str) -> ClassView:

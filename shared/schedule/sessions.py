@@ -3,7 +3,9 @@
 * ``PATCH /classes/{id}/sessions/{sid}`` ``{start}`` — :func:`move_session`: the session's
   ``sequence`` goes up and a ``session.moved`` job is queued. Moving to the same start again
   changes nothing but re-queues the job at the current sequence (a client retry heals a lost job).
-  A cancelled session answers 409 ``session_cancelled``.
+  A cancelled session answers 409 ``session_cancelled``, a private session 409
+  ``private_session_fixed`` (it keeps the booked time). The answer carries a ``calendar_conflict``
+  warning when the new time overlaps busy time or a private session (the move happens anyway).
 * ``DELETE /classes/{id}/sessions/{sid}`` — :func:`cancel_session`: 202 (the state changed now;
   the meeting is deleted and the students e-mailed by the worker). Every live booking is cancelled
   (reason ``session_cancelled``), one ``session.cancelled`` job is queued, then the bookings'
@@ -21,9 +23,9 @@ from shared.platform.api import ApiError
 from shared.platform.observability import logger
 from shared.queues.meetings import JobKind, JobQueue, MeetingJob
 from shared.schedule.class_models import (
+    MovedSessionView,
     MoveSessionRequest,
     SessionCancelled,
-    SessionView,
     instant,
     invalid,
     owned_class,
@@ -31,6 +33,7 @@ from shared.schedule.class_models import (
     session_end,
     session_view,
 )
+from shared.schedule.conflicts import conflict_warning, find_conflicts
 from shared.store import (
     BookingStatus,
     ClassItem,
@@ -40,6 +43,7 @@ from shared.store import (
     SessionNotBookable,
     SessionStatus,
 )
+from shared.store.busy import BusyStore
 from shared.store.schedule import class_id_of
 
 
@@ -78,26 +82,38 @@ def move_session(
     body: MoveSessionRequest,
     *,
     now: datetime | None = None,
-) -> SessionView:
-    """Reschedule one session and queue ``session.moved`` (at the session's new sequence)."""
+    busy: BusyStore | None = None,
+) -> MovedSessionView:
+    """Reschedule one session and queue ``session.moved`` (at the session's new sequence); the answer
+    warns (``calendar_conflict``) when it now overlaps busy time or a private session."""
     now = now or datetime.now(UTC)
     item, session = _owned_session(schedule, mentor_id, class_id, session_id)
     tz = ZoneInfo(item.timezone)
     if session.status is SessionStatus.CANCELLED:
         raise _session_cancelled()
+    if item.private:
+        raise ApiError(
+            HTTPStatus.CONFLICT,
+            "private_session_fixed",
+            "A private session keeps the time the student booked; cancel it and let the student book again.",
+        )
     start = placed_in_range(body.start, tz, "start", now)
     if instant(start) != instant(session.start):
         if start <= now:
             raise invalid("start", f"a session must move to the future ({start.isoformat()} has passed)")
         try:
-            session = schedule.move_session(session_id, start, session_end(start, item.duration_minutes, tz))
+            session = schedule.move_session(
+                session_id, start, session_end(start, item.duration_minutes, tz), mentor_id=mentor_id
+            )
         except SessionNotBookable:
             raise _session_cancelled() from None
         except NotFoundError:
             raise ApiError(HTTPStatus.NOT_FOUND, "session_not_found", "No such session in this class.") from None
     queue.send(_mentor_job(JobKind.SESSION_MOVED, mentor_id, class_id, session_id, session.sequence))
     logger.info("session moved", extra={"session_id": session_id, "sequence": session.sequence})
-    return session_view(session, tz)
+    view = session_view(session, tz)
+    warnings = conflict_warning(find_conflicts(schedule, busy, mentor_id, [session], tz))
+    return MovedSessionView(**view.model_dump(), warnings=warnings)
 
 
 def cancel_session(

@@ -43,12 +43,14 @@ from shared.store.table import (
     tx_put,
     tx_update,
 )
+from shared.store.timeline import Timeline, reclaim_time, release_time
 
 
 class BookingOps:
     """Booking reads and transitions; :class:`~shared.store.schedule.ScheduleStore` mixes them in."""
 
     table: Table
+    timeline: Timeline
 
     def get_session(self, session_id: str) -> Session | None:  # provided by ScheduleStore
         raise NotImplementedError
@@ -132,6 +134,11 @@ class BookingOps:
                 ops.append(self._seat_op(booking, now, take=expired, confirm=1, checked=expired and not over_capacity))
                 if not expired:
                     ops += self._hold_release(booking)
+                elif booking.claim is not None and not over_capacity:  # a private session: re-take its time
+                    reclaim = reclaim_time(self.timeline, booking)
+                    if reclaim is None:
+                        continue  # the time was taken meanwhile: confirm over capacity
+                    ops += reclaim
                 try:
                     self.table.transact(ops)
                 except TransactionConflict as exc:
@@ -171,6 +178,7 @@ class BookingOps:
             ),
             self._seat_op(booking, stamp, take=-1),
             *self._hold_release(booking),
+            *release_time(booking),
         ]
         try:
             self.table.transact(ops)
@@ -262,9 +270,13 @@ class BookingOps:
                 ),
             ]
             if booking.status is BookingStatus.CONFIRMED:
-                ops.append(self._seat_op(booking, now, take=-1, confirm=-1))
+                ops += [self._seat_op(booking, now, take=-1, confirm=-1), *release_time(booking)]
             elif booking.status is BookingStatus.PENDING:
-                ops += [self._seat_op(booking, now, take=-1), *self._hold_release(booking)]
+                ops += [
+                    self._seat_op(booking, now, take=-1),
+                    *self._hold_release(booking),
+                    *release_time(booking),
+                ]
             try:
                 self.table.transact(ops)
             except TransactionConflict:

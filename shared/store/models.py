@@ -7,6 +7,10 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+# ``defer_build`` (marked "deferred" below): Connection, ClassItem, MeetingRef and Session are built on
+# first use, not at import. The Stripe webhook imports this module for Booking and Mentor and never
+# touches them, so its cold start does not pay for their validators (bench/README.md).
+
 
 class Provider(StrEnum):
     """A provider a mentor can connect."""
@@ -68,7 +72,7 @@ class Connection(BaseModel):
     every write and guards against lost updates (optimistic locking).
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)  # deferred
 
     mentor_id: str = Field(min_length=1, max_length=128)
     provider: Provider
@@ -126,7 +130,7 @@ class BookingStatus(StrEnum):
 class ClassItem(BaseModel):
     """A class: what it is, where, for how long and for how many; its sessions are separate items."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)  # deferred
 
     class_id: str
     mentor_id: str
@@ -138,6 +142,9 @@ class ClassItem(BaseModel):
     location: str | None = None
     meeting_provider: MeetingProvider | None = None
     recurrence: str | None = Field(default=None, description="The RRULE the sessions were expanded from.")
+    private: bool = Field(
+        default=False, description="A private session (POST /private-sessions): one session, one seat."
+    )
     warnings: tuple[str, ...] = ()
     created_at: datetime = Field(default_factory=utcnow)
 
@@ -161,7 +168,7 @@ class MeetingRef(BaseModel):
     gets a new booking after its meeting was deleted mints a fresh one.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)  # deferred
 
     provider: MeetingProvider
     status: MeetingStatus
@@ -180,7 +187,7 @@ class Session(BaseModel):
     """One occurrence of a class. ``seats_taken`` counts PENDING + CONFIRMED bookings, ``confirmed``
     the CONFIRMED ones; both move in the same transaction as the booking's status."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)  # deferred
 
     class_id: str
     session_id: str
@@ -225,5 +232,10 @@ class Booking(BaseModel):
     hold_expires_at: datetime | None = Field(default=None, description="The seat is held unpaid until then.")
     payment_intent: str | None = Field(default=None, description="The Stripe PaymentIntent that paid it.")
     over_capacity: bool = Field(default=False, description="Paid after its hold ended, into a full session.")
+    claim: tuple[int, int, int, int] | None = Field(
+        default=None,
+        description="A private session's time in the mentor's timeline: start, end and the range its buffers "
+        "keep free (epoch seconds); see shared.store.timeline.",
+    )
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)

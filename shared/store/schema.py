@@ -32,6 +32,12 @@ Key design (all keys are strings)::
                                                                              of the token; see shared.store.channels)
     mentor → channel link      MENTOR#<mentorId>     CHANNEL#google#<channelId>  -   (copy of the channel's fields)
     Google watch retry         MENTOR#<mentorId>     PUSHRETRY#google        PUSHRETRY / <due ms:013d>#<mentorId>
+    timeline head              MENTOR#<mentorId>     TIMELINE                -   (version, classes {classId:
+                                                                             [first start, last end]}; see
+                                                                             shared.store.timeline)
+    timeline hour bucket       MENTOR#<mentorId>     TIMELINE#<UTC hour>     -   (version, spans of private
+                                                                             sessions {bookingId: {s, e, sid}};
+                                                                             ``ttl`` = hour + 1 day)
     feed token lookup          FEED#<sha256(token)>  FEED                    -   (mentor_id; see shared.feed.service)
     mentor's feed              MENTOR#<mentorId>     FEED                    -   (token_hash, sealed_token: the vault's
                                                                              blob for (mentor, "feed"), rotated_at)
@@ -93,8 +99,15 @@ Access patterns:
     31. Count an iCloud 401 / open the breaker                  UpdateItem ADD count PK=BREAKER#…, SK=WINDOW#n;
                                                                 UpdateItem SK=OPEN if open_until < the new one
     32. Remember a Zoom signature once (replays)                PutItem PK=SEEN#… attribute_not_exists(PK)
-(see :mod:`shared.store.schedule`, :mod:`shared.schedule.payments`, :mod:`shared.store.channels`,
-:mod:`shared.feed.service` and :mod:`shared.store.busy`)
+    33. Read a mentor's time for a private session (consistent) BatchGetItem PK=MENTOR#id, SK=TIMELINE and
+                                                                SK=TIMELINE#<hour> for each hour of the span ± buffers
+    34. Claim it: one transaction                               ConditionCheck head version; Update / ConditionCheck
+                                                                each bucket on its version; Put class, session,
+                                                                booking, hold
+    35. Private spans of a window (GET /slots, warnings)        Query PK=MENTOR#id, SK BETWEEN TIMELINE#<h0>
+                                                                AND TIMELINE#<h1>
+(see :mod:`shared.store.timeline`, :mod:`shared.store.schedule`, :mod:`shared.schedule.payments`,
+:mod:`shared.store.channels`, :mod:`shared.feed.service` and :mod:`shared.store.busy`)
 """
 
 from __future__ import annotations

@@ -169,8 +169,10 @@ class Table:
         sk_prefix: str | None = None,
         index: str | None = None,
         page_size: int = 100,
+        consistent: bool = False,
     ) -> Iterator[dict[str, Any]]:
-        """Every item under partition ``pk`` (optionally with an SK prefix), paged lazily."""
+        """Every item under partition ``pk`` (optionally with an SK prefix), paged lazily; ``consistent``
+        reads the base table strongly consistently (not on an index)."""
         pk_attr, sk_attr = ("GSI1PK", "GSI1SK") if index else ("PK", "SK")
         expression = "#pk = :pk"
         names = {"#pk": pk_attr}
@@ -188,6 +190,24 @@ class Table:
         }
         if index:
             kwargs["IndexName"] = index
+        elif consistent:
+            kwargs["ConsistentRead"] = True
+        return self._pages(kwargs)
+
+    def query_between(self, pk: str, lo_sk: str, hi_sk: str, *, consistent: bool = False) -> Iterator[dict[str, Any]]:
+        """Every item of partition ``pk`` with ``lo_sk <= SK <= hi_sk``, paged lazily."""
+        return self._pages(
+            {
+                "TableName": self.name,
+                "KeyConditionExpression": "#pk = :pk AND #sk BETWEEN :lo AND :hi",
+                "ExpressionAttributeNames": {"#pk": "PK", "#sk": "SK"},
+                "ExpressionAttributeValues": to_item({":pk": pk, ":lo": lo_sk, ":hi": hi_sk}),
+                "Limit": 100,
+                "ConsistentRead": consistent,
+            }
+        )
+
+    def _pages(self, kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
         while True:
             resp = self.client.query(**kwargs)
             for item in resp.get("Items", []):

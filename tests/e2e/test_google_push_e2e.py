@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ import pytest
 from e2e_support import Providers
 
 from devstack import flows
-from devstack.stack import LocalStack
 from shared.store import Store
 from shared.store.channels import ChannelStore
 
@@ -31,23 +29,6 @@ pytestmark = pytest.mark.skipif(
     not (ROOT / "functions" / "busy_sync" / "handler.py").exists(),
     reason="needs the busy_sync worker and GET /mentors/me/busy (busy sync core, issue 6)",
 )
-
-POLL = "calendar-poll"
-
-
-@pytest.fixture
-def no_scheduled_poll(local_stack: LocalStack) -> Iterator[None]:
-    """Hold the calendar-poll schedule off (and prove it did not fire) while the test runs."""
-    scheduler = local_stack.scheduler
-    saved = scheduler.schedules.get(POLL)
-    scheduler.unregister(POLL)
-    fired = scheduler.fired.get(POLL, 0)
-    try:
-        yield
-        assert scheduler.fired.get(POLL, 0) == fired
-    finally:
-        if saved is not None:
-            scheduler.register(saved)
 
 
 def _instant(value: Any) -> datetime | None:

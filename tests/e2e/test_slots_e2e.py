@@ -1,13 +1,15 @@
 """``GET /mentors/{mentorId}/slots`` through the local gateway (real HTTP): the mentor sets hours with
 ``PUT /mentors/me/availability``, the platform reads slots; a Google busy event (synced by the
 scheduled poll) and a class session remove theirs; a ``needs_reconnect`` source is degraded; a mentor
-token is refused; a window over 62 days is 400. Also counts the DynamoDB calls one ``GET`` makes."""
+token is refused; a window over 62 days is 400. Also counts the DynamoDB calls one ``GET`` makes. A
+Google event removes its slots within 5 s through push alone; an iCloud event after one poll."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,7 +17,7 @@ import httpx
 import pytest
 from botocore.client import BaseClient
 from classes_support import connect, create, in_person
-from e2e_support import Providers, utc_z
+from e2e_support import Providers, busy_ics, utc_z
 
 from devstack import flows
 from devstack.stack import LocalStack
@@ -179,3 +181,76 @@ def test_a_bad_query_is_400(
     assert resp.status_code == 400, resp.text
     assert resp.json()["error"]["code"] == "invalid_request"
     assert resp.json()["error"]["fields"][0]["field"] == field
+
+
+def _wait_for(check: Any, seconds: float) -> float:
+    """Seconds until ``check()`` is true (polling every 100 ms), or fail after ``seconds``."""
+    began = time.monotonic()
+    while time.monotonic() - began < seconds:
+        if check():
+            return time.monotonic() - began
+        time.sleep(0.1)
+    raise AssertionError(f"not true within {seconds} s")
+
+
+def test_a_google_event_removes_its_slots_within_5_s_through_push_without_a_poll(
+    api: httpx.Client,
+    headers: dict[str, str],
+    platform_headers: dict[str, str],
+    providers: Providers,
+    stack_store: Store,
+    mentor: str,
+    no_scheduled_poll: None,
+) -> None:
+    # Given Berlin hours and Google connected through OAuth (the callback opened a watch channel)
+    _set_rules(api, headers)
+    stack_store.upsert_mentor(mentor, email=f"{mentor}@mentor.example.com", timezone="Europe/Berlin")
+    email = flows.seed_google_account(providers.google, f"push-{uuid.uuid4().hex[:8]}@example.com", calendars=[])
+    assert flows.connect_oauth(api, headers, "google")["status"] == "connected"
+    day = _day(4)
+    assert "14:00" in _starts(_get(api, platform_headers, mentor, day).json())
+    # When the mentor adds 14:00-15:00 in Google Calendar (the schedule is held off: only push can tell us)
+    providers.google.seed_event(
+        email, {"start": {"dateTime": utc_z(_at(day, 14))}, "end": {"dateTime": utc_z(_at(day, 15))}, "summary": "x"}
+    )
+    assert providers.google.flush_pushes(10)
+    # Then within 5 s the 60-minute slots touching it are gone
+    took = _wait_for(
+        lambda: {"13:30", "14:00", "14:30"}.isdisjoint(_starts(_get(api, platform_headers, mentor, day).json())), 5
+    )
+    print(f"Google event → slots gone through push in {took:.2f} s")
+
+
+def test_an_icloud_event_removes_its_slots_after_one_poll(
+    api: httpx.Client,
+    headers: dict[str, str],
+    platform_headers: dict[str, str],
+    providers: Providers,
+    local_stack: LocalStack,
+    mentor: str,
+) -> None:
+    import caldav
+
+    _set_rules(api, headers)
+    apple_id = f"sl-{uuid.uuid4().hex[:8]}@icloud.com"
+    providers.caldav.add_user(apple_id, "abcd-efgh-ijkl-mnop")
+    resp = api.post(
+        "/connections/apple", headers=headers, json={"appleId": apple_id, "appSpecificPassword": "abcd-efgh-ijkl-mnop"}
+    )
+    assert resp.status_code == 201, resp.text
+    day = _day(5)
+    calendar = (
+        caldav.DAVClient(url=providers.caldav.url, username=apple_id, password="abcd-efgh-ijkl-mnop")
+        .principal()
+        .make_calendar(name="Home")
+    )
+    calendar.add_event(busy_ics("slot-1", _at(day, 11).astimezone(UTC), _at(day, 12).astimezone(UTC)))
+    # When the scheduled poll runs once
+    local_stack.tick("calendar-poll")
+    local_stack.drain(timeout=60)
+    # Then 10:30, 11:00 and 11:30 are gone, and apple is a fresh source
+    body = _get(api, platform_headers, mentor, day).json()
+    assert {"10:30", "11:00", "11:30"}.isdisjoint(_starts(body))
+    assert {"10:00", "12:00"} <= set(_starts(body))
+    assert body["sources"]["apple"]["status"] == "connected"
+    assert "apple" not in body["degradedSources"]

@@ -41,6 +41,7 @@ PRODUCT_ROUTES: list[tuple[str, str, str]] = [
     ("PATCH", "/classes/c1/sessions/s1", "mentor"),
     ("DELETE", "/classes/c1/sessions/s1", "mentor"),
     ("POST", "/bookings", "platform"),
+    ("POST", "/private-sessions", "platform"),
     ("GET", "/bookings/b1", "public"),
     ("POST", "/bookings/b1/cancel", "public"),
     ("GET", "/mentors/me/busy", "mentor"),

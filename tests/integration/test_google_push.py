@@ -219,7 +219,7 @@ def test_a_change_at_google_is_pushed_and_queues_one_sync(
     states = [(d["headers"]["X-Goog-Resource-State"], d.get("status")) for d in deliveries(google, channel.channel_id)]
     assert states == [("sync", 200), ("exists", 200)]
     assert queue.jobs_for(mentor.id) == [
-        {"mentorId": mentor.id, "provider": "google", "reason": "push", "delay": 3},
+        {"mentorId": mentor.id, "provider": "google", "reason": "push", "delay": 2},
     ]
 
 

@@ -50,6 +50,7 @@ WHO: dict[str, str] = {
     "PATCH /classes/{id}/sessions/{sid}": "mentor",
     "DELETE /classes/{id}/sessions/{sid}": "mentor",
     "POST /bookings": "platform",
+    "POST /private-sessions": "platform",
     "GET /bookings/{id}": "public",  # platform, owning mentor or booking token: checked by the function
     "POST /bookings/{id}/cancel": "public",
     "POST /webhooks/stripe": "public",
@@ -119,7 +120,11 @@ def test_every_route_states_who_may_call_it() -> None:
     # Given the route table the gateway serves and CDK deploys / Then each route's caller is the contract's
     assert {route.key: route.who for route in ROUTES} == WHO
     # And only the platform's routes carry the platform requirement, all behind the JWT authorizer
-    assert {route.key for route in ROUTES if route.platform} == {"POST /bookings", "GET /mentors/{mentorId}/slots"}
+    assert {route.key for route in ROUTES if route.platform} == {
+        "POST /bookings",
+        "POST /private-sessions",
+        "GET /mentors/{mentorId}/slots",
+    }
     assert all(route.auth for route in ROUTES if route.platform)
 
 

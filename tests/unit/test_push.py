@@ -256,7 +256,7 @@ def test_a_push_whose_sync_cannot_be_queued_fails_and_releases_its_claim(
     sqs.fail = False
     assert service.handle_push(push_headers(google, channel)) == {"received": True, "queued": True}
     (sent,) = sqs.sent
-    assert sent["DelaySeconds"] == 3
+    assert sent["DelaySeconds"] == 2  # GOOGLE_PUSH_COALESCE_S default
     assert json.loads(sent["MessageBody"]) == {"mentorId": "m1", "provider": "google", "reason": "push"}
 
 

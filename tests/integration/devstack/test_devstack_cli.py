@@ -261,6 +261,13 @@ def test_demo_tells_the_story_and_connects_all_three(tmp_path: Path) -> None:
     assert re.search(r"^ {4}\w{3} \d\d \w{3} 12:00-13:00  google$", out, re.M)
     assert "sources: {'apple': 'connected', 'google': 'connected'}" in out
     assert "selectedCalendar: teaching-ada@example.com" in out
+    # And the availability chapter: busy times remove slots, one of two racing checkouts wins, it is paid
+    # and gets its Meet link (issue 15 item 7)
+    assert re.search(r"slots Mon .*iCloud standup 09:00-09:30\): 09:30 10:00", out)
+    assert re.search(r"slots Wed .*Google 12:00-13:00\): .*11:00 13:00 ", out)
+    assert "→ 409 slot_unavailable" in out
+    assert re.search(r"POST /private-sessions \(platform\) at the same moment → 201 bookingId bkg_", out)
+    assert re.search(r'"meetingUrl": "https://meet\.google\.com/', out)
     # And the canary step found no secret; no password is in anything it wrote
     assert re.search(r"\d+ secrets .* none found", out)
     from devstack import demo

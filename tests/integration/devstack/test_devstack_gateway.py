@@ -282,6 +282,7 @@ EXPECTED_ROUTES = {
     ("PATCH", "/classes/{id}/sessions/{sid}", "classes_api", True),
     ("DELETE", "/classes/{id}/sessions/{sid}", "classes_api", True),
     ("POST", "/bookings", "classes_api", True),
+    ("POST", "/private-sessions", "classes_api", True),
     ("GET", "/bookings/{id}", "classes_api", False),
     ("POST", "/bookings/{id}/cancel", "classes_api", False),
     ("POST", "/webhooks/stripe", "stripe_webhook", False),
