@@ -1,60 +1,69 @@
 """Expand iCalendar VEVENTs into the concrete instances that overlap a time window (RFC 5545).
 
 CalDAV servers return whole calendar objects: a recurring event is one master VEVENT (``RRULE``,
-``RDATE``, ``EXDATE``) plus one VEVENT per overridden instance (same ``UID``, a
-``RECURRENCE-ID`` naming the instance it replaces). :func:`expand` turns such components into
-:class:`Occurrence` values — each with its UTC start and end and the component that describes it
-(the master, or the override), so callers can read ``TRANSP`` / ``STATUS`` / ``ATTENDEE`` per
-instance.
+``RDATE``, ``EXDATE``) plus one VEVENT per overridden instance (same ``UID``, a ``RECURRENCE-ID``
+naming the instance it replaces). :func:`expand` turns such components into :class:`Occurrence`
+values — each with its UTC start and end and the component that describes it (the master, the
+override, or the ``RANGE=THISANDFUTURE`` override in force), so callers can read ``TRANSP`` /
+``STATUS`` / ``ATTENDEE`` per instance.
 
-How times are read:
+The recurrence is ``recurring-ical-events``'s: series grouped by ``UID`` (the highest ``SEQUENCE``
+wins), ``RRULE`` / ``RDATE`` (dates, date-times, periods) / ``EXDATE``, overrides replacing the
+instance their ``RECURRENCE-ID`` names wherever they moved it (into the window from outside, or out
+of it), ``RANGE=THISANDFUTURE`` (the override's shift, duration and properties apply to every later
+instance, up to the next such override), overrides without a master (an invitation to one instance)
+as events of their own, ``DTSTART`` as the first instance (RFC 5545 §3.8.5.3). What is ours, and why:
 
-* ``DTSTART;TZID=…`` — wall times in that zone (IANA names, Windows names icalendar maps, or a
-  ``VTIMEZONE`` in the object); ``…Z`` — UTC; no zone (**floating**) or an unknown ``TZID`` — wall
-  times in ``tz`` (the mentor's zone).
-* ``VALUE=DATE`` (all-day) — whole days in ``tz``: from local midnight of the first day to local
-  midnight after the last (``DTEND`` is exclusive; none means one day).
-* Recurrences are expanded on **naive wall-clock times** in the event's zone and placed in the zone
-  afterwards, so a weekly 18:00 Europe/Berlin event stays at 18:00 across DST changes. A wall time
-  in a spring-forward gap moves forward by the gap, one in a fall-back overlap is the first of the
-  two (RFC 5545 §3.3.5), as :func:`shared.schedule.recurrence.localize` does.
-* ``DTSTART`` is always the first instance (RFC 5545 §3.8.5.3), even when the rule would not
-  produce it. ``EXDATE`` removes instances, ``RDATE`` (dates, date-times or periods) adds them.
-* Durations: ``DTEND`` gives the *exact* duration every instance keeps; ``DURATION`` is nominal
-  (its days are calendar days in the zone, its time part exact), as §3.8.5.3 says. A date-time
-  event with neither has no duration (returned, with ``start == end``).
-* Overrides replace the instance their ``RECURRENCE-ID`` names, wherever the override moved it,
-  so an instance moved into the window from outside is found, and one moved out is gone.
-  ``RANGE=THISANDFUTURE`` is treated like a single-instance override (iCloud and Google split the
-  series instead of sending it). Overrides without a master (an invitation to one instance) are
-  events of their own.
-
-Guards (a calendar is someone else's input: one hostile event must cost little, never spin):
-
-* a rule whose ``BY*`` lists are longer than ``expand_rules.MAX_LIST`` allows, that lists a value
-  twice, or whose ``BYHOUR`` x ``BYMINUTE`` x ``BYSECOND`` exceeds ``MAX_TIMES`` is skipped (logged) —
-  one iCloud event with 100 ``BYSETPOS`` values cost 6 s of CPU; its ``DTSTART`` still counts;
-* a series is walked at most :data:`MAX_STEPS` instances and twice as many periods, within
-  ``expand_rules.SERIES_SECONDS`` of CPU, and one :func:`expand` call within ``budget_seconds``
-  (:func:`shared.platform.bounds.budgeted`); a walk over budget stops there, logged, keeping what
-  it found (a ``FREQ=MINUTELY`` rule started years ago stops, as one that never matches would);
-* a rule is walked on a copy of its start shifted by whole 400-year Gregorian cycles so that the
-  window's end lies just before year 9999 (where dateutil stops), so a rule that never matches
-  (``BYMONTH=2;BYMONTHDAY=30``) does not walk far past the window either.
+* **Times as the mentor reads them** (the library hands them back as the calendar wrote them):
+  ``DTSTART;TZID=…`` — wall times in that zone (IANA names, Windows names icalendar maps, or a
+  ``VTIMEZONE`` in the object); ``…Z`` — UTC; no zone (**floating**) or an unknown ``TZID`` (icalendar
+  reads it as floating) — wall times in ``tz`` (the mentor's zone); ``VALUE=DATE`` (all-day) — whole
+  days in ``tz``, from local midnight of the first day to local midnight after the last.
+* **Wall clock.** Rules are walked on wall times in the event's zone (the library's dateutil walk on
+  zoned datetimes), so a weekly 18:00 Europe/Berlin event stays at 18:00 across DST changes. A wall
+  time in a spring-forward gap moves forward by the gap, one in a fall-back overlap is the first of
+  the two (RFC 5545 §3.3.5), as :func:`shared.schedule.recurrence.localize` does.
+* **Durations** (the library adds them as wall-clock time, so an instance across a DST change would
+  gain or lose the hour): ``DTEND`` gives the *exact* duration every instance keeps; ``DURATION`` is
+  nominal in its days (calendar days in the zone), exact in its time part (§3.8.5.3). A date-time
+  event with neither has no duration (returned, with ``start == end``); an override without either
+  keeps its series' duration. An ``RDATE`` period keeps the end it names (the library's).
+* **A date ``UNTIL`` on a date-time series** (RFC 5545 wants a date-time there) includes that whole
+  day; the library reads midnight UTC and drops the last instance.
+* **Guards** (:mod:`shared.busy.expand_rules`; a calendar is someone else's input: one hostile event
+  must cost little, never spin, and the library bounds no walk): a rule whose ``BY*`` lists are too
+  long, list a value twice or name too many times of day is skipped (logged), its ``DTSTART`` still
+  counts; a series walks at most :data:`MAX_STEPS` instances within ``expand_rules.SERIES_SECONDS``
+  of CPU, one :func:`expand` call within ``budget_seconds`` (:func:`shared.platform.bounds.budgeted`),
+  and no rule walks further than the periods it takes to pass the window (a rule that never matches,
+  ``BYMONTH=2;BYMONTHDAY=30``, stops there); a walk that stops keeps what it found (logged).
+* **Known limit of the library** (3.8.x): it matches ``EXDATE`` and ``RECURRENCE-ID`` on an instance's UTC
+  *or* wall time, so in a series with several instances a day (``BYHOUR`` lists, ``FREQ=HOURLY``) one
+  whose wall time equals another's UTC time (10:00 and 11:00 in Berlin in winter) goes with it. The
+  series Google, Apple and Outlook let people make have one time a day and cannot meet this.
+* **Robustness.** A series the library cannot read (no usable ``DTSTART`` on the master, a value that
+  overflows) is kept as its components alone, each at its own ``DTSTART`` (logged); windows are
+  clamped away from years 1 and 9999, where padding or a zone conversion would overflow.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import cached_property
 from time import thread_time
 from typing import Any
 
-from shared.busy.expand_rules import WalkLimits, rule_set, shift_for, shifted_by
-from shared.busy.expand_rules import first_value as _first
-from shared.platform.bounds import WalkBudgetExceeded
+import icalendar
+import recurring_ical_events  # type: ignore[import-untyped]
+from dateutil.rrule import rrule
+from recurring_ical_events import ComponentsWithName, EventAdapter, Series
+from recurring_ical_events import Occurrence as LibraryOccurrence
+from recurring_ical_events.util import compare_greater, convert_to_datetime  # type: ignore[import-untyped]
+
+from shared.busy.expand_rules import SeriesWalk, WalkLimits, first_value, usable_rules
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +71,13 @@ log = logging.getLogger(__name__)
 MAX_STEPS = 100_000
 #: CPU seconds one :func:`expand` call may take walking recurrences, by default.
 EXPAND_SECONDS = 2.0
+#: How much more than the window the library is asked for, each side: zone offsets, and the exact
+#: durations given here where the library reckons in wall-clock time. Exact overlap is checked after.
+_PAD = timedelta(days=2)
+_FIRST = datetime(1, 1, 4, tzinfo=UTC)
+_LAST = datetime(9999, 12, 29, tzinfo=UTC)
+#: What a malformed or hostile series can make the library (or dateutil) raise.
+_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError)
 
 
 @dataclass(frozen=True)
@@ -75,7 +91,7 @@ class Occurrence:
     component: Any = field(compare=False, repr=False)  # icalendar Event (master or override)
 
 
-# --- small time helpers ----------------------------------------------------------------------------
+# --- times ------------------------------------------------------------------------------------------
 
 
 def localize(wall: datetime, tz: tzinfo) -> datetime:
@@ -83,61 +99,50 @@ def localize(wall: datetime, tz: tzinfo) -> datetime:
     return wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
 
 
+def _instant(value: date | datetime, tz: tzinfo) -> datetime:
+    """A start or end as a UTC instant: a zoned one as it says, a floating one and a date in ``tz``."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            return value.astimezone(UTC)
+        return localize(value.replace(microsecond=0), tz)
+    return localize(datetime.combine(value, time()), tz)
+
+
 def _decoded(component: Any, name: str) -> Any:
     try:
-        return _first(component.decoded(name, None))
+        return first_value(component.decoded(name, None))
     except (ValueError, TypeError, KeyError):  # an unparseable value is treated as absent
         return None
 
 
-@dataclass(frozen=True)
-class _Clock:
-    """How one series reads its times: its zone, and whether it is all-day."""
-
-    zone: tzinfo
-    all_day: bool
-
-    def wall(self, value: date | datetime) -> datetime:
-        """A DTSTART / RDATE / EXDATE / RECURRENCE-ID value as a naive wall time in this zone."""
-        if isinstance(value, datetime):
-            if value.tzinfo is not None:
-                value = value.astimezone(self.zone).replace(tzinfo=None)
-            return value.replace(microsecond=0, fold=0)
-        return datetime.combine(value, time())
-
-    def instant(self, wall: datetime) -> datetime:
-        return localize(wall, self.zone)
-
-
-def _clock_of(dtstart: date | datetime, floating: tzinfo) -> _Clock:
-    if isinstance(dtstart, datetime):
-        return _Clock(zone=dtstart.tzinfo or floating, all_day=False)
-    return _Clock(zone=floating, all_day=True)
+def _as_date(value: date | datetime) -> date:
+    return value.date() if isinstance(value, datetime) else value
 
 
 @dataclass(frozen=True)
 class _Span:
-    """How long an instance lasts: exact seconds, plus nominal days (DURATION's day part)."""
+    """How long an instance lasts: exact seconds, plus nominal days (DURATION's day part, all-day days)."""
 
     exact: timedelta
     nominal_days: int = 0
 
-    def end(self, clock: _Clock, wall: datetime, start: datetime) -> datetime:
-        if self.nominal_days:
-            return clock.instant(wall + timedelta(days=self.nominal_days)) + self.exact
-        return start + self.exact
+    def end(self, start: date | datetime, at: datetime, tz: tzinfo) -> datetime:
+        """The end of an instance starting at ``start`` (as the library gives it), the instant ``at``."""
+        if self.nominal_days:  # days of the calendar: a zoned datetime plus days keeps its wall time
+            return _instant(start + timedelta(days=self.nominal_days), tz) + self.exact
+        return at + self.exact
 
 
-def _span_of(component: Any, clock: _Clock, dtstart: date | datetime) -> _Span | None:
+def _span_of(component: Any, tz: tzinfo) -> _Span | None:
     """The component's own duration, or ``None`` if it has neither DTEND nor DURATION."""
+    dtstart = _decoded(component, "DTSTART")
+    if not isinstance(dtstart, date):
+        return None
     dtend = _decoded(component, "DTEND")
     if isinstance(dtend, date):
-        if clock.all_day or not isinstance(dtend, datetime) or not isinstance(dtstart, datetime):
-            days = (_as_date(dtend) - _as_date(dtstart)).days
-            return _Span(exact=timedelta(0), nominal_days=max(days, 0))
-        start_wall = clock.wall(dtstart)
-        exact = _instant_of(dtend, clock) - clock.instant(start_wall)
-        return _Span(exact=max(exact, timedelta(0)))
+        if isinstance(dtstart, datetime) and isinstance(dtend, datetime):
+            return _Span(exact=max(_instant(dtend, tz) - _instant(dtstart, tz), timedelta(0)))
+        return _Span(exact=timedelta(0), nominal_days=max((_as_date(dtend) - _as_date(dtstart)).days, 0))
     duration = _decoded(component, "DURATION")
     if isinstance(duration, timedelta):
         if duration < timedelta(0):
@@ -146,39 +151,105 @@ def _span_of(component: Any, clock: _Clock, dtstart: date | datetime) -> _Span |
     return None
 
 
-def _as_date(value: date | datetime) -> date:
-    return value.date() if isinstance(value, datetime) else value
-
-
-def _instant_of(value: datetime, clock: _Clock) -> datetime:
-    if value.tzinfo is not None:
-        return value.astimezone(UTC)
-    return clock.instant(value.replace(microsecond=0))
-
-
-def _default_span(clock: _Clock) -> _Span:
+def _default_span(all_day: bool) -> _Span:
     # RFC 5545 §3.6.1: a date DTSTART without DTEND/DURATION lasts one day; a date-time none.
-    return _Span(exact=timedelta(0), nominal_days=1) if clock.all_day else _Span(exact=timedelta(0))
-
-
-# --- date lists (RDATE / EXDATE) ------------------------------------------------------------------
+    return _Span(exact=timedelta(0), nominal_days=1) if all_day else _Span(exact=timedelta(0))
 
 
 def _date_values(component: Any, name: str) -> Iterator[Any]:
-    """Every value of a (possibly repeated) RDATE / EXDATE property: date, datetime or a period tuple."""
+    """Every value of a (possibly repeated) RDATE / EXDATE property; an unparseable one is ignored."""
     prop = component.get(name)
-    if prop is None:
-        return
-    for group in prop if isinstance(prop, list) else [prop]:
+    for group in prop if isinstance(prop, list) else [] if prop is None else [prop]:
         try:
             items = list(getattr(group, "dts", []))
-        except ValueError:  # an unparseable value (icalendar's broken property): ignored
+        except ValueError:  # icalendar's broken-property placeholder (the library would raise)
             continue
         for item in items:
             yield item.dt
 
 
-# --- expansion -------------------------------------------------------------------------------------
+# --- the library, with our guards -------------------------------------------------------------------
+
+
+class _Event(EventAdapter):  # type: ignore[misc]
+    """The library's VEVENT, read as a broken or hostile producer needs: rules through our guards,
+    unparseable RDATE / EXDATE values ignored, and an empty ``UID`` not merging unrelated events."""
+
+    @property
+    def component(self) -> Any:
+        return self._component
+
+    @cached_property
+    def uid(self) -> str:
+        return str(self._component.get("UID") or f"no-uid-{id(self._component)}")
+
+    @cached_property
+    def rrules(self) -> set[str]:
+        return usable_rules(self._component)
+
+    @cached_property
+    def exdates(self) -> list[Any]:
+        return list(_date_values(self._component, "EXDATE"))
+
+    @cached_property
+    def rdates(self) -> list[Any]:
+        return list(_date_values(self._component, "RDATE"))
+
+
+class _Instance(LibraryOccurrence):  # type: ignore[misc]
+    """The library's occurrence, with the adapter (and so the component) it comes from."""
+
+    @property
+    def adapter(self) -> _Event:
+        return self._adapter  # type: ignore[no-any-return]
+
+
+class _Rules(Series.RecurrenceRules):  # type: ignore[misc]
+    """The library's recurrence of one series, each RRULE walked by a :class:`SeriesWalk`: the library's
+    ``rule.between`` walks without bound and lets dateutil's errors out."""
+
+    limits: WalkLimits  # set on a subclass per expand() call
+    walk: SeriesWalk | None = None
+
+    def rrulestr(self, rule_string: str) -> Any:
+        made = super().rrulestr(rule_string)
+        rule = made.replace(cache=False)  # budgeted() walks only a rule that does not cache
+        rule.string, rule.until = made.string, made.until
+        return rule
+
+    def rrule_between(self, span_start: Any, span_stop: Any) -> Iterator[Any]:
+        # The library's, less its pytz adjustments (icalendar 7 gives zoneinfo zones).
+        lo, hi = convert_to_datetime(span_start, self.tzinfo), convert_to_datetime(span_stop, self.tzinfo)
+        if self.walk is None:
+            self.walk = self.limits.series(str(self.core.uid))
+        for rule in self.rrules:  # first the set of DTSTART and RDATEs (finite), then each RRULE
+            starts = self.walk.between(rule, lo, hi) if isinstance(rule, rrule) else rule.between(lo, hi, inc=True)
+            for start in starts:
+                if rule.until is None or not compare_greater(start, rule.until):
+                    yield start
+
+
+class _Series(Series):  # type: ignore[misc]
+    """One UID's components; if the library cannot read them, :attr:`failure` says why."""
+
+    def __init__(self, components: Sequence[_Event]) -> None:
+        self.parts = list(components)
+        self.failure: Exception | None = None
+        try:
+            super().__init__(components)
+        except _ERRORS as exc:
+            self.failure = exc
+
+    def occurrence(self, adapter: _Event, start: Any = None, end: Any = None) -> _Instance:
+        return _Instance(adapter, start, end, sequence=self.sequence)
+
+
+def _collector(limits: WalkLimits) -> Any:
+    rules = type("_CallRules", (_Rules,), {"limits": limits})
+    return ComponentsWithName("VEVENT", _Event, type("_CallSeries", (_Series,), {"RecurrenceRules": rules}))
+
+
+# --- expansion --------------------------------------------------------------------------------------
 
 
 def expand(
@@ -199,18 +270,19 @@ def expand(
     """
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("expand() takes an aware window")
-    masters: dict[str, Any] = {}
-    overrides: dict[str, list[Any]] = {}
-    for n, component in enumerate(components):
-        uid = str(component.get("UID") or f"no-uid-{n}")
-        if component.get("RECURRENCE-ID") is None:
-            masters.setdefault(uid, component)
-        else:
-            overrides.setdefault(uid, []).append(component)
-    found: list[Occurrence] = []
+    calendar = icalendar.Calendar()
+    calendar.subcomponents.extend(components)
     limits = WalkLimits(max_steps=max_steps, deadline=thread_time() + budget_seconds)
-    for uid in masters.keys() | overrides.keys():
-        found.extend(_series(uid, masters.get(uid), overrides.get(uid, []), start, end, tz, limits))
+    query = recurring_ical_events.of(calendar, components=[_collector(limits)], skip_bad_series=True)
+    # Asked in ``tz``: the library reads floating times in the zone of the window it is given.
+    lo = (min(max(start, _FIRST), _LAST) - _PAD).astimezone(tz)
+    hi = (min(max(end, _FIRST), _LAST) + _PAD).astimezone(tz)
+    found = [
+        occurrence
+        for series in query.series
+        for occurrence in _occurrences(series, lo, hi, tz)
+        if _overlaps(occurrence.start, occurrence.end, start, end)
+    ]
     found.sort(key=lambda o: (o.start, o.end, o.uid))
     return found
 
@@ -219,122 +291,43 @@ def _overlaps(s: datetime, e: datetime, start: datetime, end: datetime) -> bool:
     return s < end and (e > start or (s == e and s >= start))
 
 
-def _single(
-    uid: str, component: Any, start: datetime, end: datetime, tz: tzinfo, fallback: _Span | None = None
-) -> Occurrence | None:
-    dtstart = _decoded(component, "DTSTART")
+def _occurrences(series: _Series, lo: datetime, hi: datetime, tz: tzinfo) -> list[Occurrence]:
+    if series.failure is None:
+        try:
+            core = series.recurrence.core if series.recurrence.has_core else None
+            spans: dict[int, _Span | None] = {}  # per adapter: its component's own duration, read once
+            fallback = _span_of(core.component, tz) if core is not None else None
+            return [_converted(instance, tz, spans, fallback) for instance in series.between(lo, hi)]
+        except _ERRORS as exc:
+            series.failure = exc
+    uid = series.parts[0].uid if series.parts else "?"
+    log.warning("recurring event read as its components alone: %s (uid %s)", str(series.failure)[:120], uid[:80])
+    return [single for part in series.parts if (single := _alone(part, tz)) is not None]
+
+
+def _converted(instance: _Instance, tz: tzinfo, spans: dict[int, _Span | None], fallback: _Span | None) -> Occurrence:
+    """The library's occurrence in UTC, with the duration RFC 5545 gives it (see the module docstring)."""
+    adapter = instance.adapter
+    all_day = not isinstance(instance.start, datetime)
+    at = _instant(instance.start, tz)
+    if instance.end - instance.start != adapter.duration:  # an RDATE PERIOD: the end it names
+        until = _instant(instance.end, tz)
+    else:
+        if id(adapter) not in spans:
+            spans[id(adapter)] = _span_of(adapter.component, tz)
+        until = (spans[id(adapter)] or fallback or _default_span(all_day)).end(instance.start, at, tz)
+    return Occurrence(start=at, end=until, all_day=all_day, uid=adapter.uid, component=adapter.component)
+
+
+def _alone(part: _Event, tz: tzinfo) -> Occurrence | None:
+    """A component at its own DTSTART, when its series could not be read."""
+    dtstart = _decoded(part.component, "DTSTART")
     if not isinstance(dtstart, date):
         return None
-    clock = _clock_of(dtstart, tz)
-    wall = clock.wall(dtstart)
-    span = _span_of(component, clock, dtstart) or fallback or _default_span(clock)
-    s = clock.instant(wall)
-    e = span.end(clock, wall, s)
-    if not _overlaps(s, e, start, end):
-        return None
-    return Occurrence(start=s, end=e, all_day=clock.all_day, uid=uid, component=component)
-
-
-def _series(
-    uid: str, master: Any, overrides: list[Any], start: datetime, end: datetime, tz: tzinfo, limits: WalkLimits
-) -> list[Occurrence]:
-    out: list[Occurrence] = []
-    dtstart = _decoded(master, "DTSTART") if master is not None else None
-    if master is None or not isinstance(dtstart, date):
-        for override in overrides:  # no (usable) master: each override stands alone
-            if (single := _single(uid, override, start, end, tz)) is not None:
-                out.append(single)
-        return out
-    clock = _clock_of(dtstart, tz)
-    span = _span_of(master, clock, dtstart) or _default_span(clock)
-    replaced: set[datetime] = set()
-    for override in overrides:
-        rid = _decoded(override, "RECURRENCE-ID")
-        if isinstance(rid, date):
-            replaced.add(clock.wall(rid))
-        if (single := _single(uid, override, start, end, tz, fallback=span)) is not None:
-            out.append(single)
-    for wall in _walls(master, clock, clock.wall(dtstart), start, end, span, limits, uid):
-        if wall in replaced:
-            continue
-        s = clock.instant(wall)
-        e = span.end(clock, wall, s)
-        if _overlaps(s, e, start, end):
-            out.append(Occurrence(start=s, end=e, all_day=clock.all_day, uid=uid, component=master))
-    return out
-
-
-def _walls(
-    master: Any,
-    clock: _Clock,
-    first: datetime,
-    start: datetime,
-    end: datetime,
-    span: _Span,
-    limits: WalkLimits,
-    uid: str,
-) -> Iterator[datetime]:
-    """The instance wall times of the master that may overlap the window (EXDATEs removed)."""
-    excluded = _exclusions(master, clock)
-    extra = sorted({clock.wall(_period_start(v)) for v in _date_values(master, "RDATE")} | {first})
-    # The walls that can overlap [start, end): a margin of the longest duration plus two days of
-    # zone offsets on each side; exact overlap is checked on instants afterwards.
-    reach = span.exact + timedelta(days=span.nominal_days + 2)
-    lo = clock.wall(start) - reach
-    hi = clock.wall(end) + timedelta(days=2)
-    # Shifted so the window's end, not the first instance, lands just before year 9999: a series
-    # begun in 1990 shifted by its own year would put a 2026 window past 9999 (dateutil's end).
-    shift = shift_for(max(first.year, hi.year))
-    budget = limits.budget()
-    rset = rule_set(master, clock, first, extra, shift, budget)
-    if rset is None:
-        for wall in extra:
-            if lo <= wall <= hi and not excluded(wall):
-                yield wall
-        return
-    lo_s, hi_s = shifted_by(lo, shift), shifted_by(hi, shift)
-    steps = 0
-    reached: datetime | None = None  # the last wall the rules reached (shifted)
-    cut = True
+    all_day = not isinstance(dtstart, datetime)
     try:
-        for moved in rset:
-            steps += 1
-            budget.tick()
-            if moved > hi_s:
-                return
-            if steps > limits.max_steps:
-                log.warning("recurrence walk stopped after %d instances (uid %s)", limits.max_steps, uid[:80])
-                return
-            reached = moved
-            if moved < lo_s:
-                continue
-            wall = shifted_by(moved, -shift)
-            if not excluded(wall):
-                yield wall
-        cut = False
-    except WalkBudgetExceeded as exc:
-        log.warning("recurrence walk stopped: over its %s budget (uid %s)", exc.reason, uid[:80])
-    except (ValueError, TypeError, OverflowError, IndexError, KeyError) as exc:  # dateutil on a pathological rule
-        log.warning("recurrence walk failed: %s", str(exc)[:120])
-    # A walk cut short still keeps the series' own dates (DTSTART, RDATEs) it had not reached.
-    for wall in extra if cut else ():
-        if lo <= wall <= hi and not excluded(wall) and (reached is None or shifted_by(wall, shift) > reached):
-            yield wall
-
-
-def _exclusions(master: Any, clock: _Clock) -> Callable[[datetime], bool]:
-    """Whether the master's EXDATEs remove the instance at a wall time.
-
-    An EXDATE in UTC names an instant: it also removes an instance a DST gap moved off its wall time.
-    """
-    exdates = [_period_start(v) for v in _date_values(master, "EXDATE")]
-    walls = {clock.wall(v) for v in exdates}
-    instants = {v.astimezone(UTC) for v in exdates if isinstance(v, datetime) and v.tzinfo is not None}
-    return lambda wall: wall in walls or (bool(instants) and clock.instant(wall) in instants)
-
-
-def _period_start(value: Any) -> date | datetime:
-    """An RDATE may be a PERIOD ``(start, end or duration)``: its start (the series' span applies)."""
-    if isinstance(value, tuple):
-        return value[0]  # type: ignore[no-any-return]
-    return value  # type: ignore[no-any-return]
+        at = _instant(dtstart, tz)
+        until = (_span_of(part.component, tz) or _default_span(all_day)).end(dtstart, at, tz)
+    except _ERRORS:  # a time at the ends of what datetime holds
+        return None
+    return Occurrence(start=at, end=until, all_day=all_day, uid=part.uid, component=part.component)

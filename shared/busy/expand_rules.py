@@ -1,28 +1,34 @@
-"""The rules side of :mod:`shared.busy.expand`: dateutil rules from a VEVENT's RRULEs and EXRULEs,
-the guards that keep one hostile rule cheap, and the 400-year shift of the walk.
+"""The guards of :mod:`shared.busy.expand`: what keeps one hostile recurrence rule cheap.
 
-* :func:`too_costly` — a rule whose ``BY*`` lists are longer than :data:`MAX_LIST` allows (RFC
+``recurring-ical-events`` walks every RRULE with dateutil's ``rrule.between`` from ``DTSTART`` to the
+end of the window, with no bound on work: a rule that never matches (``BYMONTH=2;BYMONTHDAY=30``)
+walks to year 9999, one whose ``BY*`` lists are long makes every period expensive, and dateutil
+errors on some rules (``BYDAY=53MO``) escape. Nothing in the library limits that (``between``,
+``after`` and ``paginate`` all walk the same way), so these guards are ours:
+
+* :func:`usable_rules` — a rule whose ``BY*`` lists are longer than :data:`MAX_LIST` allows (RFC
   5545's ranges, each value once), that lists a value twice, or that names more than
-  :data:`MAX_TIMES` times of day is not walked (logged). One iCloud event listing 100 ``BYSETPOS``
-  values cost 6 s of CPU: dateutil tries every position in every period, and walks a rule that
-  never matches to year 9999.
-* :class:`WalkLimits` — each series walks under a :class:`~shared.platform.bounds.WalkBudget`:
-  twice ``max_steps`` periods and :data:`SERIES_SECONDS` of CPU, within what is left of the
-  whole :func:`~shared.busy.expand.expand` call's budget.
-* :func:`shift_for` / :func:`shifted_by` — whole 400-year Gregorian cycles (the calendar repeats
-  exactly), so the walk ends at dateutil's year 9999 soon after the window.
+  :data:`MAX_TIMES` times of day is not walked, nor is one that cannot be read (logged). One iCloud
+  event listing 100 ``BYSETPOS`` values cost 6 s of CPU: dateutil tries every position in every period.
+  A date ``UNTIL`` on a date-time series is given as the end of its day (the library reads midnight UTC).
+* :class:`SeriesWalk` — each series walks its rules under a :class:`~shared.platform.bounds.WalkBudget`:
+  at most ``max_steps`` instances, :data:`SERIES_SECONDS` of CPU within what is left of the whole
+  :func:`~shared.busy.expand.expand` call's budget, and only as many periods as it takes to pass the
+  window (:func:`periods_to`): a rule that matches nothing stops just after the window, not in 9999.
+  A walk that stops keeps what it found; dateutil errors end the walk of that rule only.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
-from datetime import date, datetime, time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 from time import thread_time
-from typing import Any, Protocol
+from typing import Any
 
-from shared.platform.bounds import WalkBudget, budgeted
+from shared.platform.bounds import WalkBudget, WalkBudgetExceeded, budgeted
 
 log = logging.getLogger(__name__)
 
@@ -42,52 +48,14 @@ MAX_LIST = {
 MAX_TIMES = 1440
 #: CPU seconds one series may take to walk.
 SERIES_SECONDS = 0.12
-_CYCLE_YEARS = 400
-_LAST_YEAR = 9990  # shifted walks start at most here (dateutil stops at 9999)
-
-
-class WallClock(Protocol):
-    """How a series reads its times (:class:`shared.busy.expand._Clock`)."""
-
-    @property
-    def all_day(self) -> bool: ...
-
-    def wall(self, value: date | datetime) -> datetime: ...
+#: dateutil's frequencies (YEARLY=0 … SECONDLY=6): seconds in one period of the sub-weekly ones.
+_PERIOD_SECONDS = {3: 86_400, 4: 3_600, 5: 60, 6: 1}
+_YEARLY, _MONTHLY, _WEEKLY = 0, 1, 2
 
 
 def first_value(value: Any) -> Any:
     """A property given twice (a broken producer) counts once: the first value."""
     return value[0] if isinstance(value, list) and value else value
-
-
-def _rules(component: Any, name: str, clock: WallClock, wall_start: datetime, shift: int) -> list[Any]:
-    """dateutil rules for every RRULE (or EXRULE) of the component, on shifted wall times."""
-    from dateutil.rrule import rrule, rrulestr
-    from icalendar.prop import vRecur
-
-    prop = component.get(name)
-    if prop is None:
-        return []
-    made = []
-    for recur in prop if isinstance(prop, list) else [prop]:
-        try:  # icalendar's broken-property placeholder raises a ValueError on access
-            parts = {k.upper(): v for k, v in dict(recur).items()}
-            if (problem := too_costly(parts)) is not None:
-                log.warning("recurrence rule skipped: %s", problem)
-                continue
-            until = parts.pop("UNTIL", None)
-            recur_text: Any = vRecur(parts)
-            text = "RRULE:" + recur_text.to_ical().decode("utf-8")
-            rule = rrulestr(text, dtstart=shifted_by(wall_start, shift))
-            if not isinstance(rule, rrule):
-                continue
-            if until and "COUNT" not in parts:
-                rule = rule.replace(until=shifted_by(_until_wall(first_value(until), clock), shift))
-        except (ValueError, TypeError, KeyError, OverflowError, AttributeError) as exc:
-            log.warning("unreadable recurrence rule skipped: %s", str(exc)[:120])
-            continue
-        made.append(rule)
-    return made
 
 
 def too_costly(parts: dict[str, Any]) -> str | None:
@@ -107,54 +75,112 @@ def too_costly(parts: dict[str, Any]) -> str | None:
     return None
 
 
-def _until_wall(until: date | datetime, clock: WallClock) -> datetime:
-    """UNTIL as a naive wall time of the series (inclusive): UTC converted, a date through its end."""
-    if isinstance(until, datetime):
-        return clock.wall(until)
-    if clock.all_day:
-        return datetime.combine(until, time())
-    return datetime.combine(until, time(23, 59, 59))
+def usable_rules(component: Any) -> set[str]:
+    """The component's RRULEs as the library reads them (``vRecur.to_ical``), those too costly to walk
+    or unreadable left out (logged): the event then still counts from its DTSTART and RDATEs."""
+    from dateutil.rrule import rrulestr
+
+    prop = component.get("RRULE")
+    rules = set()
+    for recur in prop if isinstance(prop, list) else [] if prop is None else [prop]:
+        try:  # icalendar's broken-property placeholder raises a ValueError on access
+            if (problem := too_costly({k.upper(): v for k, v in dict(recur).items()})) is not None:
+                log.warning("recurrence rule skipped: %s", problem)
+                continue
+            text = _with_until_through_its_day(recur, component).to_ical().decode("utf-8")
+            rrulestr(text, dtstart=datetime(2000, 1, 1), ignoretz=True)  # what dateutil refuses, the library raises on
+        except (ValueError, TypeError, KeyError, OverflowError, AttributeError) as exc:
+            log.warning("unreadable recurrence rule skipped: %s", str(exc)[:120])
+            continue
+        rules.add(text)
+    return rules
 
 
-def shift_for(year: int) -> int:
-    return max(0, (_LAST_YEAR - year) // _CYCLE_YEARS) * _CYCLE_YEARS
+def _with_until_through_its_day(recur: Any, component: Any) -> Any:
+    """A date ``UNTIL`` on a date-time series (RFC 5545 wants a date-time) as the end of that day.
+
+    The library reads it as midnight UTC, which drops the last day's instance; producers mean the day.
+    """
+    from icalendar.prop import vRecur
+
+    until, dtstart = first_value(recur.get("UNTIL")), first_value(component.decoded("DTSTART", None))
+    if not isinstance(dtstart, datetime) or not isinstance(until, date) or isinstance(until, datetime):
+        return recur
+    last = datetime.combine(until, time(23, 59, 59))
+    fixed: Any = vRecur(dict(recur))
+    fixed["UNTIL"] = [last.replace(tzinfo=dtstart.tzinfo).astimezone(UTC) if dtstart.tzinfo else last]
+    return fixed
 
 
-def shifted_by(value: datetime, years: int) -> datetime:
-    if not years:
-        return value
+def periods_to(rule: Any, last: datetime) -> int:
+    """How many periods of ``rule`` (a dateutil ``rrule``) lie between its start and ``last``, and then some.
+
+    dateutil advances at least one period (``INTERVAL`` units of ``FREQ``) per step and calls at most two of
+    the builders :func:`~shared.platform.bounds.budgeted` charges per step, so a walk charged twice this
+    many periods has passed ``last``. Wall times are compared (a day more covers any zone offset).
+    """
+    # dateutil keeps these as private attributes only (bounds.budgeted relies on its internals too).
+    first: datetime = rule._dtstart
+    freq, interval = int(rule._freq), max(int(rule._interval), 1)
     try:
-        return value.replace(year=value.year + years)
-    except ValueError:  # beyond year 9999: clamp (only happens for bounds far outside any window)
-        return datetime.max.replace(microsecond=0) if years > 0 else datetime.min
+        stop = last.replace(tzinfo=None) + timedelta(days=1)
+    except OverflowError:
+        stop = datetime.max
+    begin = first.replace(tzinfo=None)
+    if stop <= begin:
+        return 2
+    if freq == _YEARLY:
+        units = stop.year - begin.year + 1
+    elif freq == _MONTHLY:
+        units = (stop.year - begin.year) * 12 + stop.month - begin.month + 1
+    elif freq == _WEEKLY:
+        units = (stop - begin).days // 7 + 1
+    else:
+        units = int((stop - begin).total_seconds()) // _PERIOD_SECONDS[freq] + 1
+    return units // interval + 2
 
 
 @dataclass(frozen=True)
 class WalkLimits:
+    """The bounds of one :func:`~shared.busy.expand.expand` call."""
+
     max_steps: int
-    deadline: float  # thread_time() at which every walk of this expand() call stops
+    deadline: float  # thread_time() at which every walk of this call stops
 
-    def budget(self) -> WalkBudget:
-        """One series' budget: twice ``max_steps`` periods, :data:`SERIES_SECONDS` of what time is left."""
+    def series(self, uid: str) -> SeriesWalk:
+        """The walk of one series: :data:`SERIES_SECONDS` of what time is left, from now."""
         left = max(0.0, min(SERIES_SECONDS, self.deadline - thread_time()))
-        return WalkBudget(periods=2 * self.max_steps, seconds=left)
+        return SeriesWalk(uid=uid[:80], max_steps=self.max_steps, deadline=thread_time() + left)
 
 
-def rule_set(
-    master: Any, clock: WallClock, first: datetime, extra: list[datetime], shift: int, budget: WalkBudget
-) -> Any:
-    """The master's RRULEs, EXRULEs and RDATEs as one dateutil ``rruleset`` walking under ``budget``
-    (on shifted wall times), or ``None`` when it has no (usable) RRULE."""
-    from dateutil.rrule import rruleset
+@dataclass
+class SeriesWalk:
+    """Walks the rules of one series, sharing its instance count and CPU time between them."""
 
-    rules = _rules(master, "RRULE", clock, first, shift)
-    if not rules:
-        return None
-    rset = rruleset()
-    for rule in rules:
-        rset.rrule(budgeted(rule, budget))
-    for rule in _rules(master, "EXRULE", clock, first, shift):
-        rset.exrule(budgeted(rule, budget))
-    for wall in extra:
-        rset.rdate(shifted_by(wall, shift))
-    return rset
+    uid: str
+    max_steps: int
+    deadline: float
+    steps: int = field(default=0)
+
+    def between(self, rule: Any, lo: datetime, hi: datetime) -> Iterator[datetime]:
+        """The starts of ``rule`` in ``[lo, hi]`` (as ``rrule.between(lo, hi, inc=True)``), walked under the
+        guards; a walk that stops early is logged and keeps what it found."""
+        reach, cap = 2 * periods_to(rule, hi), 2 * self.max_steps
+        budget = WalkBudget(periods=min(reach, cap), seconds=max(0.0, self.deadline - thread_time()))
+        try:
+            for start in budgeted(rule, budget):
+                budget.tick()
+                if start > hi:
+                    return
+                self.steps += 1
+                if self.steps > self.max_steps:
+                    log.warning("recurrence walk stopped after %d instances (uid %s)", self.max_steps, self.uid)
+                    return
+                if start >= lo:
+                    yield start
+        except WalkBudgetExceeded as exc:
+            if exc.reason == "periods" and reach <= cap:
+                return  # walked past the window without a match there: done, as a match past it would end it
+            log.warning("recurrence walk stopped: over its %s budget (uid %s)", exc.reason, self.uid)
+        except (ValueError, TypeError, OverflowError, IndexError, KeyError) as exc:  # dateutil on a pathological rule
+            log.warning("recurrence walk failed: %s (uid %s)", str(exc)[:120], self.uid)

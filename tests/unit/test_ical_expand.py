@@ -419,3 +419,205 @@ def test_a_utc_exdate_removes_an_instance_a_dst_gap_moved() -> None:
     # When every instance is excluded by its UTC start / Then none is left (the moved one included)
     exdates = [f"EXDATE:{o.start.strftime(FMT)}Z" for o in full]
     assert expand(_events(_vevent(*_weekly_lines(series), *exdates)), *WIDE, tz=ZoneInfo("UTC")) == []
+
+
+# --- RANGE=THISANDFUTURE (issue 17: the expander used to treat it as a one-instance override) --------
+
+
+def _shifted(wall: datetime, hours: int, zone: ZoneInfo) -> datetime:
+    """The UTC instant of a wall time moved by whole hours of wall clock (a gap moves forward)."""
+    return (wall + timedelta(hours=hours)).replace(tzinfo=zone, fold=0).astimezone(UTC)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(weekly_series(), st.data())
+def test_thisandfuture_moves_and_reshapes_that_instance_and_every_later_one(
+    series: dict[str, object], data: st.DataObject
+) -> None:
+    # Given a weekly series and a RANGE=THISANDFUTURE override of instance k, moved by some hours of wall
+    # clock and given another length (as Google and Apple write it: in the series' zone)
+    zone, wall, count = ZoneInfo(str(series["zone"])), series["wall"], series["count"]
+    assert isinstance(wall, datetime)
+    assert isinstance(count, int)
+    full = expand(_events(_vevent(*_weekly_lines(series))), *WIDE, tz=ZoneInfo("UTC"))
+    k = data.draw(st.integers(0, count - 1))
+    hours = data.draw(st.integers(-30, 30).filter(lambda h: h != 0))
+    minutes = data.draw(st.integers(10, 300))
+    named, moved = wall + timedelta(weeks=k), wall + timedelta(weeks=k, hours=hours)
+    override = _vevent(
+        f"RECURRENCE-ID;RANGE=THISANDFUTURE;TZID={zone.key}:{named.strftime(FMT)}",
+        f"DTSTART;TZID={zone.key}:{moved.strftime(FMT)}",
+        f"DTEND;TZID={zone.key}:{(moved + timedelta(minutes=minutes)).strftime(FMT)}",
+        "SUMMARY:from here on",
+    )
+    # When master and override are expanded together
+    found = expand(_events(_vevent(*_weekly_lines(series)), override), *WIDE, tz=ZoneInfo("UTC"))
+    # Then the instances before k are untouched, and k and every later one moved by the same wall-clock
+    # hours, with the override's (exact) length and its properties
+    assert len(found) == count
+    length = _shifted(moved + timedelta(minutes=minutes), 0, zone) - _shifted(moved, 0, zone)
+    for i, occurrence in enumerate(sorted(found, key=lambda o: o.start)):
+        if i < k:
+            assert (occurrence.start, occurrence.end) == (full[i].start, full[i].end)
+            assert occurrence.component.get("RECURRENCE-ID") is None
+        else:
+            assert occurrence.start == _shifted(wall + timedelta(weeks=i), hours, zone)
+            assert occurrence.end - occurrence.start == length
+            assert str(occurrence.component.get("SUMMARY")) == "from here on"
+
+
+def test_thisandfuture_overrides_each_hold_until_the_next_and_single_ones_keep_their_own() -> None:
+    # Given a weekly 10:00 Berlin series over the March DST change, moved to 12:00 from its 3rd instance
+    # (and marked free), to 08:00 from its 6th, with the 4th moved on its own to 16:00
+    b = "Europe/Berlin"
+    master = _vevent(
+        f"DTSTART;TZID={b}:20260302T100000", f"DTEND;TZID={b}:20260302T110000", "RRULE:FREQ=WEEKLY;COUNT=8"
+    )
+    noon = _vevent(
+        f"RECURRENCE-ID;RANGE=THISANDFUTURE;TZID={b}:20260316T100000",
+        f"DTSTART;TZID={b}:20260316T120000",
+        f"DTEND;TZID={b}:20260316T123000",
+        "TRANSP:TRANSPARENT",
+    )
+    single = _vevent(f"RECURRENCE-ID;TZID={b}:20260323T100000", f"DTSTART;TZID={b}:20260323T160000", "DURATION:PT2H")
+    morning = _vevent(
+        "RECURRENCE-ID;RANGE=THISANDFUTURE:20260406T080000Z",  # 10:00 CEST, named in UTC
+        f"DTSTART;TZID={b}:20260406T080000",
+        f"DTEND;TZID={b}:20260406T090000",
+    )
+    # When expanded (in any order)
+    found = expand(_events(morning, single, master, noon), *WIDE, tz=ZoneInfo("UTC"))
+    # Then each instance has the wall time and length of the override in force, across the DST change
+    local = [(o.start.astimezone(ZoneInfo(b)).strftime("%m-%d %H:%M"), o.end - o.start) for o in found]
+    assert local == [
+        ("03-02 10:00", timedelta(hours=1)),
+        ("03-09 10:00", timedelta(hours=1)),
+        ("03-16 12:00", timedelta(minutes=30)),
+        ("03-23 16:00", timedelta(hours=2)),
+        ("03-30 12:00", timedelta(minutes=30)),
+        ("04-06 08:00", timedelta(hours=1)),
+        ("04-13 08:00", timedelta(hours=1)),
+        ("04-20 08:00", timedelta(hours=1)),
+    ]
+    # And the properties of the override in force apply (free from the 3rd up to the 6th, the 4th aside)
+    assert [str(o.component.get("TRANSP", "OPAQUE")) for o in found] == ["OPAQUE"] * 2 + ["TRANSPARENT"] + [
+        "OPAQUE"
+    ] + ["TRANSPARENT"] + ["OPAQUE"] * 3
+
+
+def test_thisandfuture_reaches_into_a_window_that_starts_after_it() -> None:
+    # Given a daily series moved an hour later from an instance long before the window
+    master = _vevent("DTSTART:20260101T090000Z", "DTEND:20260101T100000Z", "RRULE:FREQ=DAILY")
+    later = _vevent("RECURRENCE-ID;RANGE=THISANDFUTURE:20260110T090000Z", "DTSTART:20260110T100000Z", "DURATION:PT1H")
+    # When only a day in June is expanded / Then that day's instance is the moved one
+    window = (datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 6, 2, tzinfo=UTC))
+    assert _spans(expand(_events(master, later), *window, tz=ZoneInfo("UTC"))) == [
+        (datetime(2026, 6, 1, 10, tzinfo=UTC), datetime(2026, 6, 1, 11, tzinfo=UTC))
+    ]
+
+
+# --- what the library does that the old expander did not, and what stays ours ----------------------
+
+
+def test_an_rdate_period_keeps_its_own_end() -> None:
+    events = _events(
+        _vevent("DTSTART:20260104T100000Z", "DURATION:PT1H", "RDATE;VALUE=PERIOD:20260110T100000Z/20260110T150000Z")
+    )
+    assert _spans(expand(events, *WIDE, tz=ZoneInfo("UTC"))) == [
+        (datetime(2026, 1, 4, 10, tzinfo=UTC), datetime(2026, 1, 4, 11, tzinfo=UTC)),
+        (datetime(2026, 1, 10, 10, tzinfo=UTC), datetime(2026, 1, 10, 15, tzinfo=UTC)),
+    ]
+
+
+def test_a_date_until_on_a_zoned_series_includes_its_day() -> None:
+    # Given UNTIL as a date on a date-time series (RFC 5545 wants a date-time; producers mean the whole day)
+    events = _events(
+        _vevent("DTSTART;TZID=Europe/Berlin:20260101T180000", "DURATION:PT1H", "RRULE:FREQ=DAILY;UNTIL=20260103")
+    )
+    # Then the 3rd is in (the library alone reads midnight UTC, and drops it)
+    assert [o.start.day for o in expand(events, *WIDE, tz=ZoneInfo("UTC"))] == [1, 2, 3]
+
+
+def test_an_instance_across_a_dst_change_keeps_the_exact_length_of_dtend() -> None:
+    # Given a daily 01:30-03:30 Berlin event (two hours), across the night the clocks go forward
+    events = _events(
+        _vevent(
+            "DTSTART;TZID=Europe/Berlin:20260328T013000",
+            "DTEND;TZID=Europe/Berlin:20260328T033000",
+            "RRULE:FREQ=DAILY;COUNT=2",
+        )
+    )
+    # Then the second one lasts two hours too (wall-clock arithmetic would make it one)
+    assert [o.end - o.start for o in expand(events, *WIDE, tz=ZoneInfo("UTC"))] == [timedelta(hours=2)] * 2
+
+
+def test_windows_at_the_ends_of_the_calendar_do_not_overflow() -> None:
+    # Given a series at the very end of year 9999 and one in year 1
+    events = _events(
+        _vevent("DTSTART:99991227T100000Z", "DURATION:PT1H", "RRULE:FREQ=DAILY;COUNT=2", uid="last"),
+        _vevent("DTSTART:00010105T100000", "DURATION:PT1H", "RRULE:FREQ=YEARLY;COUNT=3", uid="first"),
+    )
+    far = ZoneInfo("Pacific/Kiritimati")
+    # When the windows reach datetime's limits, in a zone far from UTC / Then nothing overflows
+    end_of_time = expand(events, datetime(9999, 12, 1, tzinfo=UTC), datetime.max.replace(tzinfo=UTC), tz=far)
+    assert [o.start for o in end_of_time] == [
+        datetime(9999, 12, 27, 10, tzinfo=UTC),
+        datetime(9999, 12, 28, 10, tzinfo=UTC),
+    ]
+    start_of_time = expand(events, datetime.min.replace(tzinfo=UTC), datetime(1, 2, 1, tzinfo=UTC), tz=far)
+    assert [o.start for o in start_of_time] == [datetime(1, 1, 5, 10, tzinfo=far).astimezone(UTC)]  # floating
+
+
+# --- bounds with the library (issue 17) ----------------------------------------------------------------
+
+
+def test_rules_that_never_match_stop_at_the_window_and_leave_the_budget_to_the_others(
+    caplog: pytest.LogCaptureFixture, gc_paused: None
+) -> None:
+    # Given forty rules that never match, begun in the months before the window, and one ordinary event
+    rules = [
+        "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30",
+        "FREQ=WEEKLY;BYMONTH=2;BYMONTHDAY=31",
+        "FREQ=MONTHLY;BYDAY=2TU;BYSETPOS=2",
+        "FREQ=YEARLY;BYMONTH=4;BYMONTHDAY=31",
+    ]
+    never = [
+        _vevent(f"DTSTART:2026{1 + n % 11:02}01T100000Z", "DURATION:PT1H", f"RRULE:{rules[n % 4]}", uid=f"never-{n}")
+        for n in range(40)
+    ]
+    events = _events(*never, _vevent("DTSTART:20261201T090000Z", "DURATION:PT1H", "RRULE:FREQ=DAILY", uid="real"))
+    # When expanded with a small budget
+    started = time.process_time()
+    found = expand(events, *WINDOW_60, tz=ZoneInfo("UTC"), budget_seconds=EXPAND_CPU)
+    # Then it is cheap, the ordinary event is there every day, and no walk ran out of budget: each rule
+    # that never matches stopped once it had walked past the window (not at year 9999)
+    assert time.process_time() - started < EXPAND_CPU
+    assert sum(o.uid == "real" for o in found) == 60
+    assert "budget" not in caplog.text
+
+
+def test_a_series_stops_after_max_steps_instances_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    # Given a daily rule begun years before the window
+    events = _events(_vevent("DTSTART:20200101T100000Z", "DURATION:PT1H", "RRULE:FREQ=DAILY"))
+    # When expanded with at most 1,000 instances per series / Then the walk stops there (logged)
+    found = expand(events, *WINDOW_60, tz=ZoneInfo("UTC"), max_steps=1000)
+    assert found == []
+    assert "stopped after 1000 instances" in caplog.text
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="recurring-ical-events 3.8.2 matches EXDATE on UTC or wall time (module docstring, Known limit)",
+)
+def test_an_exdate_removes_only_its_instance_in_a_series_with_several_a_day() -> None:
+    # Given 10:00 and 11:00 Berlin every day (11:00 CET is 10:00 UTC), the first 10:00 excluded
+    events = _events(
+        _vevent(
+            "DTSTART;TZID=Europe/Berlin:20260105T100000",
+            "DURATION:PT30M",
+            "RRULE:FREQ=DAILY;BYHOUR=10,11;COUNT=4",
+            "EXDATE;TZID=Europe/Berlin:20260105T100000",
+        )
+    )
+    # Then the 11:00 of that day stays
+    assert [o.start.hour for o in expand(events, *WIDE, tz=ZoneInfo("UTC"))] == [10, 9, 10]
