@@ -91,6 +91,7 @@ __all__ = [
     "mentor_plan",
     "move_session",
     "new_class_id",
+    "online_rules",
     "owned_class",
     "resolve_provider",
     "session_end",
@@ -213,17 +214,20 @@ def _check_place(body: CreateClassRequest, *, online: bool) -> None:
         raise invalid("meetingProvider", "only online classes have a meeting provider")
 
 
-def _online_provider(store: Store, mentor_id: str, body: CreateClassRequest) -> tuple[MeetingProvider, list[str]]:
-    """The online class's plan gate, its video provider and its warnings (PRODUCT.md §2.4, rules 1-3)."""
+def online_rules(
+    store: Store, mentor_id: str, requested: MeetingProvider | None, duration_minutes: int, *, what: str = "classes"
+) -> tuple[MeetingProvider, list[str]]:
+    """An online class's (or private session's) plan gate, its video provider and its warnings
+    (PRODUCT.md §2.4, rules 1-3)."""
     if mentor_plan(store, mentor_id) not in ONLINE_PLANS:
         raise ApiError(
             HTTPStatus.FORBIDDEN,
             "plan_required",
-            "Online classes need the Pro or Premium plan.",
+            f"Online {what} need the Pro or Premium plan.",
             plans=[p.value for p in ONLINE_PLANS],
         )
-    provider, conn = resolve_provider(body.meeting_provider, store.list_connections(mentor_id))
-    return provider, class_warnings(provider, conn, body.duration_minutes)
+    provider, conn = resolve_provider(requested, store.list_connections(mentor_id))
+    return provider, class_warnings(provider, conn, duration_minutes)
 
 
 def create_class(
@@ -242,7 +246,9 @@ def create_class(
     online = body.format is ClassFormat.ONLINE
     _check_place(body, online=online)
     starts = session_starts(body, tz, now)
-    provider, warnings = _online_provider(store, mentor_id, body) if online else (None, [])
+    provider, warnings = (
+        online_rules(store, mentor_id, body.meeting_provider, body.duration_minutes) if online else (None, [])
+    )
 
     class_id = new_class_id()
     item = ClassItem(

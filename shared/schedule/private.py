@@ -49,7 +49,7 @@ from shared.platform.bounds import control_characters, in_range, plausible_year,
 from shared.platform.observability import logger
 from shared.schedule.bookings import MAX_PRICE_AMOUNT, hash_token
 from shared.schedule.class_models import WARNINGS, WarningView, invalid
-from shared.schedule.classes import ONLINE_PLANS, class_warnings, mentor_plan, new_class_id, resolve_provider
+from shared.schedule.classes import new_class_id, online_rules
 from shared.store import (
     Booking,
     BookingStatus,
@@ -191,15 +191,9 @@ class PrivateSessions:
         provider: MeetingProvider | None = None
         warnings: list[str] = []
         if body.format is ClassFormat.ONLINE:
-            if mentor_plan(self.store, body.mentor_id) not in ONLINE_PLANS:
-                raise ApiError(
-                    HTTPStatus.FORBIDDEN,
-                    "plan_required",
-                    "Online sessions need the mentor to be on the Pro or Premium plan.",
-                    plans=[p.value for p in ONLINE_PLANS],
-                )
-            provider, conn = resolve_provider(body.meeting_provider, self.store.list_connections(body.mentor_id))
-            warnings = class_warnings(provider, conn, body.duration_minutes)
+            provider, warnings = online_rules(
+                self.store, body.mentor_id, body.meeting_provider, body.duration_minutes, what="sessions"
+            )
         mentor = self.mentor_time(body.mentor_id, now)
         if mentor is None:
             raise _unavailable("The mentor has not set their availability; no time can be booked.")

@@ -11,21 +11,19 @@ import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from botocore.client import BaseClient
 from classes_support import connect, create, in_person
 from e2e_support import Providers, busy_ics, utc_z
+from private_support import at, set_rules
+from private_support import day as local_day
 
 from devstack import flows
 from devstack.stack import LocalStack
 from shared import wiring
 from shared.store import ConnectionStatus, Provider, Store
-
-BERLIN = ZoneInfo("Europe/Berlin")
-WORKDAY = [{"start": "09:00", "end": "17:00"}]
 
 
 @pytest.fixture(autouse=True)
@@ -33,29 +31,6 @@ def _no_retry_wait(provider_env: pytest.MonkeyPatch) -> None:
     provider_env.setenv("BUSY_MAX_ATTEMPTS", "1")
     provider_env.setenv("BUSY_MIN_INTERVAL_S", "0")
     wiring.reset()
-
-
-def _rules() -> dict[str, Any]:
-    return {
-        "timezone": "Europe/Berlin",
-        "weekly": {day: WORKDAY for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
-        "overrides": [],
-        "bufferBeforeMinutes": 0,
-        "bufferAfterMinutes": 0,
-        "minimumNoticeMinutes": 0,
-        "horizonDays": 60,
-        "slotStepMinutes": 30,
-    }
-
-
-def _day(days: int = 3) -> datetime:
-    """Local midnight (Berlin) ``days`` from today."""
-    d = (datetime.now(BERLIN) + timedelta(days=days)).date()
-    return datetime(d.year, d.month, d.day, tzinfo=BERLIN)
-
-
-def _at(day: datetime, hour: int, minute: int = 0) -> datetime:
-    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=BERLIN)
 
 
 def _starts(body: dict[str, Any]) -> list[str]:
@@ -73,15 +48,10 @@ def _get(
     return api.get(f"/mentors/{mentor}/slots", params=params, headers=platform_headers)
 
 
-def _set_rules(api: httpx.Client, headers: dict[str, str]) -> None:
-    resp = api.put("/mentors/me/availability", json=_rules(), headers=headers)
-    assert resp.status_code == 200, resp.text
-
-
 def test_no_rules_no_slots_and_a_mentor_token_is_refused(
     api: httpx.Client, headers: dict[str, str], platform_headers: dict[str, str], mentor: str
 ) -> None:
-    day = _day()
+    day = local_day(3)
     resp = _get(api, platform_headers, mentor, day)
     assert resp.status_code == 200, resp.text
     assert resp.json() == {"slots": [], "sources": {}, "degradedSources": []}
@@ -101,25 +71,25 @@ def test_slots_follow_the_rules_and_skip_busy_and_taught_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Given a Berlin mentor with 09:00-17:00 every day
-    _set_rules(api, headers)
-    day = _day()
+    set_rules(api, headers)
+    day = local_day(3)
     first = _get(api, platform_headers, mentor, day)
     assert first.status_code == 200, first.text
     body = first.json()
     assert _starts(body) == _all_day()
-    assert body["slots"][0] == {"start": _at(day, 9).isoformat(), "end": _at(day, 10).isoformat()}
+    assert body["slots"][0] == {"start": at(day, 9).isoformat(), "end": at(day, 10).isoformat()}
 
     # And Google connected with a busy event 10:00-11:00, synced by the scheduled poll
     stack_store.upsert_mentor(mentor, email=f"{mentor}@mentor.example.com", timezone="Europe/Berlin")
     email = flows.seed_google_account(providers.google, f"sl-{uuid.uuid4().hex[:8]}@example.com", calendars=[])
     assert flows.connect_oauth(api, headers, "google")["status"] == "connected"
     providers.google.seed_event(
-        email, {"start": {"dateTime": utc_z(_at(day, 10))}, "end": {"dateTime": utc_z(_at(day, 11))}, "summary": "x"}
+        email, {"start": {"dateTime": utc_z(at(day, 10))}, "end": {"dateTime": utc_z(at(day, 11))}, "summary": "x"}
     )
     local_stack.tick("calendar-poll")
     local_stack.drain(timeout=60)
     # And an in-person class at 13:00 (60 minutes)
-    create(api, headers, in_person(starts=[_at(day, 13).replace(tzinfo=None).isoformat()]))
+    create(api, headers, in_person(starts=[at(day, 13).replace(tzinfo=None).isoformat()]))
 
     # When the platform reads the slots (counting the DynamoDB calls of this one request)
     calls: Counter[str] = Counter()
@@ -150,9 +120,9 @@ def test_slots_follow_the_rules_and_skip_busy_and_taught_time(
 def test_a_source_that_needs_reconnecting_is_degraded(
     api: httpx.Client, headers: dict[str, str], platform_headers: dict[str, str], stack_store: Store, mentor: str
 ) -> None:
-    _set_rules(api, headers)
+    set_rules(api, headers)
     connect(stack_store, mentor, Provider.APPLE, status=ConnectionStatus.NEEDS_RECONNECT)
-    resp = _get(api, platform_headers, mentor, _day())
+    resp = _get(api, platform_headers, mentor, local_day(3))
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert body["sources"] == {"apple": {"status": "needs_reconnect", "syncedAt": None}}
@@ -174,7 +144,7 @@ def test_a_source_that_needs_reconnecting_is_degraded(
 def test_a_bad_query_is_400(
     api: httpx.Client, platform_headers: dict[str, str], mentor: str, extra: dict[str, str], field: str
 ) -> None:
-    day = _day()
+    day = local_day(3)
     if extra.get("to") == "2099-01-01T00:00:00Z":
         extra = {"to": utc_z(day + timedelta(days=63))}
     resp = _get(api, platform_headers, mentor, day, **extra)
@@ -203,15 +173,15 @@ def test_a_google_event_removes_its_slots_within_5_s_through_push_without_a_poll
     no_scheduled_poll: None,
 ) -> None:
     # Given Berlin hours and Google connected through OAuth (the callback opened a watch channel)
-    _set_rules(api, headers)
+    set_rules(api, headers)
     stack_store.upsert_mentor(mentor, email=f"{mentor}@mentor.example.com", timezone="Europe/Berlin")
     email = flows.seed_google_account(providers.google, f"push-{uuid.uuid4().hex[:8]}@example.com", calendars=[])
     assert flows.connect_oauth(api, headers, "google")["status"] == "connected"
-    day = _day(4)
+    day = local_day(4)
     assert "14:00" in _starts(_get(api, platform_headers, mentor, day).json())
     # When the mentor adds 14:00-15:00 in Google Calendar (the schedule is held off: only push can tell us)
     providers.google.seed_event(
-        email, {"start": {"dateTime": utc_z(_at(day, 14))}, "end": {"dateTime": utc_z(_at(day, 15))}, "summary": "x"}
+        email, {"start": {"dateTime": utc_z(at(day, 14))}, "end": {"dateTime": utc_z(at(day, 15))}, "summary": "x"}
     )
     assert providers.google.flush_pushes(10)
     # Then within 5 s the 60-minute slots touching it are gone
@@ -231,20 +201,20 @@ def test_an_icloud_event_removes_its_slots_after_one_poll(
 ) -> None:
     import caldav
 
-    _set_rules(api, headers)
+    set_rules(api, headers)
     apple_id = f"sl-{uuid.uuid4().hex[:8]}@icloud.com"
     providers.caldav.add_user(apple_id, "abcd-efgh-ijkl-mnop")
     resp = api.post(
         "/connections/apple", headers=headers, json={"appleId": apple_id, "appSpecificPassword": "abcd-efgh-ijkl-mnop"}
     )
     assert resp.status_code == 201, resp.text
-    day = _day(5)
+    day = local_day(5)
     calendar = (
         caldav.DAVClient(url=providers.caldav.url, username=apple_id, password="abcd-efgh-ijkl-mnop")
         .principal()
         .make_calendar(name="Home")
     )
-    calendar.add_event(busy_ics("slot-1", _at(day, 11).astimezone(UTC), _at(day, 12).astimezone(UTC)))
+    calendar.add_event(busy_ics("slot-1", at(day, 11).astimezone(UTC), at(day, 12).astimezone(UTC)))
     # When the scheduled poll runs once
     local_stack.tick("calendar-poll")
     local_stack.drain(timeout=60)
