@@ -34,7 +34,18 @@ from cdk_nag import NagSuppressions
 from constructs import Construct
 
 from devstack.routes import ROUTES, Route
-from infra.constructs.function import DELETE, GET, PUT, QUERY, RETENTION, UPDATE, Access, FunctionSpec
+from infra.constructs.function import (
+    BATCH_GET,
+    CHECK,
+    DELETE,
+    GET,
+    PUT,
+    QUERY,
+    RETENTION,
+    UPDATE,
+    Access,
+    FunctionSpec,
+)
 from infra.constructs.platform import Platform
 
 #: Why a route without the JWT authorizer is safe, by function (cdk-nag APIG4 suppression reasons).
@@ -64,12 +75,14 @@ API_FUNCTIONS: Final[dict[str, FunctionSpec]] = {
     # Google push channels (shared/busy/push.py) watched on complete and on a calendar switch, stopped
     # on disconnect (Query for the mentor's channels, transactions of Put / Update / Delete parts);
     # the feed token (shared/feed/service.py): created / rotated by a transaction of Put, Delete and Update
-    # parts, sealed and opened with the vault.
+    # parts, sealed and opened with the vault. A reconnect re-queues the bookings waiting for it (meetings
+    # queue) and syncs the calendar at once (busy-sync queue): shared/meetings/resume.py.
     "connections_api": FunctionSpec(
         name="connections_api",
         description="/connections/*, /mentors/me/*",
         access=Access(
             table=(GET, QUERY, PUT, UPDATE, DELETE),
+            sends_to=("meetings", "busy-sync"),
             vault=True,
             email=True,
             secrets=("GOOGLE_CLIENT_SECRET", "ZOOM_CLIENT_SECRET"),
@@ -96,11 +109,14 @@ API_FUNCTIONS: Final[dict[str, FunctionSpec]] = {
     # Update / Delete parts: a cancel or an expired hold deletes the marker), reads (Get / Query, a
     # full session's ended holds), a session's bookings (Query on GSI1), the mentor's connections
     # (Query) for provider resolution; queues meeting jobs; verifies JWTs on the booking routes itself.
+    # POST /private-sessions reads the mentor's timeline (one consistent BatchGetItem of the head and hour
+    # buckets) and claims the time in one transaction with ConditionCheck parts (shared/store/timeline.py);
+    # POST /classes and moves bump the timeline head (Update) and read the busy sets (Query).
     "classes_api": FunctionSpec(
         name="classes_api",
-        description="/classes/*, /bookings/*",
+        description="/classes/*, /bookings/*, /private-sessions",
         access=Access(
-            table=(GET, QUERY, PUT, UPDATE, DELETE),
+            table=(GET, BATCH_GET, QUERY, PUT, UPDATE, DELETE, CHECK),
             index=(QUERY,),
             sends_to=("meetings",),
             verifies_jwt=True,
@@ -108,12 +124,13 @@ API_FUNCTIONS: Final[dict[str, FunctionSpec]] = {
     ),
     # POST /webhooks/stripe: Powertools idempotency records (Get / Put / Update / Delete on the
     # single table), booking confirm / cancel transactions (Put / Update parts), mentor plan (Update);
-    # queues meeting jobs; the endpoint secret. No provider call, no KMS.
+    # a late payment of a private session re-claims its time (BatchGetItem of the timeline, a transaction
+    # with ConditionCheck parts); queues meeting jobs; the endpoint secret. No provider call, no KMS.
     "stripe_webhook": FunctionSpec(
         name="stripe_webhook",
         description="/webhooks/stripe",
         access=Access(
-            table=(GET, PUT, UPDATE, DELETE),
+            table=(GET, BATCH_GET, PUT, UPDATE, DELETE, CHECK),
             sends_to=("meetings",),
             secrets=("STRIPE_WEBHOOK_SECRET",),
         ),

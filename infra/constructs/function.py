@@ -88,6 +88,7 @@ PUT: Final = "PutItem"
 UPDATE: Final = "UpdateItem"
 DELETE: Final = "DeleteItem"
 CHECK: Final = "ConditionCheckItem"
+BATCH_GET: Final = "BatchGetItem"
 BATCH_WRITE: Final = "BatchWriteItem"
 _WRITES: Final = frozenset({PUT, UPDATE, DELETE, CHECK, BATCH_WRITE})
 

@@ -13,7 +13,7 @@ from aws_cdk import aws_lambda_event_sources as sources
 from constructs import Construct
 
 from devstack.routes import QUEUE_WORKERS, QueueWorker
-from infra.constructs.function import GET, PUT, QUERY, UPDATE, Access, FunctionSpec
+from infra.constructs.function import DELETE, GET, PUT, QUERY, UPDATE, Access, FunctionSpec
 from infra.constructs.messaging import MAX_RECEIVES, WorkQueue
 from infra.constructs.platform import Platform
 
@@ -31,7 +31,7 @@ WORKER_TIMEOUT: Final = Duration.seconds(max(int(WORKER.timeout_s), 120))
 #: Google and Zoom tokens (both client secrets). Extends a message's visibility on RetryLater
 #: (sqs:ChangeMessageVisibility, part of the event source's consume grant).
 ACCESS: Final = Access(
-    table=(GET, QUERY, PUT, UPDATE),
+    table=(GET, QUERY, PUT, UPDATE, DELETE),  # DELETE: a booking's waiting-for-reconnect marker (meetings/resume.py)
     index=(QUERY,),
     vault=True,
     email=True,

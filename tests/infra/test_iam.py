@@ -19,7 +19,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "vault": True,
         "email": True,
         "secrets": {"GoogleClientSecret", "ZoomClientSecret"},
-        "queues": set(),
+        "queues": {"Meetings", "Sync"},
     },
     "oauth_callback": {
         "table": {"GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"},
@@ -30,7 +30,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "queues": set(),
     },
     "classes_api": {
-        "table": {"GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"},
+        "table": {"GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"},
         "index": {"Query"},
         "vault": False,
         "email": False,
@@ -38,7 +38,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "queues": {"Meetings"},
     },
     "stripe_webhook": {
-        "table": {"GetItem", "PutItem", "UpdateItem", "DeleteItem"},
+        "table": {"GetItem", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"},
         "index": set(),
         "vault": False,
         "email": False,
@@ -62,7 +62,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "queues": set(),
     },
     "mint_meeting": {
-        "table": {"GetItem", "Query", "PutItem", "UpdateItem"},
+        "table": {"GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"},
         "index": {"Query"},
         "vault": True,
         "email": True,
