@@ -1,10 +1,10 @@
-"""The providers of the local stack: Google and Zoom emulators, Radicale for Apple (PRODUCT.md §4).
+"""The providers of the local stack: Google, Zoom and Microsoft emulators, Radicale for Apple (PRODUCT.md §4).
 
 Each class is a :class:`devstack.stack.Component`: ``start``/``stop``, ``endpoints()`` (merged into
 the JSON line ``python -m devstack up`` prints) and ``environment()`` (the ``ProviderSettings``
 variables that point the functions at it). :class:`~devstack.stack.LocalStack` starts them before
 the API gateway, then calls :meth:`bind_api` with the gateway's URL so the emulators' OAuth clients
-accept ``<API_URL>/oauth/{google,zoom}/callback`` as redirect URIs.
+accept ``<API_URL>/oauth/{google,zoom,microsoft}/callback`` as redirect URIs.
 
     stack.component("zoom").send_deauthorization("mentor@example.com")   # signed, to /webhooks/zoom
     stack.component("caldav").server.add_user("ada@icloud.com", "abcd-efgh-ijkl-mnop")
@@ -19,6 +19,10 @@ from devstack.emulators.google import DEFAULT_CLIENT_ID as GOOGLE_CLIENT_ID
 from devstack.emulators.google import DEFAULT_CLIENT_SECRET as GOOGLE_CLIENT_SECRET
 from devstack.emulators.google import DEFAULT_REDIRECT_URI as GOOGLE_REDIRECT_URI
 from devstack.emulators.google import GoogleEmulator, OAuthClient
+from devstack.emulators.microsoft import DEFAULT_CLIENT_ID as MICROSOFT_CLIENT_ID
+from devstack.emulators.microsoft import DEFAULT_CLIENT_SECRET as MICROSOFT_CLIENT_SECRET
+from devstack.emulators.microsoft import DEFAULT_REDIRECT_URI as MICROSOFT_REDIRECT_URI
+from devstack.emulators.microsoft import MicrosoftEmulator, MsClient
 from devstack.emulators.zoom import DEFAULT_CLIENT_ID as ZOOM_CLIENT_ID
 from devstack.emulators.zoom import DEFAULT_CLIENT_SECRET as ZOOM_CLIENT_SECRET
 from devstack.emulators.zoom import DEFAULT_REDIRECT_URI as ZOOM_REDIRECT_URI
@@ -136,6 +140,47 @@ class ZoomProvider:
         }
 
 
+class MicrosoftProvider:
+    """The Microsoft emulator (identity platform, Graph calendars/events/getSchedule/subscriptions)
+    as a stack component; ``MICROSOFT_AUTH_URL``, ``MICROSOFT_TOKEN_URL``, ``MICROSOFT_API_BASE``,
+    ``MICROSOFT_CLIENT_ID``, ``MICROSOFT_CLIENT_SECRET``."""
+
+    name = "microsoft"
+
+    def __init__(
+        self,
+        *,
+        host: str = LOOPBACK,
+        port: int = 0,
+        client_id: str = MICROSOFT_CLIENT_ID,
+        client_secret: str = MICROSOFT_CLIENT_SECRET,
+    ) -> None:
+        self.client = MsClient(client_id, client_secret, [MICROSOFT_REDIRECT_URI])
+        # Our webhook receiver is http on loopback; Graph, and the emulator by default, take https only.
+        self.emulator = MicrosoftEmulator(
+            host=host, port=port, clients=[self.client], allow_http_loopback_notifications=True
+        )
+
+    def start(self) -> None:
+        self.emulator.start()
+
+    def stop(self) -> None:
+        self.emulator.stop()
+
+    def bind_api(self, api_url: str) -> None:
+        """Accept ``<api_url>/oauth/microsoft/callback`` as a redirect URI of the app registration."""
+        uri = callback_url(api_url, "microsoft")
+        if uri not in self.client.redirect_uris:
+            self.client.redirect_uris.append(uri)
+        self.emulator.state.add_client(self.client.client_id, self.client.client_secret, [uri])
+
+    def endpoints(self) -> dict[str, str]:
+        return {"microsoft": self.emulator.base_url}
+
+    def environment(self) -> dict[str, str]:
+        return self.emulator.environment(self.client.client_id, self.client.client_secret)
+
+
 class CalDavProvider:
     """Radicale, the local iCloud CalDAV stand-in, as a stack component (``APPLE_CALDAV_URL``)."""
 
@@ -173,8 +218,8 @@ class CalDavProvider:
 
 
 def provider_components(host: str = LOOPBACK) -> list[Any]:
-    """Fresh Google, Zoom and CalDAV components (what ``LocalStack(providers=True)`` adds)."""
-    return [GoogleProvider(host=host), ZoomProvider(host=host), CalDavProvider()]
+    """Fresh Google, Zoom, Microsoft and CalDAV components (what ``LocalStack(providers=True)`` adds)."""
+    return [GoogleProvider(host=host), ZoomProvider(host=host), MicrosoftProvider(host=host), CalDavProvider()]
 
 
 def provider_settings(google: GoogleEmulator, zoom: ZoomEmulator) -> ProviderSettings:

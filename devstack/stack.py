@@ -6,7 +6,7 @@
         stack.drain()
 
 Start order: moto (+ bootstrap) → the environment the functions read → components (by default the
-Google and Zoom emulators and Radicale, see :mod:`devstack.providers`; ``providers=False`` leaves
+Google, Zoom and Microsoft emulators and Radicale, see :mod:`devstack.providers`; ``providers=False`` leaves
 them out) → API gateway → each component's optional ``bind_api(api_url)`` hook (e.g. to register
 ``<API_URL>/oauth/google/callback`` with an emulator's OAuth client) → SQS pumps → scheduler.
 Stop is the reverse, and restores the environment as it was.
@@ -189,7 +189,7 @@ class LocalStack:
             self._bind_api(component)
 
     def component(self, name: str) -> Any:
-        """The component called ``name`` (``"google"``, ``"zoom"``, ``"caldav"`` …); ``KeyError``."""
+        """The component called ``name`` (``"google"``, ``"zoom"``, ``"microsoft"``, ``"caldav"`` …); ``KeyError``."""
         for component in self.components:
             if component.name == name:
                 return component

@@ -1,4 +1,4 @@
-"""Google and Zoom provider emulators for the local stack and the integration tests.
+"""Google, Zoom and Microsoft Graph provider emulators for the local stack and the integration tests.
 
 Each emulator is a Flask app served on loopback by a background thread::
 
@@ -9,12 +9,13 @@ Each emulator is a Flask app served on loopback by a background thread::
 
 Knobs are Python methods on the emulator objects and the same operations over HTTP under
 ``/_admin/...`` (never subject to injected latency or faults). The docstrings of the packages
-:mod:`devstack.emulators.google` and :mod:`devstack.emulators.zoom` list the routes;
+:mod:`devstack.emulators.google`, :mod:`devstack.emulators.zoom` and :mod:`devstack.emulators.microsoft`
+list the routes;
 :mod:`devstack.emulators.spec` loads the provider specs and checks JSON against them;
 :mod:`devstack.emulators.common` holds what every emulator shares, including the OAuth server.
 Standalone: ``python -m devstack.emulators.google`` / ``python -m devstack.emulators.zoom``.
 
-Adding an emulator (e.g. Microsoft Graph) is adding one package ``devstack/emulators/<name>/``
+Adding an emulator (as Microsoft Graph was) is adding one package ``devstack/emulators/<name>/``
 laid out like ``google/`` and ``zoom/``:
 
 * ``model.py`` - constants (default client id/secret/redirect URI, scopes, TTLs), the records as
@@ -49,9 +50,18 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from devstack.emulators.common import EmulatorServer, FaultConfig, ForcedFault, pkce_s256
     from devstack.emulators.google import GoogleEmulator
+    from devstack.emulators.microsoft import MicrosoftEmulator
     from devstack.emulators.zoom import ZoomEmulator
 
-__all__ = ["EmulatorServer", "FaultConfig", "ForcedFault", "GoogleEmulator", "ZoomEmulator", "pkce_s256"]
+__all__ = [
+    "EmulatorServer",
+    "FaultConfig",
+    "ForcedFault",
+    "GoogleEmulator",
+    "MicrosoftEmulator",
+    "ZoomEmulator",
+    "pkce_s256",
+]
 
 # Imported lazily: importing the package (e.g. for ``common``) does not start building every emulator.
 _WHERE = {
@@ -60,6 +70,7 @@ _WHERE = {
     "ForcedFault": "common",
     "pkce_s256": "common",
     "GoogleEmulator": "google",
+    "MicrosoftEmulator": "microsoft",
     "ZoomEmulator": "zoom",
 }
 

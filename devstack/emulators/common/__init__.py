@@ -20,10 +20,12 @@ What lives here:
   the admin routes every emulator shares (:mod:`.admin`: ``/_admin/state``, ``/_admin/faults``,
   ...; admin routes are never delayed or faulted); :func:`abort_with`, how guards refuse a request.
 * :mod:`.oauth_state`, :mod:`.oauth_server` - the OAuth authorization server Google and Zoom share.
+* :mod:`.dispatch` - :class:`Dispatcher`: one background thread handling queued deliveries in order.
 * :mod:`.server` - :class:`EmulatorServer`, :class:`OAuthEmulator`, :func:`create_oauth_app`,
   :func:`run_standalone`.
 """
 
+from devstack.emulators.common.dispatch import Dispatcher
 from devstack.emulators.common.faults import FaultConfig, FaultInjector, ForcedFault
 from devstack.emulators.common.http import (
     Answer,
@@ -73,6 +75,7 @@ __all__ = [
     "LOOPBACK",
     "Answer",
     "Clock",
+    "Dispatcher",
     "EmulatorServer",
     "EmulatorState",
     "FaultConfig",
