@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+## `make test` runs the test files on this many processes (pytest-xdist; each starts its own local stack).
+TEST_WORKERS ?= 2
 
 .PHONY: venv test test-fast demo lint fmt bench up clean synth openapi layer
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 18,20
@@ -25,7 +27,7 @@ $(STAMP): pyproject.toml
 
 ## The full suite (unit, integration against moto/Radicale/emulators, e2e through the local gateway, infra synth).
 test: $(STAMP)
-	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 ## Unit tests only.
 test-fast: $(STAMP)

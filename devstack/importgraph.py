@@ -63,10 +63,11 @@ ALLOWED_IMPORTERS: Final[Mapping[str, frozenset[str]]] = {
     "icalendar": frozenset({"connections_api", "busy_sync", "mint_meeting", "calendar_feed"}),
     "authlib": frozenset({"oauth_callback", "connections_api", "mint_meeting", "busy_sync", "calendar_poll"}),
     # Outbound HTTP: only where the code calls out (the http layer). The stripe SDK imports requests
-    # (a hard dependency) although the webhook only verifies signatures; httpx, optional for it, is
-    # not in its layers.
+    # when it can, for API calls the webhook never makes (it only verifies signatures): the stripe
+    # layer leaves requests out (``Group.omit``) and the SDK falls back to urllib; httpx, optional
+    # for it, is not in its layers either.
     "httpx": _HTTP_USERS,
-    "requests": frozenset({"stripe_webhook"}),
+    "requests": frozenset(),
     # A CLI library no function runs. httpx's __init__ imports its CLI module, which imports click when it
     # is importable: only the caldav layer ships it (x-wr-timezone, under recurring-ical-events, imports
     # it at top level), so a CalDAV function that imports httpx loads click too.

@@ -8,7 +8,8 @@ what pyproject asks to change. From pip's report:
 
 * ``requirements-lambda.<group>.txt`` per :data:`infra.layer.groups.GROUPS`: the group's roots
   and their dependencies (markers evaluated for Lambda: Linux, aarch64, CPython 3.13), minus what
-  the groups it is stacked on hold; ``make layer`` builds one layer from each;
+  the groups it is stacked on hold and what the group omits (``Group.omit``); ``make layer``
+  builds one layer from each;
 * ``requirements-lambda.txt``: all of them together (what ships in some layer), the single list
   the import-graph tools and the tests read.
 
@@ -111,15 +112,21 @@ def resolve(requirements: list[str], constraints: dict[str, str] | None = None) 
     return installs
 
 
-def closure(roots: Iterable[str], installs: list[dict[str, Any]]) -> set[str]:
-    """Canonical names of ``roots`` (requirement strings) and everything they need on Lambda, per pip's report."""
+def closure(roots: Iterable[str], installs: list[dict[str, Any]], omit: Iterable[str] = ()) -> set[str]:
+    """Canonical names of ``roots`` (requirement strings) and everything they need on Lambda, per pip's report.
+
+    ``omit`` (a :attr:`~infra.layer.groups.Group.omit`): left out, and so is what only they would pull in.
+    """
     by_name = {canonical(i["metadata"]["name"]): i for i in installs}
+    left_out = {canonical(n) for n in omit}
     seen: set[tuple[str, str]] = set()
     todo = [Requirement(r) for r in roots]
     names: set[str] = set()
     while todo:
         req = todo.pop()
         name = canonical(req.name)
+        if name in left_out:
+            continue
         extras = sorted(req.extras)
         if all((name, extra) in seen for extra in ["", *extras]):
             continue
@@ -150,10 +157,10 @@ def group_contents(installs: list[dict[str, Any]], dependencies: list[str]) -> d
     by_name = {g.name: g for g in GROUPS}
     out: dict[str, set[str]] = {}
     for group in GROUPS:
-        mine = closure(_root_requirements(group, dependencies), installs)
+        mine = closure(_root_requirements(group, dependencies), installs, group.omit)
         below: set[str] = set()
         for name in stacked(group):
-            below |= closure(_root_requirements(by_name[name], dependencies), installs)
+            below |= closure(_root_requirements(by_name[name], dependencies), installs, by_name[name].omit)
         out[group.name] = mine - below - set(EXCLUDED)
     grouped = {canonical(r) for g in GROUPS for r in g.roots}
     ungrouped = {canonical(Requirement(d).name) for d in dependencies} - grouped - set(EXCLUDED)

@@ -6,6 +6,7 @@ import json
 import re
 import tomllib
 from pathlib import Path
+from typing import Any
 
 from aws_cdk.assertions import Annotations, Match
 from infra_support import Synth, function_names
@@ -14,7 +15,7 @@ from infra.constructs.packaging import PLACEHOLDER_NOTE
 from infra.layer import EXCLUDED, LOCK_FILE, ROOT, STAMP_NAME, group_lock_file, layer_dir, lock_digest
 from infra.layer.build import drop_urllib3_future_shadows, is_current
 from infra.layer.groups import FUNCTION_LAYERS, GROUPS
-from infra.layer.lock import canonical
+from infra.layer.lock import canonical, closure
 
 _PIN = re.compile(r"^([a-z0-9-]+)==([^ ]+) \\$")
 
@@ -75,6 +76,32 @@ def test_only_the_caldav_functions_carry_urllib3_future_and_niquests() -> None:
     assert carriers == {"busy_sync", "connections_api"}
     assert "stripe" in FUNCTION_LAYERS["stripe_webhook"]
     assert not [f for f, groups in FUNCTION_LAYERS.items() if "stripe" in groups and f != "stripe_webhook"]
+
+
+def test_a_group_leaves_out_what_it_omits_and_what_only_that_pulls_in() -> None:
+    """``Group.omit``: the stripe layer has the SDK but not requests (the webhook calls no Stripe API), nor the
+    libraries only requests needs; a dependency shared with a root the group keeps stays."""
+
+    def dist(name: str, *requires: str) -> dict[str, Any]:
+        return {"metadata": {"name": name, "version": "1", "requires_dist": list(requires)}}
+
+    installs = [
+        dist("stripe", "typing_extensions>=4.7", "requests>=2.20", 'httpx; extra == "async"'),
+        dist("requests", "idna<4,>=2.5", "certifi>=2017.4.17", "charset_normalizer<4,>=2", "urllib3<3,>=1.21.1"),
+        dist("typing-extensions"),
+        dist("idna"),
+        dist("certifi"),
+        dist("charset-normalizer"),
+        dist("urllib3"),
+    ]
+    everything = {"stripe", "typing-extensions", "requests", "idna", "certifi", "charset-normalizer", "urllib3"}
+    assert closure(["stripe>=10"], installs) == everything
+    assert closure(["stripe>=10"], installs, omit=("requests",)) == {"stripe", "typing-extensions"}
+    assert closure(["stripe>=10", "idna"], installs, omit=("Requests",)) == {"stripe", "typing-extensions", "idna"}
+    stripe = next(g for g in GROUPS if g.name == "stripe")
+    assert stripe.omit == ("requests",)
+    assert set(_locked(group_lock_file("stripe"))) == {"stripe"}
+    assert "requests" not in _locked()
 
 
 def test_a_layer_without_urllib3_loses_urllib3_futures_copy_of_it(tmp_path: Path) -> None:
