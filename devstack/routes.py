@@ -176,11 +176,13 @@ def _public(method: str, path: str, function: str) -> Route:
 ROUTES: Final[tuple[Route, ...]] = (
     # connections_api — /connections/*, /mentors/me/* (mentor, JWT)
     _mentor("GET", "/connections", "connections_api"),
-    _mentor("POST", "/connections/{provider}/authorize", "connections_api"),  # google, zoom
-    _mentor("POST", "/connections/{provider}/complete", "connections_api"),  # google, zoom: {pending}
+    _mentor("POST", "/connections/{provider}/authorize", "connections_api"),  # google, zoom, microsoft
+    _mentor("POST", "/connections/{provider}/complete", "connections_api"),  # google, zoom, microsoft: {pending}
     _mentor("POST", "/connections/apple", "connections_api"),
     _mentor("GET", "/connections/google/calendars", "connections_api"),
     _mentor("PUT", "/connections/google/calendar", "connections_api"),
+    _mentor("GET", "/connections/microsoft/calendars", "connections_api"),
+    _mentor("PUT", "/connections/microsoft/calendar", "connections_api"),
     _mentor("DELETE", "/connections/{provider}", "connections_api"),  # ?revoke=true
     _mentor("GET", "/mentors/me/busy", "connections_api"),
     _mentor("GET", "/mentors/me/feed", "connections_api"),
@@ -188,7 +190,7 @@ ROUTES: Final[tuple[Route, ...]] = (
     _mentor("GET", "/mentors/me/availability", "connections_api"),
     _mentor("PUT", "/mentors/me/availability", "connections_api"),
     _platform("GET", "/mentors/{mentorId}/slots", "connections_api"),  # JWT + platform scope
-    # oauth_callback — the browser comes back from Google / Zoom (no JWT: `state` binds the mentor)
+    # oauth_callback — the browser comes back from Google / Zoom / Microsoft (no JWT: `state` binds the mentor)
     _public("GET", "/oauth/{provider}/callback", "oauth_callback"),
     # classes_api — classes (mentor) and bookings
     _mentor("POST", "/classes", "classes_api"),

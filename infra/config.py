@@ -37,6 +37,7 @@ KEYS: Final[dict[str, str]] = {
     "sesIdentityExists": "`true` if the identity is managed elsewhere (the stack then only refers to it)",
     "googleClientId": "Google OAuth client id (the secret goes to Secrets Manager)",
     "zoomClientId": "Zoom OAuth client id (the secret goes to Secrets Manager)",
+    "microsoftClientId": "Microsoft Entra app (multi-tenant) client id (the secret goes to Secrets Manager)",
     "pollIntervalMinutes": "calendar_poll schedule (default 5)",
     "busySyncMaxConcurrency": "max concurrent busy_sync invocations (protects provider quotas; default 5)",
     "meetingsMaxConcurrency": "max concurrent mint_meeting invocations (default 10)",
@@ -127,6 +128,7 @@ class DeployConfig:
     ses_identity_exists: bool = False
     google_client_id: str = ""
     zoom_client_id: str = ""
+    microsoft_client_id: str = ""
     poll_interval_minutes: int = 5
     busy_sync_max_concurrency: int = 5
     meetings_max_concurrency: int = 10
@@ -216,6 +218,7 @@ class DeployConfig:
             ses_identity_exists=_as_bool(get("sesIdentityExists") or False),
             google_client_id=str(get("googleClientId") or ""),
             zoom_client_id=str(get("zoomClientId") or ""),
+            microsoft_client_id=str(get("microsoftClientId") or ""),
             poll_interval_minutes=_as_int("pollIntervalMinutes", get("pollIntervalMinutes") or _default_poll_minutes()),
             busy_sync_max_concurrency=_as_int(
                 "busySyncMaxConcurrency", get("busySyncMaxConcurrency") or defaults.busy_sync_max_concurrency, minimum=2

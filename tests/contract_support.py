@@ -8,8 +8,6 @@ day a route lands and can never hide a route that exists.
 from __future__ import annotations
 
 PENDING: dict[tuple[str, str], str] = {
-    ("GET", "/connections/microsoft/calendars"): "issue 18 (Microsoft 365)",
-    ("PUT", "/connections/microsoft/calendar"): "issue 18 (Microsoft 365)",
     ("POST", "/webhooks/microsoft"): "issue 18 (Microsoft 365)",
 }
 

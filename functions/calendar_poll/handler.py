@@ -21,7 +21,7 @@ from shared.platform.observability import logger, metrics, tracer
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result = poll(wiring.table(), wiring.sync_queue(), tasks=wiring.maintenance_tasks())
+    result = poll(wiring.table(), wiring.sync_queue(), tasks=wiring.maintenance_tasks(), push_first=wiring.push_first())
     for provider, count in result.queued.items():
         metrics.add_metric(name=f"SyncsQueued_{provider}", unit=MetricUnit.Count, value=count)
     return result.as_dict()

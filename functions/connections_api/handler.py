@@ -20,7 +20,7 @@ from shared.availability import bookable
 from shared.availability import service as availability
 from shared.availability.rules import AvailabilityView, PutAvailabilityRequest
 from shared.busy import view as busy
-from shared.connections import apple, calendars, oauth_flow
+from shared.connections import apple, calendars, microsoft, oauth_flow
 from shared.connections.views import (
     OAUTH_PROVIDERS,
     AppleConnectRequest,
@@ -43,14 +43,14 @@ _NO_CONTENT: dict[int, OpenAPIResponse] = {204: {"description": "Disconnected (n
 @app.get("/connections")
 @tracer.capture_method
 def get_connections() -> dict[str, Any]:
-    """Status of google, zoom and apple for the calling mentor."""
+    """Status of google, zoom, apple and microsoft for the calling mentor."""
     return list_connections(wiring.store(), mentor_id(app)).model_dump(by_alias=True, mode="json")
 
 
 @app.post("/connections/<provider>/authorize")
 @tracer.capture_method
 def authorize(provider: str) -> dict[str, Any]:
-    """The Google / Zoom consent URL (PKCE S256, single-use state bound to the mentor)."""
+    """The Google / Zoom / Microsoft consent URL (PKCE S256, single-use state bound to the mentor)."""
     mentor = mentor_id(app)
     chosen = parse_provider(provider, OAUTH_PROVIDERS)
     url = oauth_flow.start_authorization(wiring.store(), mentor, chosen)
@@ -68,7 +68,12 @@ def complete(provider: str, body: CompleteConnectionRequest) -> ConnectionView:
     mentor = mentor_id(app)
     chosen = parse_provider(provider, OAUTH_PROVIDERS)
     return oauth_flow.complete_connection(
-        wiring.store(), mentor, chosen, body.pending, on_google_connected=wiring.on_google_connected
+        wiring.store(),
+        mentor,
+        chosen,
+        body.pending,
+        on_google_connected=wiring.on_google_connected,
+        on_connected=wiring.on_connected,
     )
 
 
@@ -76,7 +81,14 @@ def complete(provider: str, body: CompleteConnectionRequest) -> ConnectionView:
 @tracer.capture_method
 def connect_apple(body: AppleConnectRequest) -> Response[dict[str, Any]]:
     """Connect iCloud Calendar with an Apple ID + app-specific password (verified by CalDAV)."""
-    view = apple.connect_apple(wiring.store(), wiring.vault(), mentor_id(app), body, limiter=wiring.apple_limiter())
+    view = apple.connect_apple(
+        wiring.store(),
+        wiring.vault(),
+        mentor_id(app),
+        body,
+        limiter=wiring.apple_limiter(),
+        on_connected=wiring.on_connected,
+    )
     return Response(
         status_code=HTTPStatus.CREATED,
         content_type=content_types.APPLICATION_JSON,
@@ -103,13 +115,37 @@ def choose_google_calendar(body: ChooseCalendarRequest) -> dict[str, Any]:
     return view.model_dump(by_alias=True, mode="json")
 
 
+@app.get("/connections/microsoft/calendars")
+@tracer.capture_method
+def microsoft_calendars() -> dict[str, Any]:
+    """The mentor's Outlook calendars they can add events to, the selected one marked."""
+    result = microsoft.microsoft_calendars(wiring.store(), wiring.credentials(), mentor_id(app))
+    return result.model_dump(by_alias=True, mode="json")
+
+
+@app.put("/connections/microsoft/calendar")
+@tracer.capture_method
+def choose_microsoft_calendar(body: ChooseCalendarRequest) -> dict[str, Any]:
+    """Choose the Outlook calendar Teams events are written to (writable calendars only)."""
+    view = microsoft.select_microsoft_calendar(wiring.store(), wiring.credentials(), mentor_id(app), body.calendar_id)
+    return view.model_dump(by_alias=True, mode="json")
+
+
 @app.delete("/connections/<provider>", responses=_NO_CONTENT)
 @tracer.capture_method
 def disconnect(provider: str, revoke: Annotated[bool, Query()] = False) -> Response[str]:
     """Delete the connection and its sealed credential; ``?revoke=true`` also revokes at Google / Zoom."""
     mentor = mentor_id(app)
     chosen: Provider = parse_provider(provider)
-    calendars.disconnect(wiring.store(), wiring.vault(), mentor, chosen, revoke=revoke, hooks=wiring.google_hooks())
+    calendars.disconnect(
+        wiring.store(),
+        wiring.vault(),
+        mentor,
+        chosen,
+        revoke=revoke,
+        hooks=wiring.google_hooks(),
+        stop_microsoft=lambda m: microsoft.stop_subscriptions(wiring.store(), wiring.credentials(), m),
+    )
     return Response(status_code=HTTPStatus.NO_CONTENT, body="")
 
 

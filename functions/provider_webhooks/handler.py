@@ -4,7 +4,8 @@ Thin: take the raw body / headers from the API Gateway v2 event → ``shared.con
 ``shared.busy.push`` → map.
 
 * ``POST /webhooks/zoom`` answers the ``endpoint.url_validation`` challenge and acts on
-  ``app_deauthorized``; a bad or stale signature is 401 ``invalid_signature``, a malformed body 400.
+  ``app_deauthorized``; ``meeting.deleted`` / ``meeting.updated`` of our meetings queue a drift check;
+  a bad or stale signature is 401 ``invalid_signature``, a malformed body 400.
 * ``POST /webhooks/google`` verifies the watch channel (``X-Goog-Channel-ID`` + token + resource id)
   and queues an immediate busy sync for a change: 200 (``sync`` handshakes and changes alike), 404
   ``channel_not_found``, 401 ``invalid_channel_token``, 400 without the headers.
@@ -36,7 +37,12 @@ def zoom_webhook() -> dict[str, Any]:
     headers = {name: sent.get(name) for name in (SIGNATURE_HEADER, TIMESTAMP_HEADER)}
     secret = settings(ProviderSettings).zoom_webhook_secret_token.get_secret_value()
     return process_zoom_webhook(
-        wiring.store(), secret, headers=headers, body=raw_body(app.current_event), replays=wiring.guards()
+        wiring.store(),
+        secret,
+        headers=headers,
+        body=raw_body(app.current_event),
+        replays=wiring.guards(),
+        on_meeting_event=wiring.zoom_meeting_changed,
     )
 
 

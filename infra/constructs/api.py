@@ -85,7 +85,7 @@ API_FUNCTIONS: Final[dict[str, FunctionSpec]] = {
             sends_to=("meetings", "busy-sync"),
             vault=True,
             email=True,
-            secrets=("GOOGLE_CLIENT_SECRET", "ZOOM_CLIENT_SECRET"),
+            secrets=("GOOGLE_CLIENT_SECRET", "ZOOM_CLIENT_SECRET", "MICROSOFT_CLIENT_SECRET"),
             providers=True,
         ),
         timeout=Duration.seconds(20),
@@ -96,11 +96,11 @@ API_FUNCTIONS: Final[dict[str, FunctionSpec]] = {
     # itself is saved by POST /connections/{p}/complete (connections_api).
     "oauth_callback": FunctionSpec(
         name="oauth_callback",
-        description="/oauth/{google,zoom}/callback",
+        description="/oauth/{google,zoom,microsoft}/callback",
         access=Access(
             table=(GET, QUERY, PUT, UPDATE, DELETE),
             vault=True,
-            secrets=("GOOGLE_CLIENT_SECRET", "ZOOM_CLIENT_SECRET"),
+            secrets=("GOOGLE_CLIENT_SECRET", "ZOOM_CLIENT_SECRET", "MICROSOFT_CLIENT_SECRET"),
             providers=True,
         ),
         timeout=Duration.seconds(20),
@@ -140,15 +140,16 @@ API_FUNCTIONS: Final[dict[str, FunctionSpec]] = {
     # connection and deletes the credential on app_deauthorized (Get + conditional Delete), keeps the
     # Zoom-user index keys (Update); a Google
     # push reads its channel and the connection (Get), coalesces bursts (conditional Update on the
-    # channel) and queues an immediate resync of that connection (busy-sync queue). The webhook
-    # secret token. No provider call, no KMS.
+    # channel) and queues an immediate resync of that connection (busy-sync queue). Drift repair: a Zoom
+    # meeting.deleted / meeting.updated reads the meeting index (Get) and queues a check, a Google push a
+    # calendar.changed check (meetings queue). The webhook secret token. No provider call, no KMS.
     "provider_webhooks": FunctionSpec(
         name="provider_webhooks",
         description="/webhooks/zoom, /webhooks/google",
         access=Access(
             table=(GET, PUT, UPDATE, DELETE),
             index=(QUERY,),
-            sends_to=("busy-sync",),
+            sends_to=("busy-sync", "meetings"),
             secrets=("ZOOM_WEBHOOK_SECRET_TOKEN",),
         ),
     ),

@@ -28,14 +28,14 @@ WORKER_TIMEOUT: Final = Duration.seconds(max(int(WORKER.timeout_s), 120))
 #: a session's bookings (Query on GSI1); writes the meeting ledger, bookings' meeting refs, e-mail
 #: claims (UpdateItem) and refreshed tokens + the vault's branch key (PutItem / UpdateItem); opens
 #: and seals credentials (vault); e-mails students and, on invalid_grant, the mentor (SES); refreshes
-#: Google and Zoom tokens (both client secrets). Extends a message's visibility on RetryLater
+#: Google, Zoom and Microsoft tokens (their client secrets). Extends a message's visibility on RetryLater
 #: (sqs:ChangeMessageVisibility, part of the event source's consume grant).
 ACCESS: Final = Access(
     table=(GET, QUERY, PUT, UPDATE, DELETE),  # DELETE: a booking's waiting-for-reconnect marker (meetings/resume.py)
     index=(QUERY,),
     vault=True,
     email=True,
-    secrets=("GOOGLE_CLIENT_SECRET", "ZOOM_CLIENT_SECRET"),
+    secrets=("GOOGLE_CLIENT_SECRET", "ZOOM_CLIENT_SECRET", "MICROSOFT_CLIENT_SECRET"),
     providers=True,
 )
 

@@ -72,6 +72,7 @@ class Platform:
         env.update(self.config.provider_endpoints)
         env["GOOGLE_CLIENT_ID"] = self.config.google_client_id
         env["ZOOM_CLIENT_ID"] = self.config.zoom_client_id
+        env["MICROSOFT_CLIENT_ID"] = self.config.microsoft_client_id
         return env
 
 

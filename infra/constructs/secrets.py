@@ -22,6 +22,7 @@ from infra.config import DeployConfig
 SECRETS: Final[dict[str, str]] = {
     "GOOGLE_CLIENT_SECRET": "Google OAuth client secret (Google Cloud console → Credentials)",
     "ZOOM_CLIENT_SECRET": "Zoom OAuth app client secret (Zoom App Marketplace → App Credentials)",
+    "MICROSOFT_CLIENT_SECRET": "Microsoft Entra app registration client secret (Certificates & secrets)",
     "ZOOM_WEBHOOK_SECRET_TOKEN": "Zoom app's webhook secret token (Features → Access → Secret Token)",
     "STRIPE_WEBHOOK_SECRET": "Stripe webhook endpoint signing secret (whsec_…)",
 }

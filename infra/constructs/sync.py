@@ -45,11 +45,13 @@ POLL_DETAIL: Final[dict[str, Any]] = dict(POLL_SCHEDULE.detail)
 #: access token (vault; refresh with the client secret; invalid_grant → needs_reconnect + e-mail) and
 #: events.watch / channels.stop at Google. Its seat-hold sweep (shared/schedule/holds.py) queries the
 #: GSI1 partitions ``HOLDS#<hour>`` and expires each ended hold in a transaction (Update booking and
-#: session, Delete the hold marker).
+#: session, Delete the hold marker). Its pre-flight (shared/meetings/preflight.py) queries the GSI1
+#: partitions ``PREFLIGHT#<day>``, marks each meeting checked (conditional Update) and queues one
+#: ``meeting.check`` per meeting (meetings queue).
 POLL_ACCESS: Final = Access(
     table=(GET, QUERY, PUT, UPDATE, DELETE),
     index=(QUERY,),
-    sends_to=(QUEUE,),
+    sends_to=(QUEUE, "meetings"),
     vault=True,
     email=True,
     secrets=("GOOGLE_CLIENT_SECRET",),

@@ -8,6 +8,12 @@ one :class:`~shared.queues.busy.SyncJob` per connection, ten per ``SendMessageBa
 in parallel (``SEND_THREADS``), so a page is sent while the next one is read. A connection that
 needs reconnecting or was disconnected has left the index, so it is not polled.
 
+**Push first.** A Google connection whose push channel is live and healthy is skipped, except for
+its safety resync every ``GOOGLE_SAFETY_RESYNC_H`` hours and the first poll after each new channel
+(:mod:`shared.busy.push_first`: the rules, and what makes a channel unhealthy). The poll reads the
+live channels once (two paged Queries), then decides per connection from what the sync index
+already holds — no per-connection read.
+
 **Maintenance tasks** run after the fan-out, each on its own (one failing is logged, the others
 still run, and the poll still answers). The composition root passes them in
 (:func:`shared.wiring.maintenance_tasks`), each building what it needs only when it runs (the
@@ -29,6 +35,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.busy.push_first import Coverage, Decision, PushFirst
 from shared.platform.observability import logger
 from shared.queues.busy import SyncJob, SyncQueue, SyncReason
 from shared.store.models import Provider
@@ -59,6 +66,7 @@ class PollResult:
     queued: dict[str, int] = field(default_factory=dict)
     maintenance: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    push_first: dict[str, int] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -69,6 +77,7 @@ class PollResult:
             "queued": dict(self.queued),
             "total": self.total,
             "maintenance": dict(self.maintenance),
+            "push_first": dict(self.push_first),
             "seconds": round(self.seconds, 3),
         }
 
@@ -78,12 +87,34 @@ def sync_index_pk(provider: Provider) -> str:
     return f"SYNC#{provider.value}"
 
 
-def connections_to_sync(table: Table, provider: Provider, *, page_size: int = PAGE_SIZE) -> Iterator[SyncJob]:
-    """One scheduled :class:`SyncJob` per connection in ``provider``'s sync index (paged lazily)."""
+def connections_to_sync(
+    table: Table,
+    provider: Provider,
+    *,
+    page_size: int = PAGE_SIZE,
+    push_first: PushFirst | None = None,
+    coverage: Coverage | None = None,
+) -> Iterator[SyncJob]:
+    """One scheduled :class:`SyncJob` per connection in ``provider``'s sync index (paged lazily).
+
+    With ``push_first`` (and its ``coverage`` for this poll), Google connections covered by a
+    healthy push channel are left out unless their safety resync is due.
+    """
     for item in table.query(sync_index_pk(provider), index=GSI1, page_size=page_size):
         mentor_id = item.get("mentor_id") or item.get("GSI1SK")
-        if mentor_id:
-            yield SyncJob(mentor_id=str(mentor_id), provider=provider, reason=SyncReason.SCHEDULE)
+        if not mentor_id:
+            continue
+        if _push_covered(provider, item, push_first, coverage):
+            continue
+        yield SyncJob(mentor_id=str(mentor_id), provider=provider, reason=SyncReason.SCHEDULE)
+
+
+def _push_covered(
+    provider: Provider, item: dict[str, Any], push_first: PushFirst | None, coverage: Coverage | None
+) -> bool:
+    if provider is not Provider.GOOGLE or push_first is None or coverage is None:
+        return False
+    return push_first.decide(coverage, item) is Decision.SKIP
 
 
 def _chunks(jobs: Iterable[SyncJob], size: int) -> Iterator[list[SyncJob]]:
@@ -104,19 +135,24 @@ def fan_out(
     providers: Iterable[Provider] = SYNCED_PROVIDERS,
     page_size: int = PAGE_SIZE,
     threads: int = SEND_THREADS,
+    push_first: PushFirst | None = None,
+    coverage: Coverage | None = None,
 ) -> dict[str, int]:
-    """Queue one sync per calendar connection; messages sent per provider.
+    """Queue one sync per calendar connection (push-covered Google ones aside); messages sent per provider.
 
     At most ``threads`` chunks are in flight, so memory stays bounded however many connections
     there are. A send that fails raises (the next schedule runs the whole fan-out again, and the
     worker skips connections it synced a moment ago).
     """
+    if push_first is not None and coverage is None:
+        coverage = push_first.coverage()
     queued: dict[str, int] = {}
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="poll-send") as pool:
         for provider in sorted(providers, key=lambda p: p.value):
             pending: list[Future[int]] = []
             count = 0
-            for chunk in _chunks(connections_to_sync(table, provider, page_size=page_size), SEND_CHUNK):
+            jobs = connections_to_sync(table, provider, page_size=page_size, push_first=push_first, coverage=coverage)
+            for chunk in _chunks(jobs, SEND_CHUNK):
                 pending.append(pool.submit(queue.send_many, chunk))
                 if len(pending) >= threads:
                     count += pending.pop(0).result()
@@ -145,11 +181,26 @@ def run_maintenance(tasks: Iterable[MaintenanceTask]) -> dict[str, str]:
     return outcomes
 
 
-def poll(table: Table, queue: SyncQueue, *, tasks: Iterable[MaintenanceTask]) -> PollResult:
-    """One scheduled run: the fan-out, then the maintenance tasks."""
+def poll(
+    table: Table, queue: SyncQueue, *, tasks: Iterable[MaintenanceTask], push_first: PushFirst | None = None
+) -> PollResult:
+    """One scheduled run: the fan-out (push-covered Google connections skipped), then the maintenance tasks.
+
+    The live channels are read before the fan-out; if that read fails, every connection is polled
+    (push-first is an optimisation, never a reason to miss a poll).
+    """
     started = time.perf_counter()
-    result = PollResult(queued=fan_out(table, queue))
-    logger.info("busy syncs queued", extra={"queued": result.queued})
+    coverage: Coverage | None = None
+    if push_first is not None and push_first.enabled:
+        try:
+            coverage = push_first.coverage()
+        except Exception:
+            logger.exception("push channels could not be read; polling every connection")
+    covered_by = push_first if coverage is not None else None
+    result = PollResult(queued=fan_out(table, queue, push_first=covered_by, coverage=coverage))
+    if coverage is not None:
+        result.push_first = {f"google_{d.value}": coverage.counts.get(d.value, 0) for d in Decision}
+    logger.info("busy syncs queued", extra={"queued": result.queued, "push_first": result.push_first})
     result.maintenance = run_maintenance(tasks)
     result.seconds = time.perf_counter() - started
     return result

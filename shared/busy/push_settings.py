@@ -55,6 +55,12 @@ class PushSettings(BaseSettings):
     google_channel_renew_before_s: int = Field(default=24 * 3600, ge=600)
     google_push_coalesce_s: int = Field(default=2, ge=0, le=900, description="0 queues one sync per push.")
     google_watch_retry_max: int = Field(default=8, ge=0, le=50)
+    google_safety_resync_h: float = Field(
+        default=6.0, ge=0, le=168, description="Push-covered Google connections resync this often; 0 polls them all."
+    )
+    google_push_live_margin_s: int = Field(
+        default=900, ge=0, le=24 * 3600, description="A channel expiring sooner than this no longer covers."
+    )
 
     @model_validator(mode="after")
     def _renew_before_expiry(self) -> PushSettings:

@@ -9,7 +9,9 @@ longer selected (200, ignored). Bursts are coalesced: a push queues its sync
 ``GOOGLE_PUSH_COALESCE_S`` (default 2 s) ahead (SQS ``DelaySeconds``) and records that due time on
 the channel's link item (in no index, so a push costs no GSI write); a push arriving more than 1 s
 before that due time queues nothing, because that sync reads the calendar after the change. No
-provider call, no KMS, no heavy import.
+provider call, no KMS, no heavy import. A push that queued a sync also calls ``on_calendar_change``
+(mentor id, the same delay), set by the composition root: drift repair checks the mentor's Google
+meetings (best effort: the pre-flight check backs it up).
 """
 
 from __future__ import annotations
@@ -46,6 +48,15 @@ class PushWebhook:
     config: PushSettings
     queue: SyncQueue
     clock: Callable[[], float]
+    on_calendar_change: Callable[[str, int], None] | None = None
+
+    def _calendar_changed(self, mentor_id: str, delay_s: int) -> None:
+        if self.on_calendar_change is None:
+            return
+        try:
+            self.on_calendar_change(mentor_id, delay_s)
+        except Exception:
+            logger.exception("google push: queueing the meetings check failed")
 
     def handle_push(self, headers: PushHeaders) -> dict[str, Any]:
         """Verify one notification and queue a sync for a change (module docstring); raises ApiError."""
@@ -69,6 +80,8 @@ class PushWebhook:
             raise ApiError(HTTPStatus.UNAUTHORIZED, "invalid_channel_token", "The channel token does not match.")
         extra = {"channel_id": channel_id, "state": state, "message_number": headers.get(MESSAGE_NUMBER_HEADER)}
         if state == "sync":
+            # Proof that deliveries reach us: only a confirmed channel lets the poll skip (push_first).
+            self.channels.confirm(channel.channel_id, now_ms=int(self.clock() * 1000))
             logger.info("google push channel handshake", extra=extra)
             return {"received": True, "queued": False}
         if state not in ("exists", "not_exists"):
@@ -88,6 +101,7 @@ class PushWebhook:
         job = SyncJob(mentor_id=channel.mentor_id, provider=Provider.GOOGLE, reason=SyncReason.PUSH)
         if window_s <= 0:
             self.queue.send(job)
+            self._calendar_changed(channel.mentor_id, 0)
             logger.info("google push queued a sync", extra=extra)
             return True
         now_ms = int(self.clock() * 1000)
@@ -100,6 +114,7 @@ class PushWebhook:
         except Exception:
             self.channels.release_push_sync(channel, due_ms=now_ms + window_ms)
             raise
+        self._calendar_changed(channel.mentor_id, int(window_s))
         logger.info("google push queued a sync", extra={**extra, "delay_s": window_s})
         return True
 

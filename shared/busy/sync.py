@@ -8,9 +8,11 @@ names a connection; the worker reads the connection and replaces its busy set
 * **Google** — ``freeBusy.query`` on the selected calendar (:meth:`GoogleClient.free_busy`, split
   into ≤ 60-day requests, rate limits honoured). The access token comes from the credential
   accessor (refreshed ahead of expiry; ``invalid_grant`` marks ``needs_reconnect`` and e-mails).
-* **Apple** — the event calendars' events over the window by CalDAV ``calendar-query``
-  (:class:`shared.providers.apple.caldav.CalDavReader`; discovery cached on the busy head per Apple ID),
-  expanded client-side (:mod:`shared.busy.expand`). Skipped: ``TRANSP:TRANSPARENT``,
+* **Apple** — the event calendars' events over the window, read over CalDAV
+  (:class:`shared.providers.apple.caldav.CalDavReader`; discovery cached on the busy head per Apple ID)
+  only where a calendar's sync-token / ctag moved, into per-calendar snapshots
+  (:mod:`shared.busy.apple`, :mod:`shared.store.caldav_cache`), expanded client-side
+  (:mod:`shared.busy.expand`) at every sync. Skipped: ``TRANSP:TRANSPARENT``,
   ``STATUS:CANCELLED`` and instances the mentor declined (an ``ATTENDEE`` whose address is the
   Apple ID or one of the principal's ``calendar-user-address-set`` with ``PARTSTAT=DECLINED``).
   All-day events block their whole days, and floating times are read, in the mentor's time zone.
@@ -25,6 +27,8 @@ Outcomes:
   ``BUSY_MAX_ATTEMPTS`` receives; then it is acknowledged with the error recorded, and the next
   scheduled poll tries again. The previous blocks stay in every failure case.
 * a permanent refusal (Google: the selected calendar is gone, 4xx) — recorded, acknowledged.
+* a Google sync that fails keeps the connection on the 5-minute poll until one succeeds, even with a
+  live push channel (:mod:`shared.busy.push_first`).
 * a scheduled sync of a connection synced less than ``BUSY_MIN_INTERVAL_S`` ago is skipped
   (a backlog cannot make the same connection sync twice in a row); push and connect syncs always run.
 
@@ -44,6 +48,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.busy.push_first import push_first_outcome
 from shared.platform.observability import logger
 from shared.platform.queue import Received, run_record
 from shared.queues.busy import SyncJob, SyncReason
@@ -73,6 +78,9 @@ class BusySettings(BaseSettings):
     )
     busy_google_qps: float = Field(
         default=5.0, ge=0, description="freeBusy requests per second per container (0: no limit)."
+    )
+    busy_caldav_horizon_days: int = Field(
+        default=7, ge=1, le=60, description="CalDAV reads this far past the window (a calendar is read whole as often)."
     )
 
 
@@ -179,6 +187,7 @@ class BusySync:
     window: timedelta = timedelta(days=60)
     min_interval: timedelta = timedelta(seconds=60)
     http_timeout_s: float = 10.0
+    caldav_horizon: timedelta = timedelta(days=7)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     def handle(self, job: SyncJob) -> str:
@@ -215,11 +224,14 @@ class BusySync:
         except PermanentSyncError as exc:
             self.busy.record_attempt(mentor_id, provider, error=exc.code)
             logger.warning("busy sync refused", extra={"provider": provider.value, "code": exc.code})
+            push_first_outcome(self.store.table, conn, failed=True, was_failing=False, now=now)
             return f"failed:{exc.code}"
         except TransientSyncError as exc:
             self.busy.record_attempt(mentor_id, provider, error=exc.code)
+            push_first_outcome(self.store.table, conn, failed=True, was_failing=False, now=now)
             raise
         current = self.busy.replace(mentor_id, provider, blocks, window=window, read_at=now, caldav=caldav)
+        push_first_outcome(self.store.table, conn, failed=False, was_failing=bool(head and head.error), now=now)
         return f"synced:{len(blocks)}" if current else "superseded"
 
     # -- Google --------------------------------------------------------------------------------
@@ -269,7 +281,9 @@ class BusySync:
     def _apple(
         self, conn: Connection, head: Any, window: tuple[datetime, datetime], mentor: Mentor | None
     ) -> tuple[list[Block], CalDavCache]:
+        from shared.busy.apple import CalendarReader, list_calendars
         from shared.providers.apple import caldav as apple
+        from shared.store.caldav_cache import CalendarCacheStore
         from shared.vault import AppleCredential, VaultError
 
         assert conn.credential is not None
@@ -281,22 +295,21 @@ class BusySync:
             raise PermanentSyncError("bad_credential", "the Apple connection holds another kind of credential")
         apple_id = credential.apple_id
         cached = head.caldav if head is not None and head.caldav and head.caldav.account == apple_id else None
-        tz = _zone_of(mentor)
+        tz, now, caches = _zone_of(mentor), window[0], CalendarCacheStore(self.busy.table)
+        known = cached.calendars if cached else ()
         try:
             with apple.CalDavReader(
                 self.apple_url, apple_id, credential.app_specific_password, timeout_s=self.http_timeout_s
             ) as reader:
-                home = apple.CalDavHome(cached.home_url, cached.addresses) if cached else reader.discover()
-                try:
-                    calendars = reader.calendars(home.home_url)
-                except apple.AppleNotFound:
-                    if cached is None:
-                        raise
-                    home = reader.discover()  # the cached home moved: look again
-                    calendars = reader.calendars(home.home_url)
-                texts: list[str] = []
-                for calendar in calendars:
-                    texts.extend(reader.events(calendar.url, window[0] - CALDAV_PAD, window[1] + CALDAV_PAD))
+                home, calendars = list_calendars(
+                    reader, apple.CalDavHome(cached.home_url, cached.addresses) if cached else None
+                )
+                me = tuple(sorted({apple_id.lower(), *home.addresses}))
+                needed = (window[0] - CALDAV_PAD, window[1] + CALDAV_PAD)
+                reads = CalendarReader(
+                    reader, apple_id, me, needed, self.caldav_horizon, now, tz=getattr(tz, "key", "UTC"),
+                    blocks_of=lambda texts, start, end: ical_busy_blocks(texts, start, end, tz=tz, me=me),
+                ).read(calendars, caches.read(conn.mentor_id, [c.url for c in calendars], now=now), known)  # fmt: skip
         except apple.AppleAuthError:
             self._apple_needs_reconnect(conn)
             raise _Unavailable(ConnectionStatus.NEEDS_RECONNECT) from None
@@ -304,8 +317,11 @@ class BusySync:
             raise TransientSyncError("rate_limited", str(exc), exc.retry_after_s) from None
         except apple.AppleError as exc:
             raise TransientSyncError("unavailable", str(exc)) from None
-        blocks = ical_busy_blocks(texts, window[0], window[1], tz=tz, me={apple_id, *home.addresses})
-        return blocks, CalDavCache(account=apple_id, home_url=home.home_url, addresses=home.addresses)
+        reads.store(caches, conn.mentor_id, now=now)
+        blocks = reads.blocks(*window)
+        logger.info("apple calendars read", extra=dict(reads.kinds) | {"requests": reader.requests})
+        listed = tuple(c.url for c in calendars)
+        return blocks, CalDavCache(account=apple_id, home_url=home.home_url, addresses=home.addresses, calendars=listed)
 
     def _apple_needs_reconnect(self, conn: Connection) -> None:
         """Flag the connection whose password was refused — unless the mentor reconnected meanwhile."""

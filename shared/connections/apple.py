@@ -8,6 +8,7 @@ the credential is sealed and saved. The password never appears in a log or error
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from http import HTTPStatus
 
 from shared.connections.attempts import AppleAttemptLimiter
@@ -20,9 +21,19 @@ from shared.vault import AppleCredential, Vault
 
 
 def connect_apple(
-    store: Store, vault: Vault, mentor_id: str, body: AppleConnectRequest, *, limiter: AppleAttemptLimiter
+    store: Store,
+    vault: Vault,
+    mentor_id: str,
+    body: AppleConnectRequest,
+    *,
+    limiter: AppleAttemptLimiter,
+    on_connected: Callable[[str, Provider, bool], object] | None = None,
 ) -> ConnectionView:
-    """Check the format (no network call on a bad one), the limits, verify by CalDAV discovery, seal and save."""
+    """Check the format (no network call on a bad one), the limits, verify by CalDAV discovery, seal and save.
+
+    ``on_connected(mentor_id, apple, reconnected)`` runs after the save (a reconnect syncs busy times
+    at once; it never raises).
+    """
     from shared.platform.config import BaseFunctionSettings, ProviderSettings, settings
 
     apple_id = body.apple_id.strip()
@@ -61,10 +72,13 @@ def connect_apple(
             connected_at=now,
         )
 
+    before = store.get_connection(mentor_id, Provider.APPLE)
     try:
         saved = save_connection(store, mentor_id, Provider.APPLE, build)
     except ConflictError:
         raise ApiError(HTTPStatus.CONFLICT, "conflict", "The connection changed meanwhile; please retry.") from None
     limiter.succeeded(mentor_id, apple_id)
     logger.info("apple connection saved")
+    if on_connected is not None:
+        on_connected(mentor_id, Provider.APPLE, before is not None)
     return ConnectionView.of(Provider.APPLE, saved)

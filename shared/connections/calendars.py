@@ -2,7 +2,10 @@
 
 * ``GET /connections/google/calendars`` / ``PUT /connections/google/calendar`` —
   :func:`google_calendars`, :func:`select_google_calendar` (writable calendars only).
-* ``DELETE /connections/{provider}[?revoke=true]`` — :func:`disconnect`.
+* ``DELETE /connections/{provider}[?revoke=true]`` — :func:`disconnect` (Microsoft: its Graph
+  subscriptions are deleted first, through ``stop_microsoft``; it has no revocation endpoint).
+
+Microsoft's calendars routes are in :mod:`shared.connections.microsoft`.
 
 Google push channels follow the calendar (:class:`GoogleHooks`, built by :mod:`shared.wiring` over
 :mod:`shared.busy.push`): made sure of after a calendar switch, stopped on disconnect *before* the
@@ -42,14 +45,17 @@ class GoogleHooks:
     stop: Callable[[str], object]
 
 
-def access_token(tokens: CredentialAccessor, mentor_id: str, provider: Provider) -> SecretStr:
-    """A usable access token of the mentor's ``provider`` connection (refreshed ahead of expiry).
+def access_token(
+    tokens: CredentialAccessor, mentor_id: str, provider: Provider, *, reject: SecretStr | None = None
+) -> SecretStr:
+    """A usable access token of the mentor's ``provider`` connection (refreshed ahead of expiry;
+    ``reject``: the token a provider just refused, forcing one refresh).
 
     Goes through :class:`shared.providers.credentials.CredentialAccessor` (one refresh per credential
     across processes, Zoom rotation persisted first, ``invalid_grant`` → ``needs_reconnect``).
     """
     try:
-        return tokens.access_token(mentor_id, provider)
+        return tokens.access_token(mentor_id, provider, reject=reject)
     except ConnectionUnavailable as exc:
         if exc.status is ConnectionStatus.NOT_CONNECTED:
             raise ApiError(HTTPStatus.NOT_FOUND, "not_connected", f"{provider.value} is not connected.") from None
@@ -130,14 +136,25 @@ def select_google_calendar(
 
 
 def disconnect(
-    store: Store, vault: Vault, mentor_id: str, provider: Provider, *, revoke: bool = False, hooks: GoogleHooks
+    store: Store,
+    vault: Vault,
+    mentor_id: str,
+    provider: Provider,
+    *,
+    revoke: bool = False,
+    hooks: GoogleHooks,
+    stop_microsoft: Callable[[str], object] | None = None,
 ) -> None:
-    """Delete the connection and its sealed credential now; optionally revoke at Google / Zoom (best effort)."""
+    """Delete the connection and its sealed credential now; optionally revoke at Google / Zoom (best effort).
+
+    ``stop_microsoft(mentor_id)`` deletes a Microsoft connection's Graph subscriptions while a token
+    still exists (never raises); Microsoft has no revocation endpoint, so ``revoke`` changes nothing there.
+    """
     conn = store.get_connection(mentor_id, provider)
     if conn is None:
         raise ApiError(HTTPStatus.NOT_FOUND, "not_connected", f"{provider.value} is not connected.")
     token: SecretStr | None = None
-    if revoke and provider in OAUTH_PROVIDERS and conn.credential is not None:
+    if revoke and provider in OAUTH_PROVIDERS and provider is not Provider.MICROSOFT and conn.credential is not None:
         try:
             cred = vault.open_credential(conn.credential, mentor_id=mentor_id, provider=provider.value)
         except VaultError as exc:
@@ -148,6 +165,8 @@ def disconnect(
                 token = cred.refresh_token if provider is Provider.GOOGLE and cred.refresh_token else cred.access_token
     if provider is Provider.GOOGLE:
         hooks.stop(mentor_id)  # while a token still exists
+    if provider is Provider.MICROSOFT and stop_microsoft is not None:
+        stop_microsoft(mentor_id)  # likewise
     store.delete_connection(mentor_id, provider)
     logger.info("connection deleted", extra={"provider": provider.value, "revoke": revoke})
     if token is not None:

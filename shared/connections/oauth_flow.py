@@ -1,6 +1,6 @@
-"""OAuth connect for Google and Zoom (PRODUCT.md §2.2, §3): authorize, the provider's callback, complete.
+"""OAuth connect for Google, Zoom and Microsoft (PRODUCT.md §2.2, §3): authorize, the provider's callback, complete.
 
-* ``POST /connections/{google,zoom}/authorize`` — :func:`start_authorization` stores a single-use
+* ``POST /connections/{google,zoom,microsoft}/authorize`` — :func:`start_authorization` stores a single-use
   ``state`` item (``PK=OAUTH#<sha256(state)>``, ``SK=STATE``, TTL 10 minutes) bound to the mentor,
   the provider and the PKCE verifier, and returns the provider's consent URL.
 * ``GET /oauth/{provider}/callback`` — :func:`receive_callback` consumes the state (one conditional
@@ -11,7 +11,7 @@
   failure parks nothing and answers ``?error=<code>``: ``invalid_state``, ``expired_state``,
   ``consent_denied``, ``authorization_failed``, ``exchange_failed``, ``provider_unavailable``,
   ``invalid_request``, ``unknown_provider``.
-* ``POST /connections/{google,zoom}/complete {"pending"}`` — :func:`complete_connection`, called by
+* ``POST /connections/{google,zoom,microsoft}/complete {"pending"}`` — :func:`complete_connection`, called by
   the mentor app in the same browser with the mentor's JWT, consumes the handle (one conditional
   delete) and saves the connection only if the JWT's mentor is the one who started the flow.
   Another mentor → 403 ``oauth_mentor_mismatch`` and the parked tokens are discarded; an unknown,
@@ -71,7 +71,7 @@ def redirect_uri(provider: Provider) -> str:
 
 
 def oauth_client(provider: Provider) -> OAuthClient:
-    """The OAuth client of ``provider`` (Google or Zoom) from settings."""
+    """The OAuth client of ``provider`` (Google, Zoom or Microsoft) from settings."""
     from shared.platform.config import BaseFunctionSettings, ProviderSettings, settings
 
     return OAuthClient(
@@ -276,6 +276,7 @@ def complete_connection(
     handle: str,
     *,
     on_google_connected: Callable[[str], object],
+    on_connected: Callable[[str, Provider, bool], object] | None = None,
     now: datetime | None = None,
 ) -> ConnectionView:
     """``POST /connections/{p}/complete``: store the parked connection if ``mentor_id`` started it.
@@ -283,7 +284,9 @@ def complete_connection(
     The handle is consumed first (one conditional delete), whatever happens next: it is single-use,
     and a handle presented by another mentor is discarded with its tokens (403
     ``oauth_mentor_mismatch``). ``on_google_connected(mentor_id)`` runs after a Google connection
-    is saved (opens its push channel; it never raises).
+    is saved (opens its push channel; it never raises); ``on_connected(mentor_id, provider,
+    reconnected)`` after any (``reconnected``: the mentor had this connection in some status before;
+    it resumes what waited on the connection and never raises).
     """
     now = now or current_time()
     held = consume_pending(store, handle)
@@ -309,10 +312,13 @@ def complete_connection(
             f"This {provider.value} connection was started by another account; it has been discarded. "
             "Connect again from your own account.",
         )
+    before = store.get_connection(mentor_id, provider)
     saved = _save_pending(store, mentor_id, provider, held, now)
     logger.info("oauth connection saved", extra={"provider": provider.value})
     if provider is Provider.GOOGLE:
         on_google_connected(mentor_id)
+    if on_connected is not None:
+        on_connected(mentor_id, provider, before is not None)
     return ConnectionView.of(provider, saved)
 
 
@@ -323,7 +329,7 @@ def _save_pending(store: Store, mentor_id: str, provider: Provider, held: dict[s
 
     def build(existing: Connection | None) -> Connection:
         selected = None
-        if provider is Provider.GOOGLE:
+        if provider in (Provider.GOOGLE, Provider.MICROSOFT):  # a calendar to choose; "primary" = default
             previous = existing.selected_calendar if existing is not None else None
             selected = previous if previous and previous in calendar_ids else "primary"
         return Connection(
@@ -345,7 +351,8 @@ def _save_pending(store: Store, mentor_id: str, provider: Provider, held: dict[s
 
 
 def _read_account(provider: Provider, tokens: TokenSet) -> dict[str, Any]:
-    """Google: e-mail + calendar ids; Zoom: display name + plan type. Failures stop the callback."""
+    """Google: e-mail + calendar ids; Zoom: display name + plan type; Microsoft: mail or UPN + writable
+    calendar ids. Failures stop the callback."""
     if provider is Provider.GOOGLE:
         from shared.providers.google.calendar import GoogleApiError, google_client
 
@@ -358,6 +365,14 @@ def _read_account(provider: Provider, tokens: TokenSet) -> dict[str, Any]:
         ids = {c.id for c in calendars} | {"primary"}
         label = email or "Google account"
         return {"label": label, "account_id": email, "calendar_ids": ids}
+    if provider is Provider.MICROSOFT:
+        from shared.connections.microsoft import read_account
+        from shared.providers.microsoft.errors import MicrosoftApiError
+
+        try:
+            return read_account(tokens.access_token)
+        except MicrosoftApiError as exc:
+            raise CallbackError("provider_unavailable", str(exc)) from None
     from shared.providers.zoom.client import ZoomApiError, zoom_client
 
     try:

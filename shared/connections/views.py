@@ -1,6 +1,6 @@
 """Connections: what the API shows and takes (PRODUCT.md §2.2, §3), and the few rules every connect path shares.
 
-* ``GET /connections`` — :func:`list_connections`: google, zoom and apple, in a fixed order.
+* ``GET /connections`` — :func:`list_connections`: google, zoom, apple and microsoft, in a fixed order.
 * :func:`parse_provider` — a path's provider, or 404 ``unknown_provider``.
 * :func:`save_connection` — create or replace a connection with optimistic locking.
 
@@ -28,7 +28,7 @@ PENDING_TTL_S = 600
 CONNECTIONS_PAGE = "/mentor/settings/connections"
 
 
-OAUTH_PROVIDERS = (Provider.GOOGLE, Provider.ZOOM)
+OAUTH_PROVIDERS = (Provider.GOOGLE, Provider.ZOOM, Provider.MICROSOFT)
 
 
 class ConnectionView(BaseModel):
@@ -67,7 +67,7 @@ class ConnectionsList(BaseModel):
 
 
 def list_connections(store: Store, mentor_id: str) -> ConnectionsList:
-    """Status of google, zoom and apple for ``mentor_id``."""
+    """Status of google, zoom, apple and microsoft for ``mentor_id``."""
     found = {c.provider: c for c in store.list_connections(mentor_id)}
     return ConnectionsList(connections=[ConnectionView.of(p, found.get(p)) for p in Provider])
 
@@ -106,7 +106,7 @@ class AppleConnectRequest(BaseModel):
 
 
 class ChooseCalendarRequest(BaseModel):
-    """Body of ``PUT /connections/google/calendar``."""
+    """Body of ``PUT /connections/{google,microsoft}/calendar``."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
@@ -126,7 +126,7 @@ class CalendarView(BaseModel):
 
 
 class CalendarsList(BaseModel):
-    """Body of ``GET /connections/google/calendars``."""
+    """Body of ``GET /connections/{google,microsoft}/calendars``."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 

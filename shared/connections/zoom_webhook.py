@@ -10,6 +10,8 @@ in constant time, and refuses timestamps more than :data:`SIGNATURE_TOLERANCE_S`
 :func:`handle_zoom_event` then acts on the verified event:
 
 * ``endpoint.url_validation`` → ``{"plainToken", "encryptedToken": hex(HMAC_SHA256(secret, plainToken))}``;
+* ``meeting.deleted`` / ``meeting.updated`` → handed to ``on_meeting_event(event, payload)`` (drift
+  repair, passed in by the composition root: it queues a check if the meeting is one of ours);
 * ``app_deauthorized`` → the mentor(s) connected as that Zoom user lose their Zoom connection and
   its sealed credential at once (``Store.delete_connection``) — unless the deauthorization is older
   than the connection (its ``payload.deauthorization_time``, else ``event_ts``, before the
@@ -33,7 +35,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -54,6 +56,9 @@ SIGNATURE_SCHEME: Final = "v0"
 
 URL_VALIDATION: Final = "endpoint.url_validation"
 APP_DEAUTHORIZED: Final = "app_deauthorized"
+MEETING_EVENTS: Final = frozenset({"meeting.deleted", "meeting.updated"})
+#: Drift repair's hook: ``(event name, payload)`` → whether a check was queued.
+MeetingEventHook = Callable[[str, Mapping[str, Any]], bool]
 
 ZOOM_USER_INDEX_PREFIX: Final = "ZOOMUSER#"
 #: Seen-marker kind of a verified Zoom signature (:class:`shared.store.guards.Guards`).
@@ -231,8 +236,12 @@ def deauthorize_zoom_user(store: Store, zoom_user_id: str, *, happened_at: datet
     return deleted
 
 
-def handle_zoom_event(store: Store, secret: str, event: ZoomEvent) -> dict[str, Any]:
+def handle_zoom_event(
+    store: Store, secret: str, event: ZoomEvent, on_meeting_event: MeetingEventHook | None = None
+) -> dict[str, Any]:
     """Act on a *verified* Zoom event; the JSON body of the 200 answer."""
+    if event.event in MEETING_EVENTS and on_meeting_event is not None:
+        return {"received": True, "checkQueued": on_meeting_event(event.event, event.payload)}
     if event.event == URL_VALIDATION:
         plain = _required_string(event.payload, "plainToken")
         return {"plainToken": plain, "encryptedToken": zoom_encrypted_token(secret, plain)}
@@ -257,6 +266,7 @@ def process_zoom_webhook(
     replays: Guards,
     now: float | None = None,
     tolerance_s: int = SIGNATURE_TOLERANCE_S,
+    on_meeting_event: MeetingEventHook | None = None,
 ) -> dict[str, Any]:
     """Verify, parse and handle one Zoom webhook request (``headers`` keys lower-case).
 
@@ -276,7 +286,7 @@ def process_zoom_webhook(
         logger.warning("zoom webhook replay ignored", extra={"zoom_event": event.event})
         return {"received": True}
     try:
-        return handle_zoom_event(store, secret, event)
+        return handle_zoom_event(store, secret, event, on_meeting_event)
     except Exception:
         replays.forget(SEEN_KIND, seen)  # nothing was done: the same delivery may be retried as is
         raise

@@ -34,6 +34,7 @@ from shared.store import (
     SessionStatus,
     Store,
 )
+from shared.store.meeting_index import MeetingIndex
 from shared.store.meetings import MeetingBusy, MeetingLedger, Reservation
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ class SessionMeetings:
     mailer: Mailer
     app_url: str
     lease_s: float = 120.0
+    index: MeetingIndex | None = None  # where webhooks and the pre-flight find our meetings (drift repair)
 
     # -- the session's meeting -----------------------------------------------------------------
     def _ensure_meeting(self, klass: ClassItem, session: Session) -> MeetingRef:
@@ -116,6 +118,7 @@ class SessionMeetings:
             raise RetryLater("conference creation pending", delay_s=5.0)
         ref = self._record(held, MeetingStatus.CREATED, spec, meeting_id=minted.meeting_id, url=minted.join_url)
         logger.info("meeting created", extra={"session_id": session.session_id, "provider": provider.value})
+        self._index_meeting(klass, session, ref)
         current = self.schedule.get_session(session.session_id)
         if current is not None and current.status is SessionStatus.CANCELLED:
             # Cancelled while we were creating: the session.cancelled job may have found nothing to delete.
@@ -201,6 +204,7 @@ class SessionMeetings:
             return f"moved:provider_{exc.status.value}"
         except MeetingError as exc:
             raise provider_outcome(exc, action="move") from None
+        self._index_meeting(klass, session, meeting)
         return "moved"
 
     def _delete_meeting(self, klass: ClassItem, session: Session, *, require_no_confirmed: bool) -> str:
@@ -223,17 +227,32 @@ class SessionMeetings:
                 return "meeting_left"
             except MeetingError as exc:
                 raise provider_outcome(exc, action="delete") from None
+            if self.index is not None:
+                self.index.drop(klass.meeting_provider, meeting_id)
         self.ledger.finish_delete(session.session_id, ref)
         return "meeting_deleted"
 
     # -- helpers -------------------------------------------------------------------------------
+    def _index_meeting(self, klass: ClassItem, session: Session, ref: MeetingRef) -> None:
+        """(Re)write the meeting's index item at the session's times (:mod:`shared.store.meeting_index`)."""
+        if self.index is None or klass.meeting_provider is None or not ref.meeting_id:
+            return
+        self.index.put(
+            klass.meeting_provider,
+            ref.meeting_id,
+            session_id=session.session_id,
+            mentor_id=klass.mentor_id,
+            start=session.start,
+            end=session.end,
+        )
+
     def _spec(
         self, klass: ClassItem, session: Session, generation: int, *, calendar_id: str | None = None
     ) -> MeetingSpec:
         from shared.providers.meetings import MeetingSpec
 
-        if calendar_id is None and klass.meeting_provider is MeetingProvider.GOOGLE_MEET:
-            conn = self.store.get_connection(klass.mentor_id, Provider.GOOGLE)
+        if calendar_id is None and klass.meeting_provider in (MeetingProvider.GOOGLE_MEET, MeetingProvider.TEAMS):
+            conn = self.store.get_connection(klass.mentor_id, klass.meeting_provider.connection)
             calendar_id = (conn.selected_calendar if conn else None) or "primary"
         return MeetingSpec(
             key=f"{session.session_id}.g{generation}",

@@ -5,7 +5,11 @@ from __future__ import annotations
 from shared.notify.emails import SessionFacts
 from shared.store import Booking, ClassItem, MeetingProvider, Session
 
-PROVIDER_NAMES = {MeetingProvider.GOOGLE_MEET: "Google Meet", MeetingProvider.ZOOM: "Zoom"}
+PROVIDER_NAMES = {
+    MeetingProvider.GOOGLE_MEET: "Google Meet",
+    MeetingProvider.ZOOM: "Zoom",
+    MeetingProvider.TEAMS: "Microsoft Teams",
+}
 
 
 def student(booking: Booking) -> tuple[str, str]:

@@ -13,10 +13,14 @@ harmless:
   link stays), e-mail every confirmed student once per move.
 * ``session.cancelled`` — e-mail the students the session's cancellation took out, delete the
   meeting.
+* ``meeting.check`` / ``calendar.changed`` — drift repair: restore a meeting deleted or moved
+  outside the platform (:mod:`shared.meetings.repair`).
 
 Outcomes the worker cannot fix are recorded, not retried: a provider that is not connected or
 needs reconnecting puts a readable ``meetingStatus`` / ``meetingError`` on the booking and
-e-mails the mentor once per session. Transient trouble raises :class:`RetryLater` (the message
+e-mails the mentor once per session; with ``resumes`` the same write leaves a waiting marker, and
+every ``booking.confirmed`` outcome settles it, so a reconnect re-queues the booking once
+(:mod:`shared.meetings.resume`). Transient trouble raises :class:`RetryLater` (the message
 comes back after ``delay_s``); a permanent provider refusal records its reason on the booking and
 raises :class:`PermanentFailure`, so the message ends in the dead-letter queue after 5 receives.
 
@@ -33,24 +37,29 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from shared.meetings.meeting import SessionMeetings, TokenSource
+from shared.meetings.meeting import TokenSource
 from shared.meetings.messages import facts as _facts
 from shared.meetings.messages import ics as _ics
 from shared.meetings.messages import student as _student
 from shared.meetings.messages import words as _words
 from shared.meetings.outcomes import MeetingsSettings, PermanentFailure, RetryLater
+from shared.meetings.repair import MeetingRepair
+from shared.meetings.resume import Resumes
 from shared.meetings.runner import process_message
 from shared.notify.emails import OutgoingEmail, cancellation_email, confirmation_email, over_capacity_email
 from shared.platform.observability import logger
 from shared.queues.meetings import JobKind, MeetingJob
 from shared.store import Booking, BookingStatus, ClassItem, MeetingStatus, Session, SessionStatus
+from shared.store.waiting import WAITING_REASONS
 
 __all__ = ["MeetingsSettings", "MeetingsWorker", "PermanentFailure", "RetryLater", "TokenSource", "process_message"]
 
 
 @dataclass
-class MeetingsWorker(SessionMeetings):
+class MeetingsWorker(MeetingRepair):
     """Handles one :class:`MeetingJob` at a time; every dependency is passed in (tests plug emulators)."""
+
+    resumes: Resumes | None = None  # bookings waiting on a reconnect (shared.meetings.resume)
 
     def handle(self, job: MeetingJob) -> str:
         """Converge the state ``job`` is about; returns a short outcome label (for logs and metrics)."""
@@ -59,8 +68,18 @@ class MeetingsWorker(SessionMeetings):
             JobKind.BOOKING_CANCELLED: self._booking_cancelled,
             JobKind.SESSION_MOVED: self._session_moved,
             JobKind.SESSION_CANCELLED: self._session_cancelled,
+            JobKind.MEETING_CHECK: self.check_meeting,  # drift repair (shared.meetings.repair)
+            JobKind.CALENDAR_CHANGED: self.calendar_changed,
         }
-        return handlers[job.kind](job)
+        if job.kind is not JobKind.BOOKING_CONFIRMED or self.resumes is None:
+            return handlers[job.kind](job)
+        try:  # a booking that waited on a reconnect settles its resume batch (shared.meetings.resume)
+            outcome = self._booking_confirmed(job)
+        except PermanentFailure:
+            self.resumes.settle(job.mentor_id, job.booking_id or "", "failed:refused")
+            raise
+        self.resumes.settle(job.mentor_id, job.booking_id or "", outcome)
+        return outcome
 
     # -- jobs ----------------------------------------------------------------------------------
     def _booking_confirmed(self, job: MeetingJob) -> str:
@@ -77,9 +96,12 @@ class MeetingsWorker(SessionMeetings):
         meeting = self._ensure_meeting(klass, session)
         if meeting.status is not MeetingStatus.CREATED or not meeting.url:
             code = meeting.reason.split(":", 1)[0] if meeting.reason else "failed"
-            self.ledger.set_booking_meeting(
-                booking.booking_id, status=code, provider=klass.meeting_provider, error=_words(meeting.reason)
-            )
+            if self.resumes is not None and code in WAITING_REASONS:  # with its marker, for the reconnect
+                self.resumes.waiting_for_reconnect(booking, klass, session, code, _words(meeting.reason))
+            else:
+                self.ledger.set_booking_meeting(
+                    booking.booking_id, status=code, provider=klass.meeting_provider, error=_words(meeting.reason)
+                )
             return f"failed:{code}"
         if not self.ledger.set_booking_meeting(
             booking.booking_id,
@@ -154,6 +176,14 @@ class MeetingsWorker(SessionMeetings):
         return "cancelled:" + self._delete_meeting(klass, session, require_no_confirmed=False)
 
     def give_up(self, job: MeetingJob, reason: str) -> str:
+        """:meth:`_give_up`, then a booking that waited on a reconnect settles its resume batch."""
+        outcome = self._give_up(job, reason)
+        if self.resumes is not None and job.kind is JobKind.BOOKING_CONFIRMED:
+            label = "failed:gave_up" if outcome == "gave_up:recorded" else outcome
+            self.resumes.settle(job.mentor_id, job.booking_id or "", label)
+        return outcome
+
+    def _give_up(self, job: MeetingJob, reason: str) -> str:
         """The job's last receive failed too (it goes to the dead-letter queue): record why.
 
         A confirmation whose booking has no link gets ``meetingStatus: failed`` with the reason in

@@ -34,7 +34,12 @@ DEFAULT_SENDER = "noreply@mentor-connections.local"
 MAX_SUBJECT = 250
 CONNECTIONS_PATH = "/mentor/settings/connections"
 
-_DISPLAY_NAMES = {Provider.GOOGLE: "Google", Provider.ZOOM: "Zoom", Provider.APPLE: "Apple"}
+_DISPLAY_NAMES = {
+    Provider.GOOGLE: "Google",
+    Provider.ZOOM: "Zoom",
+    Provider.APPLE: "Apple",
+    Provider.MICROSOFT: "Microsoft 365",
+}
 
 
 def default_sender() -> str:
@@ -43,7 +48,7 @@ def default_sender() -> str:
 
 
 def provider_display_name(provider: Provider | str) -> str:
-    """``"Google"``, ``"Zoom"`` or ``"Apple"``."""
+    """``"Google"``, ``"Zoom"``, ``"Apple"`` or ``"Microsoft 365"``."""
     return _DISPLAY_NAMES[Provider(provider)]
 
 

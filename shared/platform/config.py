@@ -5,6 +5,10 @@ it needs. Provider base URLs are settings too, so the same code talks to the rea
 iCloud endpoints in AWS and to the project's emulators and Radicale on a laptop.
 
 Environment variable names are the field names upper-cased (``TABLE_NAME``, ``KMS_KEY_ID`` …).
+
+Settings classes that some function never reads (:class:`AuthSettings`, :class:`ProviderSettings`:
+not the Stripe webhook) are ``defer_build``: their validator is built when :func:`settings` first
+reads them, so a function that imports this module for its own settings does not build them.
 """
 
 from __future__ import annotations
@@ -59,7 +63,7 @@ class AuthSettings(BaseSettings):
     come from ``JWT_JWKS_URL`` (cached per container for ``JWT_JWKS_TTL_S``).
     """
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False)
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False, defer_build=True)
 
     jwt_issuer: str = ""
     jwt_audience: str = ""
@@ -78,7 +82,7 @@ class AuthSettings(BaseSettings):
 class ProviderSettings(BaseSettings):
     """Provider endpoints and client credentials. Base URLs default to the real providers."""
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False)
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False, defer_build=True)
 
     google_auth_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
     google_token_url: str = "https://oauth2.googleapis.com/token"
@@ -95,6 +99,13 @@ class ProviderSettings(BaseSettings):
     zoom_client_id: str = ""
     zoom_client_secret: SecretStr = SecretStr("")
     zoom_webhook_secret_token: SecretStr = SecretStr("")
+
+    # Microsoft identity platform (multi-tenant ``common`` endpoints) and Graph; no revocation endpoint.
+    microsoft_auth_url: str = "https://login.microsoftonline.com/common/oauth2/v2.0/authorize"
+    microsoft_token_url: str = "https://login.microsoftonline.com/common/oauth2/v2.0/token"
+    microsoft_api_base: str = "https://graph.microsoft.com/v1.0"
+    microsoft_client_id: str = ""
+    microsoft_client_secret: SecretStr = SecretStr("")
 
     apple_caldav_url: str = "https://caldav.icloud.com"
 

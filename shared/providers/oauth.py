@@ -1,7 +1,9 @@
-"""OAuth 2.0 (authorization code + PKCE S256) for Google and Zoom, with authlib.
+"""OAuth 2.0 (authorization code + PKCE S256) for Google, Zoom and Microsoft, with authlib.
 
 authlib builds the authorize URL (PKCE challenge, state), authenticates the client the way each
-provider wants (Google: ``client_secret_post``; Zoom: HTTP Basic) and parses token responses.
+provider wants (Google and Microsoft: ``client_secret_post``; Zoom: HTTP Basic) and parses token
+responses. Microsoft's identity platform wants ``scope`` on the code exchange too (AADSTS900144
+without it) and has no revocation endpoint: disconnect deletes our credential.
 This module adds what a production caller needs around it: timeouts, retries with backoff +
 jitter on 429/5xx honouring ``Retry-After`` (tenacity), typed results holding secrets as
 ``SecretStr``, and errors that never carry a token.
@@ -67,6 +69,8 @@ ZOOM_SCOPES = (
     "meeting:delete:meeting",
     "user:read:user",
 )
+#: Microsoft Graph delegated permissions (PRODUCT.md §2.2); ``offline_access`` brings the refresh token.
+MICROSOFT_SCOPES = ("offline_access", "Calendars.ReadWrite", "User.Read")
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
@@ -111,7 +115,7 @@ class OAuthApp:
 
 
 def oauth_app(provider: Provider, cfg: ProviderSettings) -> OAuthApp:
-    """The OAuth app of ``provider`` (Google or Zoom) from settings."""
+    """The OAuth app of ``provider`` (Google, Zoom or Microsoft) from settings."""
     if provider is Provider.GOOGLE:
         return OAuthApp(
             provider=provider,
@@ -135,6 +139,17 @@ def oauth_app(provider: Provider, cfg: ProviderSettings) -> OAuthApp:
             scopes=ZOOM_SCOPES,
             token_auth="client_secret_basic",
             send_scope=False,
+        )
+    if provider is Provider.MICROSOFT:
+        return OAuthApp(
+            provider=provider,
+            client_id=cfg.microsoft_client_id,
+            client_secret=cfg.microsoft_client_secret,
+            authorize_url=cfg.microsoft_auth_url,
+            token_url=cfg.microsoft_token_url,
+            revoke_url="",  # the identity platform has none
+            scopes=MICROSOFT_SCOPES,
+            token_auth="client_secret_post",
         )
     raise ValueError(f"{provider} does not use OAuth")
 
@@ -259,11 +274,14 @@ class OAuthClient:
 
         def call() -> dict[str, Any]:
             with self._session() as session:
+                # authlib leaves ``scope`` out of a code exchange; Microsoft requires it there.
+                extra = {"scope": " ".join(self.app.scopes)} if self.app.provider is Provider.MICROSOFT else {}
                 token: dict[str, Any] = session.fetch_token(
                     self.app.token_url,
                     grant_type="authorization_code",
                     code=code,
                     code_verifier=code_verifier,
+                    **extra,
                 )
                 return token
 
@@ -286,6 +304,8 @@ class OAuthClient:
 
     def revoke(self, token: SecretStr) -> None:
         """Revoke ``token`` at the provider; an already-invalid token counts as revoked."""
+        if not self.app.revoke_url:
+            raise OAuthError("revoke_unsupported", f"{self.app.provider.value} has no token revocation endpoint")
 
         def call() -> httpx.Response:
             with self._session() as session:

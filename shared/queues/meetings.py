@@ -28,6 +28,8 @@ class JobKind(StrEnum):
     BOOKING_CANCELLED = "booking.cancelled"
     SESSION_MOVED = "session.moved"
     SESSION_CANCELLED = "session.cancelled"
+    MEETING_CHECK = "meeting.check"  # drift repair: verify the session's meeting at its provider
+    CALENDAR_CHANGED = "calendar.changed"  # drift repair: a Google push; check the mentor's changed events
 
 
 class MeetingJob(BaseModel):

@@ -144,6 +144,14 @@ def mentor_plan(store: Store, mentor_id: str) -> Plan:
     return mentor.plan if mentor is not None else Plan.FREE
 
 
+#: How the resolution messages name each video provider.
+_VIDEO_NAMES = {
+    MeetingProvider.GOOGLE_MEET: "Google Meet",
+    MeetingProvider.ZOOM: "Zoom",
+    MeetingProvider.TEAMS: "Microsoft Teams",
+}
+
+
 def resolve_provider(
     requested: MeetingProvider | None, connections: Iterable[Connection]
 ) -> tuple[MeetingProvider, Connection]:
@@ -171,16 +179,19 @@ def resolve_provider(
     if len(usable) == 1:
         return usable[0]
     if usable:
+        named = [_VIDEO_NAMES[p] for p, _ in usable]
+        names = ", ".join(named[:-1]) + " and " + named[-1]
         raise ApiError(
             HTTPStatus.BAD_REQUEST,
             "meeting_provider_required",
-            "Both Google Meet and Zoom are connected: choose meetingProvider.",
+            f"{names} are connected: choose meetingProvider.",
             choices=[p.value for p, _ in usable],
         )
     raise ApiError(
         HTTPStatus.CONFLICT,
         "no_video_provider",
-        "Online classes need Google (Meet) or Zoom connected; Apple Calendar cannot host meetings.",
+        "Online classes need Google (Meet), Zoom or Microsoft 365 (Teams) connected; "
+        "Apple Calendar cannot host meetings.",
         connectUrl=CONNECTIONS_PAGE,
     )
 

@@ -58,13 +58,15 @@ class Block:
 
 
 class CalDavCache(BaseModel):
-    """Apple discovery results kept between syncs (valid for the Apple ID that found them)."""
+    """Apple discovery results kept between syncs (valid for the Apple ID that found them), and the
+    calendars whose snapshots :mod:`shared.store.caldav_cache` holds (so a removed one is dropped)."""
 
     model_config = ConfigDict(frozen=True)
 
     account: str
     home_url: str
     addresses: tuple[str, ...] = ()
+    calendars: tuple[str, ...] = ()
 
 
 class BusyHead(BaseModel):

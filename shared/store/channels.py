@@ -16,6 +16,10 @@ Items (see :mod:`shared.store.schema`)::
   written and deleted together (one transaction).
 * The **retry** item remembers a watch that failed (provider down, token refresh failing) so the
   scheduled renewal tries again (``due``), with backoff and a bounded number of attempts.
+* **Health** (push-first, :mod:`shared.busy.push_first`): the channel item also records when Google's
+  ``sync`` handshake reached the webhook (``confirmed_ms``: proof that deliveries arrive) and when the
+  next safety resync is due (``resync_due_ms``; 0 on a new channel: due at the first poll). The
+  poller reads the live ones with one paged Query (:meth:`ChannelStore.live`).
 
 Every item carries ``ttl`` (a day after the channel expired / the retries give up), so leftovers
 disappear even if nobody cleans them up.
@@ -72,6 +76,8 @@ class PushChannel:
     provider: str = "google"
     created_ms: int = 0
     renew_failures: int = 0  # channel item only: failed renewals so far (backoff)
+    confirmed_ms: int = 0  # channel item only: when Google's "sync" handshake reached the webhook
+    resync_due_ms: int = 0  # channel item only: when the next safety resync is due
 
     @property
     def expires_at(self) -> datetime:
@@ -101,6 +107,8 @@ def _channel_from_item(item: dict[str, Any]) -> PushChannel:
         provider=str(item.get("provider", "google")),
         created_ms=int(item.get("created_ms", 0)),
         renew_failures=int(item.get("renew_failures", 0)),
+        confirmed_ms=int(item.get("confirmed_ms", 0)),
+        resync_due_ms=int(item.get("resync_due_ms", 0)),
     )
 
 
@@ -229,6 +237,43 @@ class ChannelStore:
                 values={":until": int(until_s), ":f": failures},
             )
 
+    def confirm(self, channel_id: str, *, now_ms: int) -> bool:
+        """Record the ``sync`` handshake of a channel (once); ``False`` if gone or already confirmed."""
+        try:
+            self.table.update(
+                channel_pk(channel_id),
+                CHANNEL_SK,
+                expression="SET #c = :now",
+                condition="attribute_exists(PK) AND attribute_not_exists(#c)",
+                names={"#c": "confirmed_ms"},
+                values={":now": now_ms},
+            )
+        except ConflictError:
+            return False
+        return True
+
+    def live(self, after_ms: int, *, page_size: int = 500) -> Iterator[PushChannel]:
+        """Channels expiring after ``after_ms`` (GSI1 Query, paged lazily; eventually consistent)."""
+        yield from self._due(CHANNELS_INDEX, after_ms, page_size, _channel_from_item, op=">")
+
+    def claim_resync(self, channel_id: str, *, now_ms: int, next_ms: int) -> bool:
+        """Take the safety resync that is due (``resync_due_ms <= now``) and set the next one.
+
+        ``False`` when it is not due (another poll took it) or the channel is gone.
+        """
+        try:
+            self.table.update(
+                channel_pk(channel_id),
+                CHANNEL_SK,
+                expression="SET #r = :next",
+                condition="attribute_exists(PK) AND (attribute_not_exists(#r) OR #r <= :now)",
+                names={"#r": "resync_due_ms"},
+                values={":next": next_ms, ":now": now_ms},
+            )
+        except ConflictError:
+            return False
+        return True
+
     def claim_push_sync(self, channel: PushChannel, *, now_ms: int, window_ms: int, margin_ms: int) -> bool:
         """Coalesce pushes: ``True`` if this push must queue a sync due at ``now + window``.
 
@@ -292,13 +337,13 @@ class ChannelStore:
         yield from self._due(RETRY_INDEX, before_ms, page_size, _retry_from_item)
 
     # -- plumbing ------------------------------------------------------------------------------
-    def _due(self, partition: str, before_ms: int, page_size: int, build: Any) -> Iterator[Any]:
+    def _due(self, partition: str, bound_ms: int, page_size: int, build: Any, *, op: str = "<") -> Iterator[Any]:
         kwargs: dict[str, Any] = {
             "TableName": self.table.name,
             "IndexName": GSI1,
-            "KeyConditionExpression": "#pk = :pk AND #sk < :bound",
+            "KeyConditionExpression": f"#pk = :pk AND #sk {op} :bound",
             "ExpressionAttributeNames": {"#pk": "GSI1PK", "#sk": "GSI1SK"},
-            "ExpressionAttributeValues": to_item({":pk": partition, ":bound": _ms_key(before_ms, "")}),
+            "ExpressionAttributeValues": to_item({":pk": partition, ":bound": _ms_key(bound_ms, "")}),
             "Limit": page_size,
         }
         while True:

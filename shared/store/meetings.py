@@ -199,6 +199,23 @@ class MeetingLedger:
         self._write_meeting(session_id, done, "#m.#st = :deleting", {":deleting": MeetingStatus.DELETING.value})
         return done
 
+    def mark_gone(self, session_id: str, ref: MeetingRef, reason: str) -> bool:
+        """The created meeting ``ref`` vanished at the provider: ``deleted`` (the next reserve mints
+        generation + 1, a new provider id). Conditional on the ledger still naming that meeting, so
+        two repairs of one deletion re-create once; ``False`` if something else changed it first."""
+        gone = ref.model_copy(update={"status": MeetingStatus.DELETED, "url": None, "reason": reason})
+        try:
+            self._write_meeting(
+                session_id,
+                gone.model_copy(update={"updated_at": utcnow()}),
+                "#m.#st = :created AND #m.#mid = :mid",
+                {":created": MeetingStatus.CREATED.value, ":mid": ref.meeting_id},
+                {"#mid": "meeting_id"},
+            )
+        except ConflictError:
+            return False
+        return True
+
     def _write_meeting(
         self,
         session_id: str,

@@ -18,6 +18,7 @@ class Provider(StrEnum):
     GOOGLE = "google"
     ZOOM = "zoom"
     APPLE = "apple"
+    MICROSOFT = "microsoft"
 
 
 class ConnectionStatus(StrEnum):
@@ -103,11 +104,14 @@ class MeetingProvider(StrEnum):
 
     GOOGLE_MEET = "google_meet"
     ZOOM = "zoom"
+    TEAMS = "teams"
 
     @property
     def connection(self) -> Provider:
         """The connection that mints this provider's meetings."""
-        return Provider.GOOGLE if self is MeetingProvider.GOOGLE_MEET else Provider.ZOOM
+        if self is MeetingProvider.GOOGLE_MEET:
+            return Provider.GOOGLE
+        return Provider.MICROSOFT if self is MeetingProvider.TEAMS else Provider.ZOOM
 
 
 class SessionStatus(StrEnum):

@@ -38,6 +38,14 @@ Key design (all keys are strings)::
     timeline hour bucket       MENTOR#<mentorId>     TIMELINE#<UTC hour>     -   (version, spans of private
                                                                              sessions {bookingId: {s, e, sid}};
                                                                              ``ttl`` = hour + 1 day)
+    waiting for a reconnect    MENTOR#<mentorId>     WAITING#<bookingId>     -   (provider, session, reason; written in
+                                                                             one transaction with the booking's
+                                                                             needs_reconnect / not_connected; claim
+                                                                             resume_id + queued_at; ``ttl`` = session
+                                                                             end + 30 days; see shared.store.waiting)
+    resume batch               MENTOR#<mentorId>     RESUME#<provider>#<resumeId>  -   (pending / created / waiting /
+                                                                             failed / dropped booking-id sets, started
+                                                                             list, summary_sent_at; ``ttl`` = + 30 days)
     feed token lookup          FEED#<sha256(token)>  FEED                    -   (mentor_id; see shared.feed.service)
     mentor's feed              MENTOR#<mentorId>     FEED                    -   (token_hash, sealed_token: the vault's
                                                                              blob for (mentor, "feed"), rotated_at)
@@ -47,6 +55,15 @@ Key design (all keys are strings)::
     busy chunk                 MENTOR#<mentorId>     BUSY#<provider>#v<version>#<nnn>  -   (zlib of packed UTC
                                                                              second pairs, ≤ 40,000 blocks per chunk;
                                                                              see shared.store.busy)
+    CalDAV calendar cache      MENTOR#<mentorId>     CALDAV#<sha256(url)[:32]>  -   (sync-token / ctag read before
+                                                                             the objects, range, zlib of the busy-
+                                                                             relevant objects and blocks; ``ttl`` 30 d;
+                                                                             see shared.store.caldav_cache)
+    meeting ref (drift repair) MEETREF#<provider>#<meetingId>  MEETREF  PREFLIGHT#<UTC start day> /
+                                                                             <start ms:013d>#<sessionId>  (session,
+                                                                             mentor, the start / end we last wrote,
+                                                                             preflight_at; ``ttl`` = end + 1 day;
+                                                                             see shared.store.meeting_index)
     (``ttl`` expires short-lived items such as OAuth state, and busy items 30 days after the last sync)
 
 Access patterns:
@@ -106,7 +123,25 @@ Access patterns:
                                                                 booking, hold
     35. Private spans of a window (GET /slots, warnings)        Query PK=MENTOR#id, SK BETWEEN TIMELINE#<h0>
                                                                 AND TIMELINE#<h1>
-(see :mod:`shared.store.timeline`, :mod:`shared.store.schedule`, :mod:`shared.schedule.payments`,
+    36. Record a booking waiting for a reconnect with its marker TransactWriteItems: Update booking (status =
+                                                                CONFIRMED) + Put PK=MENTOR#id, SK=WAITING#bid
+    37. A reconnect's waiting bookings (no table scan)          Query PK=MENTOR#id, SK begins_with WAITING#
+                                                                (consistent; the reconnected provider's kept)
+    38. Re-queue once / settle / one summary                    UpdateItem marker if no live resume_id; UpdateItem
+                                                                batch DELETE pending ADD <outcome> if pending
+                                                                contains it; SET summary_sent_at if pending gone
+    39. The booking no longer waits                             DeleteItem PK=MENTOR#id, SK=WAITING#bid, ALL_OLD
+    40. Is this provider meeting ours, and of which session     GetItem  PK=MEETREF#<provider>#<id>, SK=MEETREF
+        (Zoom meeting webhooks; Google push → changed events)
+    41. Meetings starting within 24 h (pre-flight, paged)       Query    GSI1 GSI1PK=PREFLIGHT#<day> (today, tomorrow),
+                                                                GSI1SK BETWEEN <now ms># AND <now + 24 h ms>#~
+    42. Verify a meeting once                                   UpdateItem SET preflight_at if absent, start as read
+    43. Send a repair e-mail to the mentor once                 UpdateItem session ADD repair_notes if NOT contains
+    44. An Apple connection's calendar caches (busy sync)       BatchGetItem PK=MENTOR#id, SK=CALDAV#<hash> per listed
+                                                                calendar; PutItem if read_at is older; DeleteItem
+                                                                for a calendar no longer listed
+(see :mod:`shared.store.caldav_cache`, :mod:`shared.store.waiting`, :mod:`shared.store.meeting_index`,
+:mod:`shared.store.timeline`, :mod:`shared.store.schedule`, :mod:`shared.schedule.payments`,
 :mod:`shared.store.channels`, :mod:`shared.feed.service` and :mod:`shared.store.busy`)
 """
 

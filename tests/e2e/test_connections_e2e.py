@@ -176,10 +176,13 @@ def test_connect_apple_then_list_all_three(
     assert resp.status_code == 201, resp.text
     assert resp.json()["status"] == "connected"
     assert resp.json()["accountLabel"] == f"Connected as {apple_id}"
-    # And the list shows all three connected with "Connected as" labels
+    # And the list shows all three connected with "Connected as" labels (Microsoft, not connected, last)
     views = _views(api, headers)
-    assert {p: v["status"] for p, v in views.items()} == dict.fromkeys(("google", "zoom", "apple"), "connected")
-    assert all(v["accountLabel"].startswith("Connected as ") for v in views.values())
+    assert {p: v["status"] for p, v in views.items()} == {
+        **dict.fromkeys(("google", "zoom", "apple"), "connected"),
+        "microsoft": "not_connected",
+    }
+    assert all(views[p]["accountLabel"].startswith("Connected as ") for p in ("google", "zoom", "apple"))
     assert not any(PASSWORD in seen for seen in recorder.seen)
 
 

@@ -18,7 +18,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "index": set(),
         "vault": True,
         "email": True,
-        "secrets": {"GoogleClientSecret", "ZoomClientSecret"},
+        "secrets": {"GoogleClientSecret", "ZoomClientSecret", "MicrosoftClientSecret"},
         "queues": {"Meetings", "Sync"},
     },
     "oauth_callback": {
@@ -26,7 +26,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "index": set(),
         "vault": True,
         "email": False,
-        "secrets": {"GoogleClientSecret", "ZoomClientSecret"},
+        "secrets": {"GoogleClientSecret", "ZoomClientSecret", "MicrosoftClientSecret"},
         "queues": set(),
     },
     "classes_api": {
@@ -51,7 +51,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "vault": False,
         "email": False,
         "secrets": {"ZoomWebhookSecretToken"},
-        "queues": {"Sync"},
+        "queues": {"Sync", "Meetings"},  # drift repair: Zoom meeting events and Google pushes queue checks
     },
     "calendar_feed": {
         "table": {"GetItem", "Query"},
@@ -66,7 +66,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "index": {"Query"},
         "vault": True,
         "email": True,
-        "secrets": {"GoogleClientSecret", "ZoomClientSecret"},
+        "secrets": {"GoogleClientSecret", "ZoomClientSecret", "MicrosoftClientSecret"},
         "queues": set(),
     },
     "calendar_poll": {
@@ -75,7 +75,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "vault": True,
         "email": True,
         "secrets": {"GoogleClientSecret"},
-        "queues": {"Sync"},
+        "queues": {"Sync", "Meetings"},  # the pre-flight queues meeting checks
     },
     "busy_sync": {
         "table": {"GetItem", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem"},

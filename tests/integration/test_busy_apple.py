@@ -313,7 +313,8 @@ def test_provider_trouble_is_transient_and_keeps_the_previous_blocks(
     def limited(self: Any, *_: Any) -> Any:
         raise apple.AppleRateLimited("slow down", retry_after_s=42)
 
-    monkeypatch.setattr(apple.CalDavReader, "events", limited)
+    # (an unchanged calendar costs only the calendar list, so that is the request refused)
+    monkeypatch.setattr(apple.CalDavReader, "calendars", limited)
     with pytest.raises(TransientSyncError) as caught:
         worker(SPRING + timedelta(minutes=5)).handle(mentor.job)
     assert (caught.value.code, caught.value.delay_s) == ("rate_limited", 42)

@@ -160,6 +160,9 @@ def faulty(providers: Providers, provider_env: pytest.MonkeyPatch) -> Iterator[P
     provider_env.setenv("BUSY_RETRY_DELAY_S", "1")
     provider_env.setenv("BUSY_MAX_ATTEMPTS", "3")
     provider_env.setenv("BUSY_MIN_INTERVAL_S", "0")
+    # Every poll syncs every Google connection here too (push-first off): the faults are meant to hit
+    # the scheduled Google syncs, not only the pushes (push-first: tests/e2e/test_push_first_e2e.py).
+    provider_env.setenv("GOOGLE_SAFETY_RESYNC_H", "0")
     wiring.reset()
     with short_lived_tokens(providers, SHORT_TOKEN_TTL_S):
         try:

@@ -499,7 +499,7 @@ def test_no_canary_reaches_a_log_a_response_an_email_a_stored_attribute_or_a_que
 
         # -- list, calendars, switch to the Teaching calendar (a new push channel) ----------------------
         views = {c["provider"]: c["status"] for c in story.ok(api.get("/connections", headers=headers))["connections"]}
-        assert views == dict.fromkeys(("google", "zoom", "apple"), "connected")
+        assert views == {**dict.fromkeys(("google", "zoom", "apple"), "connected"), "microsoft": "not_connected"}
         calendars = story.ok(api.get("/connections/google/calendars", headers=headers))["calendars"]
         teaching = f"teaching-{google_email}"
         assert teaching in {c["id"] for c in calendars}

@@ -37,6 +37,8 @@ WHO: dict[str, str] = {
     "POST /connections/apple": "mentor",
     "GET /connections/google/calendars": "mentor",
     "PUT /connections/google/calendar": "mentor",
+    "GET /connections/microsoft/calendars": "mentor",
+    "PUT /connections/microsoft/calendar": "mentor",
     "DELETE /connections/{provider}": "mentor",
     "GET /mentors/me/busy": "mentor",
     "GET /mentors/me/feed": "mentor",

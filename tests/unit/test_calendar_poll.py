@@ -124,8 +124,9 @@ def test_the_handler_answers_the_scheduled_event(
 
 
 def test_maintenance_tasks_name_the_google_channel_renewal(monkeypatch: pytest.MonkeyPatch) -> None:
-    task, sweep = wiring.maintenance_tasks()
-    assert (task.name, sweep.name) == ("renew_google_channels", "expire_seat_holds")
+    task, sweep, preflight = wiring.maintenance_tasks()
+    names = (task.name, sweep.name, preflight.name)
+    assert names == ("renew_google_channels", "expire_seat_holds", "preflight_meetings")
     # Running it renews, through the Google push service the composition root builds, what expires
     # within GOOGLE_CHANNEL_RENEW_BEFORE_S
     calls: list[tuple[float, float]] = []
@@ -196,7 +197,7 @@ def test_the_seat_hold_sweep_runs_with_the_configured_look_back(monkeypatch: pyt
 
     monkeypatch.setattr("shared.schedule.holds.sweep", sweep)
     monkeypatch.setattr(wiring, "schedule", object)
-    _, task = wiring.maintenance_tasks()
+    _, task, _ = wiring.maintenance_tasks()
     # Then it sweeps the configured hours through the composition root's schedule store
     assert task.run() == "swept"
     assert seen == [6]

@@ -108,11 +108,16 @@ def _install_reads(bp: Blueprint, state: GoogleState) -> None:
 
 
 def _listed(state: GoogleState, cal: GoogleCalendar, tmin: datetime | None, tmax: datetime | None) -> list[JSONDict]:
-    show_deleted = request.args.get("showDeleted") == "true"
+    # updatedMin: only events modified since; "entries deleted since this time will always be
+    # included regardless of showDeleted" (events.list reference).
+    updated_min = parse_rfc3339(request.args["updatedMin"]) if request.args.get("updatedMin") else None
+    show_deleted = request.args.get("showDeleted") == "true" or updated_min is not None
     items = []
     for rec in state.events.get(cal.id, {}).values():
         res = rec.resource
         if res.get("status") == "cancelled" and not show_deleted:
+            continue
+        if updated_min is not None and (parse_rfc3339(str(res.get("updated", ""))) or updated_min) < updated_min:
             continue
         s = when_to_utc(res.get("start", {}), cal.time_zone)
         e = when_to_utc(res.get("end", {}), cal.time_zone)

@@ -4,7 +4,8 @@ Listing lives in :mod:`.meetings_list`.
 
 Rules: creates (and, with ``daily_cap_counts_updates``, updates) count against the host's daily
 cap; a refused write leaves the meeting as it was and gives the count back; update and delete
-answer 204; deleted meetings are kept aside for the admin API.
+answer 204 and send ``meeting.updated`` / ``meeting.deleted`` to a subscribed app
+(:mod:`.meeting_events`); deleted meetings are kept aside for the admin API.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from devstack.emulators.common import (
     rfc3339_seconds,
     zone,
 )
-from devstack.emulators.zoom import guards
+from devstack.emulators.zoom import guards, meeting_events
 from devstack.emulators.zoom.errors import zoom_error
 from devstack.emulators.zoom.model import DEFAULT_MEETING_SETTINGS, ZoomUser, cap_day, start_time_utc
 from devstack.emulators.zoom.state import ZoomState
@@ -98,7 +99,9 @@ def _install_by_id(bp: Blueprint, state: ZoomState) -> None:
                 if counts:
                     state.daily_counts[(user.id, cap_day(state.now()))] -= 1
                 raise
-            return empty_response(204)
+            event = meeting_events.updated_payload(state, before, m, user)
+        meeting_events.emit(state, event)  # like Zoom: API changes are reported too
+        return empty_response(204)
 
     @bp.delete("/meetings/<meeting_id>")
     def delete_meeting(meeting_id: str) -> ResponseReturnValue:
@@ -107,7 +110,9 @@ def _install_by_id(bp: Blueprint, state: ZoomState) -> None:
             m = guards.meeting_for(state, user, meeting_id)
             mid = int(m["id"])
             state.deleted_meetings[mid] = state.meetings.pop(mid)
-            return empty_response(204)
+            event = meeting_events.deleted_payload(state, m, user)
+        meeting_events.emit(state, event)
+        return empty_response(204)
 
 
 def _new_meeting(state: ZoomState, host: ZoomUser, body: Mapping[str, Any], now: float) -> JSONDict:

@@ -235,6 +235,10 @@ class ZoomSettings:
     strict_types: bool = True
     web_base: str = "https://zoom.us"
     auto_create_users: bool = True
+    # The app's Event Notification Endpoint URL subscribed to meeting.deleted / meeting.updated
+    # (empty: not subscribed) and the client whose webhook secret token signs them (meeting_events.py).
+    meeting_events_url: str = ""
+    meeting_events_client_id: str = ""
 
 
 def cap_day(ts: float) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 from flask import Flask
 
 from devstack.emulators.common import JSONDict, OAuthEmulator, ProviderSpec, create_oauth_app, run_standalone
-from devstack.emulators.zoom import meetings, meetings_list, users, webhooks
+from devstack.emulators.zoom import meeting_events, meetings, meetings_list, users, webhooks
 from devstack.emulators.zoom.errors import fault_responder
 from devstack.emulators.zoom.model import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, ZoomClient, ZoomSettings, ZoomUser
 from devstack.emulators.zoom.oauth import ZoomOAuth
@@ -24,7 +24,13 @@ SPEC = ProviderSpec(
     state=ZoomState,
     oauth=ZoomOAuth,
     fault_responder=fault_responder,
-    blueprints=(users.blueprint, meetings_list.blueprint, meetings.blueprint, webhooks.blueprint),
+    blueprints=(
+        users.blueprint,
+        meetings_list.blueprint,
+        meetings.blueprint,
+        webhooks.blueprint,
+        meeting_events.blueprint,
+    ),
     env_prefix="ZOOM_",
     default_client_id=DEFAULT_CLIENT_ID,
     default_client_secret=DEFAULT_CLIENT_SECRET,
@@ -91,6 +97,22 @@ class ZoomEmulator(OAuthEmulator[ZoomClient]):
         if revoke:
             self.state.revoke_user(email)
         return send_webhook(self.state, url, deauthorization_payload(self.state, user, client_id), secret)
+
+    def subscribe_meeting_events(self, url: str, client_id: str = DEFAULT_CLIENT_ID) -> None:
+        """Send ``meeting.deleted`` / ``meeting.updated`` of every meeting change to ``url`` ("" stops)."""
+        self.configure(meeting_events_url=url, meeting_events_client_id=client_id)
+
+    def host_delete_meeting(self, meeting_id: int | str) -> JSONDict:
+        """The host deletes the meeting in Zoom (not through the app): ``meeting.deleted`` follows."""
+        return meeting_events.host_delete(self.state, int(meeting_id))
+
+    def host_update_meeting(self, meeting_id: int | str, **changes: Any) -> JSONDict | None:
+        """The host edits the meeting in Zoom (e.g. ``start_time="2027-01-05T10:00:00Z"``): ``meeting.updated``."""
+        return meeting_events.host_update(self.state, int(meeting_id), changes)
+
+    def wait_webhooks(self, timeout: float = 10.0) -> bool:
+        """Wait for meeting events in flight to be delivered."""
+        return meeting_events.wait_idle(timeout)
 
     # reads ----------------------------------------------------------------------------------
 

@@ -4,9 +4,13 @@ iCloud has no OAuth for calendars: the mentor gives an Apple ID and an app-speci
 We check the password's shape before any network call, then run CalDAV principal discovery
 (``current-user-principal`` → ``calendar-home-set`` → calendars) with the caldav library.
 
-The busy-time sync (:class:`CalDavReader`) lists the event calendars and asks each for the events
-of a time window with a ``calendar-query`` REPORT; :mod:`shared.busy.sync` expands and filters them.
-The request bodies and the multistatus parsing are in :mod:`.dav` (re-exported here).
+The busy-time sync (:class:`CalDavReader`) lists the event calendars with their ``sync-token`` and
+``getctag``, and reads only the calendars whose marker moved: RFC 6578 ``sync-collection`` (what
+changed since a token; an expired token is :class:`AppleSyncTokenInvalid`) and ``calendar-multiget``
+(those objects), or ``calendar-query`` (a time window, whole or etags only). The decisions and the
+cache are :mod:`shared.busy.apple`'s; the request bodies and the multistatus parsing are in
+:mod:`.dav` (re-exported here). Every request is bounded: at most :data:`MULTIGET_BATCH` objects a
+multiget, :data:`MAX_SYNC_PAGES` truncated sync pages, the client's timeout.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
@@ -26,14 +31,27 @@ from shared.providers.apple.dav import (
     DAV_NS,
     AppleCalendar,
     CalDavHome,
+    CalendarObject,
     DavResource,
+    SyncChanges,
     calendar_data,
     calendar_home,
+    calendar_objects,
     calendar_query_body,
     event_calendars,
+    multiget_body,
     parse_multistatus,
     principal_url,
+    sync_changes,
+    sync_collection_body,
 )
+
+#: Objects asked for in one ``calendar-multiget``.
+MULTIGET_BATCH = 100
+#: Truncated ``sync-collection`` answers followed (each with the token it gave) before giving up.
+MAX_SYNC_PAGES = 10
+#: Event calendars read per Apple ID (more are left out, logged).
+MAX_CALENDARS = 100
 
 __all__ = [
     "APPLE_ID",
@@ -48,12 +66,16 @@ __all__ = [
     "AppleFormatError",
     "AppleNotFound",
     "AppleRateLimited",
+    "AppleSyncTokenInvalid",
     "AppleUnavailableError",
     "CalDavHome",
     "CalDavReader",
+    "CalendarObject",
     "DavResource",
+    "SyncChanges",
     "calendar_data",
     "calendar_home",
+    "calendar_objects",
     "calendar_query_body",
     "check_format",
     "discover",
@@ -180,6 +202,21 @@ class AppleNotFound(AppleError):
     code = "apple_not_found"
 
 
+class AppleSyncTokenInvalid(AppleError):
+    """The server no longer knows the sync-token (403/409/412 ``DAV:valid-sync-token``), cannot page
+    the changes, or refuses ``sync-collection`` (``DAV:supported-report``): read the calendar anew."""
+
+    code = "apple_sync_token_invalid"
+
+    def __init__(self, message: str, *, unsupported: bool = False) -> None:
+        super().__init__(message)
+        self.unsupported = unsupported
+
+
+_VALID_SYNC_TOKEN = "{DAV:}valid-sync-token"
+_SUPPORTED_REPORT = "{DAV:}supported-report"
+
+
 class CalDavReader:
     """Read-only CalDAV session of one Apple ID (use as a context manager; closes the HTTP session)."""
 
@@ -212,13 +249,18 @@ class CalDavReader:
         except Exception:  # closing is best effort
             return
 
-    def _send(self, method: str, url: str, body: str, depth: int) -> list[DavResource]:
+    def _send(self, method: str, url: str, body: str, depth: int | None) -> list[DavResource]:
+        return parse_multistatus(self._tree(method, url, body, depth), url)
+
+    def _tree(self, method: str, url: str, body: str, depth: int | None, *, sync: bool = False) -> Any:
+        """Send one request; the 207 answer's parsed XML root. Errors become ``AppleError`` subclasses
+        (``sync``: a 400 / 501 means the server does not do ``sync-collection`` there)."""
         from caldav.lib import error as caldav_error
 
         self.requests += 1
         try:
             if method == "PROPFIND":
-                response = self._client.propfind(url, body, depth=depth)
+                response = self._client.propfind(url, body, depth=depth or 0)
             else:
                 response = self._client.report(url, body, depth=depth)
         except caldav_error.RateLimitError as exc:
@@ -227,6 +269,7 @@ class CalDavReader:
         except caldav_error.AuthorizationError as exc:
             if getattr(exc, "status", None) == 401 or _is_401(exc):
                 raise AppleAuthError(AUTH_FAILED_MESSAGE) from None
+            _raise_if_sync_refused(exc.preconditions)
             raise AppleUnavailableError("iCloud refused access to a calendar collection.") from None
         except caldav_error.DAVError as exc:
             raise AppleUnavailableError(f"iCloud CalDAV error: {type(exc).__name__}") from None
@@ -235,9 +278,13 @@ class CalDavReader:
         status = int(getattr(response, "status", 0) or 0)
         if status in (404, 410):
             raise AppleNotFound(f"iCloud has no collection at the {method} URL (HTTP {status}).")
+        if status in (409, 412):  # RFC 6578 §3.2 names 403; some servers answer 409 / 412 (Xandikos)
+            _raise_if_sync_refused(caldav_error.parse_preconditions(getattr(response, "_raw", None)))
+        if sync and status in (400, 501):
+            raise AppleSyncTokenInvalid(f"sync-collection answered HTTP {status}", unsupported=True)
         if status != 207 or getattr(response, "tree", None) is None:
             raise AppleUnavailableError(f"iCloud answered {method} with HTTP {status}.")
-        return parse_multistatus(response.tree, url)
+        return response.tree
 
     def discover(self) -> CalDavHome:
         """Principal discovery: ``current-user-principal``, then its calendar home and addresses."""
@@ -250,9 +297,60 @@ class CalDavReader:
         return home
 
     def calendars(self, home_url: str) -> list[AppleCalendar]:
-        """The event calendars under the home (Depth 1)."""
-        return event_calendars(self._send("PROPFIND", home_url, _CALENDARS_BODY, 1))
+        """The event calendars under the home (Depth 1), with their sync-tokens and ctags."""
+        found = event_calendars(self._send("PROPFIND", home_url, _CALENDARS_BODY, 1))
+        if len(found) > MAX_CALENDARS:
+            from shared.platform.observability import logger
+
+            logger.warning("apple calendars left out", extra={"calendars": len(found), "kept": MAX_CALENDARS})
+        return found[:MAX_CALENDARS]
 
     def events(self, calendar_url: str, start: datetime, end: datetime) -> list[str]:
         """The calendar objects (iCalendar texts) with a VEVENT overlapping ``[start, end)``."""
         return calendar_data(self._send("REPORT", calendar_url, calendar_query_body(start, end), 1))
+
+    def objects(self, calendar_url: str, start: datetime, end: datetime, *, data: bool = True) -> list[CalendarObject]:
+        """The objects with a VEVENT overlapping ``[start, end)``: URL, etag and (``data``) busy fields."""
+        body = calendar_query_body(start, end, data=data)
+        return calendar_objects(self._send("REPORT", calendar_url, body, 1), calendar_url)
+
+    def multiget(self, calendar_url: str, urls: list[str]) -> list[CalendarObject]:
+        """The named objects of the calendar (busy fields), :data:`MULTIGET_BATCH` a request; objects
+        gone meanwhile are left out."""
+        found: list[CalendarObject] = []
+        host = urlsplit(calendar_url).netloc
+        for at in range(0, len(urls), MULTIGET_BATCH):
+            hrefs = [u if urlsplit(u).netloc != host else urlsplit(u).path for u in urls[at : at + MULTIGET_BATCH]]
+            # RFC 4791 §7.9: no Depth header on a multiget
+            found.extend(calendar_objects(self._send("REPORT", calendar_url, multiget_body(hrefs), None), calendar_url))
+        return found
+
+    def changes(self, calendar_url: str, token: str) -> SyncChanges:
+        """What changed in the calendar since ``token`` (RFC 6578 ``sync-collection``, Depth 0), truncated
+        answers followed up to :data:`MAX_SYNC_PAGES`. Raises :class:`AppleSyncTokenInvalid`."""
+        changed: dict[str, str | None] = {}
+        removed: set[str] = set()
+        for _ in range(MAX_SYNC_PAGES):
+            answer = self._tree("REPORT", calendar_url, sync_collection_body(token), 0, sync=True)
+            page = sync_changes(answer, calendar_url)
+            for url in page.removed:
+                changed.pop(url, None)
+                removed.add(url)
+            for url, etag in page.changed.items():
+                removed.discard(url)
+                changed[url] = etag
+            if page.token is None:
+                raise AppleSyncTokenInvalid("the sync-collection answer carried no sync-token")
+            if not page.truncated:
+                return SyncChanges(changed, removed, page.token)
+            if page.token == token:
+                break
+            token = page.token
+        raise AppleSyncTokenInvalid("the sync-collection answer stayed truncated")
+
+
+def _raise_if_sync_refused(preconditions: list[str]) -> None:
+    if _VALID_SYNC_TOKEN in preconditions:
+        raise AppleSyncTokenInvalid("the server no longer knows this sync-token")
+    if _SUPPORTED_REPORT in preconditions:
+        raise AppleSyncTokenInvalid("the server does not support sync-collection here", unsupported=True)

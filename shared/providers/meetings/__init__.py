@@ -3,7 +3,7 @@
 This package is the provider-neutral part: :class:`MeetingSpec`, :class:`MintedMeeting`, the
 :class:`MeetingsClient` protocol and the :class:`MeetingError` family (defined in :mod:`.base`,
 with the one mapping of an HTTP error answer to it), and the :func:`meetings_client` factory.
-Two adapters implement :class:`MeetingsClient`:
+Three adapters implement :class:`MeetingsClient`:
 
 * :class:`shared.providers.google.meet.GoogleMeetings` — an event on the mentor's selected
   calendar with a Google Meet link (``conferenceData.createRequest``, ``conferenceDataVersion=1``,
@@ -15,6 +15,9 @@ Two adapters implement :class:`MeetingsClient`:
   (``ref:<key>``); :meth:`find` lists the user's scheduled meetings and matches it, and
   :meth:`create` looks before it creates — and again before it re-posts after an answer that got
   lost (5xx, timeout), since the first POST may have made the meeting.
+* :class:`shared.providers.microsoft.teams.TeamsMeetings` — an event on the mentor's selected Outlook
+  calendar with a Teams link (``isOnlineMeeting``, ``teamsForBusiness``). Idempotent through a
+  ``transactionId`` derived from the session key: Graph answers a repeated create with the same event.
 
 Every call has a timeout and retries 429/5xx/transport errors in-process with backoff, full
 jitter and ``Retry-After`` (Zoom's create POST only as described above) — but only short waits:
@@ -24,6 +27,8 @@ instead of sleeping. Messages never hold the access token.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from shared.platform.once import once_per
 from shared.providers.meetings.base import (
@@ -35,6 +40,9 @@ from shared.providers.meetings.base import (
     MintedMeeting,
 )
 from shared.store.models import MeetingProvider
+
+if TYPE_CHECKING:
+    from shared.platform.config import ProviderSettings
 
 __all__ = [
     "MAX_INLINE_WAIT_S",
@@ -60,8 +68,14 @@ def meetings_client(provider: MeetingProvider) -> MeetingsClient:
     which = MeetingProvider(provider)
     cfg = settings(ProviderSettings)
     timeout_s = settings(BaseFunctionSettings).http_timeout_s
-    base = cfg.google_api_base if which is MeetingProvider.GOOGLE_MEET else cfg.zoom_api_base
-    return _adapter((which, base, timeout_s))
+    return _adapter((which, api_base(which, cfg), timeout_s))
+
+
+def api_base(which: MeetingProvider, cfg: ProviderSettings) -> str:
+    """The configured API base of ``which``'s provider."""
+    if which is MeetingProvider.GOOGLE_MEET:
+        return cfg.google_api_base
+    return cfg.microsoft_api_base if which is MeetingProvider.TEAMS else cfg.zoom_api_base
 
 
 @once_per
@@ -72,6 +86,10 @@ def _adapter(key: tuple[MeetingProvider, str, float]) -> MeetingsClient:
         from shared.providers.google.meet import GoogleMeetings
 
         return GoogleMeetings(api_base=base, timeout_s=timeout_s)
+    if which is MeetingProvider.TEAMS:
+        from shared.providers.microsoft.teams import TeamsMeetings
+
+        return TeamsMeetings(api_base=base, timeout_s=timeout_s)
     from shared.providers.zoom.meetings import ZoomMeetings
 
     return ZoomMeetings(api_base=base, timeout_s=timeout_s)

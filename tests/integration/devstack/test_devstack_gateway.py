@@ -269,6 +269,8 @@ EXPECTED_ROUTES = {
     ("POST", "/connections/apple", "connections_api", True),
     ("GET", "/connections/google/calendars", "connections_api", True),
     ("PUT", "/connections/google/calendar", "connections_api", True),
+    ("GET", "/connections/microsoft/calendars", "connections_api", True),
+    ("PUT", "/connections/microsoft/calendar", "connections_api", True),
     ("DELETE", "/connections/{provider}", "connections_api", True),
     ("GET", "/mentors/me/busy", "connections_api", True),
     ("GET", "/mentors/me/feed", "connections_api", True),

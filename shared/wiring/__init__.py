@@ -24,13 +24,11 @@ from shared.platform.once import once, reset_all
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from datetime import datetime
 
-    from shared.busy.poll import MaintenanceTask
     from shared.busy.push import GooglePush
     from shared.busy.sync import BusySync
     from shared.connections.attempts import AppleAttemptLimiter
-    from shared.connections.calendars import GoogleHooks
+    from shared.meetings.resume import Resumes
     from shared.meetings.worker import MeetingsWorker
     from shared.notify.emails import Mailer
     from shared.platform.auth import JwtVerifier
@@ -38,9 +36,7 @@ if TYPE_CHECKING:
     from shared.providers.google.calendar import RateLimiter
     from shared.queues.busy import SyncQueue
     from shared.queues.meetings import JobQueue
-    from shared.schedule.holds import HoldSettings, SweepResult
     from shared.schedule.payments import StripeWebhook
-    from shared.schedule.private import MentorTime, PrivateSessions
     from shared.store import Provider, ScheduleStore, Store, Table
     from shared.store.availability import AvailabilityStore
     from shared.store.busy import BusyStore
@@ -225,9 +221,11 @@ def meetings_worker() -> MeetingsWorker:
     from shared.meetings.worker import MeetingsWorker
     from shared.platform.config import settings
     from shared.providers.meetings import meetings_client
+    from shared.store.meeting_index import MeetingIndex
     from shared.store.meetings import MeetingLedger
 
     return MeetingsWorker(
+        index=MeetingIndex(table()),
         schedule=schedule(),
         ledger=MeetingLedger(table(), schedule()),
         store=store(),
@@ -235,7 +233,19 @@ def meetings_worker() -> MeetingsWorker:
         clients=meetings_client,
         mailer=mailer(),
         app_url=settings().app_url,
+        resumes=resumes(),
     )
+
+
+@once
+def resumes() -> Resumes:
+    """Bookings waiting on a reconnect: markers, the re-queue, the mentor's summary."""
+    from shared.meetings.resume import Resumes
+    from shared.platform.config import settings
+    from shared.store.waiting import WaitingStore
+
+    q = meetings_queue
+    return Resumes(WaitingStore(table()), schedule(), store(), mailer(), lambda j: q().send_many(j), settings().app_url)
 
 
 @once
@@ -272,6 +282,7 @@ def busy_sync() -> BusySync:
         window=timedelta(days=tuning.busy_window_days),
         min_interval=timedelta(seconds=tuning.busy_min_interval_s),
         http_timeout_s=base.http_timeout_s,
+        caldav_horizon=timedelta(days=tuning.busy_caldav_horizon_days),
     )
 
 
@@ -282,13 +293,16 @@ def google_push() -> GooglePush:
     The Google client and the credentials are built on first use: the webhook only queues syncs.
     """
     from shared.busy.push import GooglePush
+    from shared.meetings.signals import calendar_changed
     from shared.store import Provider
 
-    return GooglePush(
+    push = GooglePush(
         store(),
         tokens=lambda mentor_id: credentials().access_token(mentor_id, Provider.GOOGLE),
         queue=sync_queue(),
     )
+    push.on_calendar_change = lambda mentor_id, delay_s: calendar_changed(meetings_queue(), mentor_id, delay_s)
+    return push
 
 
 @once
@@ -298,65 +312,6 @@ def apple_limiter() -> AppleAttemptLimiter:
     from shared.platform.config import settings
 
     return AppleAttemptLimiter(guards(), settings(AppleLimitSettings))
-
-
-def google_hooks() -> GoogleHooks:
-    """What connecting, choosing a calendar and disconnecting Google ask of push channels."""
-    from shared.busy.push import stop_calendar_channels, watch_calendar
-    from shared.connections.calendars import GoogleHooks
-
-    return GoogleHooks(
-        watch=lambda mentor_id, replace: watch_calendar(google_push, mentor_id, replace=replace),
-        stop=lambda mentor_id: stop_calendar_channels(google_push, mentor_id),
-    )
-
-
-def on_google_connected(mentor_id: str) -> None:
-    """After a Google connect: open the mentor's push channel (best effort, never raises)."""
-    from shared.busy.push import watch_calendar
-
-    watch_calendar(google_push, mentor_id, replace=True)
-
-
-def maintenance_tasks() -> tuple[MaintenanceTask, ...]:
-    """What every scheduled poll runs after its fan-out, in order."""
-    from shared.busy.poll import MaintenanceTask
-    from shared.busy.push import renew_expiring_channels
-
-    return (
-        MaintenanceTask("renew_google_channels", lambda: renew_expiring_channels(google_push())),
-        MaintenanceTask("expire_seat_holds", expire_seat_holds),
-    )
-
-
-def hold_settings() -> HoldSettings:
-    """How long a checkout holds its seat (``BOOKING_HOLD_MINUTES``) and the sweep's look-back."""
-    from shared.platform.config import settings
-    from shared.schedule.holds import HoldSettings
-
-    return settings(HoldSettings)
-
-
-def expire_seat_holds() -> SweepResult:
-    """The seat-hold sweep (a maintenance task of the scheduled poll): unpaid holds that ended → EXPIRED."""
-    from shared.schedule.holds import sweep
-
-    return sweep(schedule(), lookback_hours=hold_settings().booking_hold_sweep_lookback_hours)
-
-
-def mentor_time(mentor_id: str, now: datetime) -> MentorTime | None:
-    """A mentor's availability rules and calendar busy blocks (the private-session write's re-check)."""
-    from shared.availability.bookable import mentor_time as read
-
-    return read(store=store(), busy=busy_store(), rules_store=availability_store(), mentor_id=mentor_id, now=now)
-
-
-@once
-def private_sessions() -> PrivateSessions:
-    """``POST /private-sessions``: the schedule, the availability re-check and the hold length."""
-    from shared.schedule.private import PrivateSessions
-
-    return PrivateSessions(store=store(), schedule=schedule(), mentor_time=mentor_time, hold=hold_settings().hold)
 
 
 @once
@@ -376,3 +331,19 @@ def stripe_webhook() -> StripeWebhook:
         tolerance_s=cfg.stripe_signature_tolerance_s,
         ttl_s=cfg.stripe_event_ttl_s,
     )
+
+
+# The second half (connect hooks, scheduled tasks, the private-session re-check) lives in
+# shared/wiring/hooks.py and is imported last: it looks the factories above up at call time.
+from shared.wiring import hooks as _hooks  # noqa: E402
+
+expire_seat_holds = _hooks.expire_seat_holds
+google_hooks = _hooks.google_hooks
+hold_settings = _hooks.hold_settings
+maintenance_tasks = _hooks.maintenance_tasks
+mentor_time = _hooks.mentor_time
+on_connected = _hooks.on_connected
+on_google_connected = _hooks.on_google_connected
+private_sessions = _hooks.private_sessions
+push_first = _hooks.push_first
+zoom_meeting_changed = _hooks.zoom_meeting_changed
