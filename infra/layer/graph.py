@@ -114,6 +114,36 @@ def _scan(unit: _Unit, module: str, is_package: bool, nodes: Iterable[ast.AST]) 
             unit.attributes.add((node.value.id, node.attr))
 
 
+def _alias_of(stmt: ast.stmt) -> tuple[str, str, str] | None:
+    """``NAME = module.attr`` at module level → (NAME, module, attr): a re-export, not a use."""
+    if (
+        isinstance(stmt, ast.Assign)
+        and len(stmt.targets) == 1
+        and isinstance(stmt.targets[0], ast.Name)
+        and isinstance(stmt.value, ast.Attribute)
+        and isinstance(stmt.value.value, ast.Name)
+    ):
+        return stmt.targets[0].id, stmt.value.value.id, stmt.value.attr
+    return None
+
+
+@cache
+def _aliases(module: str, path: Path) -> dict[str, str]:
+    """``module``'s re-exports (``on_connected = _hooks.on_connected``): name → the absolute name it stands for.
+
+    A re-export is followed only where it is used (``wiring.on_connected()``), as the function it names
+    would be, not from the module's import-time code: that is what lets ``shared.wiring`` re-export the
+    hooks of ``shared.wiring.hooks`` without every function reaching all of them.
+    """
+    units = _units(module, path)
+    found: dict[str, str] = {}
+    for stmt in ast.parse(path.read_text(), filename=str(path)).body:
+        alias = _alias_of(stmt)
+        if alias is not None and alias[1] in units[None].bindings:
+            found[alias[0]] = f"{units[None].bindings[alias[1]]}.{alias[2]}"
+    return found
+
+
 @cache
 def _units(module: str, path: Path) -> dict[str | None, _Unit]:
     """``module``'s units: ``None`` for its import-time code, then one per top-level function."""
@@ -122,6 +152,8 @@ def _units(module: str, path: Path) -> dict[str | None, _Unit]:
     units: dict[str | None, _Unit] = {None: _Unit()}
     at_import: list[ast.AST] = []
     for stmt in tree.body:
+        if _alias_of(stmt) is not None:
+            continue  # a re-export: see _aliases
         if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
             at_import += [*stmt.decorator_list, stmt.args]
             if stmt.returns is not None:
@@ -161,8 +193,11 @@ def _edges(node: Node, modules: dict[str, Path]) -> Iterator[tuple[str, Node | N
             if parent in modules:
                 yield (parent, None)
         head, _, tail = target.rpartition(".")
-        if target not in modules and head in modules and tail in _units(head, modules[head]):
-            yield (head, tail)
+        if target not in modules and head in modules:
+            if tail in _units(head, modules[head]):
+                yield (head, tail)
+            elif tail in (aliases := _aliases(head, modules[head])):
+                yield from to(aliases[tail])
 
     for imported in sorted(unit.imports):
         top = imported.partition(".")[0]

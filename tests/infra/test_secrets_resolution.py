@@ -77,6 +77,7 @@ def test_secret_fields_are_the_settings_secretstr_fields() -> None:
         "google_client_secret",
         "zoom_client_secret",
         "zoom_webhook_secret_token",
+        "microsoft_client_secret",
     }
     assert secrets.secret_fields(StripeSettings) == ["stripe_webhook_secret"]
 

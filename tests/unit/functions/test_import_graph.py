@@ -138,3 +138,31 @@ def test_the_tests_run_botocore_on_the_urllib3_lambda_ships() -> None:
     assert "future" not in urllib3.__file__
     assert httpsession.PoolManager.__module__.startswith("urllib3.")
     assert sys.modules[httpsession.PoolManager.__module__].__file__.startswith(urllib3.__path__[0])
+
+
+def test_a_re_export_is_followed_only_where_it_is_used(tmp_path: object) -> None:
+    """``NAME = module.attr`` in a composition root (``shared.wiring`` re-exporting ``shared.wiring.hooks``)
+    reaches the function it names only from the functions that use it, not from every importer."""
+    from pathlib import Path
+
+    root = Path(str(tmp_path))
+    files = {
+        "shared/__init__.py": "",
+        "shared/wiring/__init__.py": (
+            "def store():\n    import boto3\n    return boto3\n\n\n"
+            "from shared.wiring import hooks as _hooks\n\nconnect = _hooks.connect\n"
+        ),
+        "shared/wiring/hooks.py": "def connect():\n    import authlib\n    return authlib\n",
+        "functions/__init__.py": "",
+        "functions/plain/__init__.py": "",
+        "functions/plain/handler.py": "from shared import wiring\n\n\ndef handle():\n    return wiring.store()\n",
+        "functions/hooked/__init__.py": "",
+        "functions/hooked/handler.py": "from shared import wiring\n\n\ndef handle():\n    return wiring.connect()\n",
+    }
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    _, plain = graph.reachable("plain", root)
+    _, hooked = graph.reachable("hooked", root)
+    assert "authlib" not in plain
+    assert "authlib" in hooked
