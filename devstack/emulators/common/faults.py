@@ -21,7 +21,8 @@ class ForcedFault:
     """Answer the next ``count`` matching requests with ``status`` (deterministic).
 
     ``after=False`` (default): instead of handling the request (nothing changes). ``after=True``:
-    after handling it (the change is made, the answer is lost).
+    after handling it (the change is made, the answer is lost). ``path``, if set, must equal the
+    request's path (``/events`` but not ``/events/watch``, which ``path_prefix`` would also match).
     """
 
     status: int
@@ -30,6 +31,7 @@ class ForcedFault:
     method: str = ""
     retry_after: int | None = None
     after: bool = False
+    path: str = ""
 
 
 @dataclass
@@ -124,6 +126,8 @@ class FaultInjector:
             if rule.count <= 0 or rule.after is not after:
                 continue
             if rule.path_prefix and not path.startswith(rule.path_prefix):
+                continue
+            if rule.path and rule.path != path:
                 continue
             if rule.method and rule.method.upper() != method.upper():
                 continue

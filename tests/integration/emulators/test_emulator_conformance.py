@@ -270,6 +270,18 @@ def test_a_forced_fault_after_handling_makes_the_change_and_loses_the_answer(zoo
     ]
 
 
+def test_a_forced_fault_on_an_exact_path_spares_the_paths_below_it(zoom, http, zoom_tokens):
+    tok = zoom_tokens()["access_token"]
+    # Given the next GET of exactly /v2/users/me fails with 503
+    zoom.set_faults(forced=[{"status": 503, "count": 1, "path": "/v2/users/me", "method": "GET"}])
+    # When the user's meetings are listed, then the user is read
+    listed = http.get(zoom.api_base + "/users/me/meetings", headers=auth(tok)).status_code
+    me = http.get(zoom.api_base + "/users/me", headers=auth(tok)).status_code
+    # Then only the exact path met the fault (a path_prefix would have matched the list first)
+    assert (listed, me) == (200, 503)
+    assert zoom.snapshot()["faults_injected"] == [{"method": "GET", "path": "/v2/users/me", "status": 503}]
+
+
 def test_forced_faults_latency_and_request_log(zoom, http, zoom_tokens):
     tok = zoom_tokens()["access_token"]
     # Given the next two meeting creates fail with 503, and 50 ms latency
