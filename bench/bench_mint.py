@@ -1,7 +1,7 @@
 """Meetings worker benchmark: mint latency against the emulators' added latency, and mints per second.
 
 Runs against a fresh local stack (:class:`devstack.stack.LocalStack`: moto over HTTP on loopback,
-the API gateway for the OAuth connects, the Google and Zoom emulators; no queue pumps, so nothing
+the API gateway for the OAuth connects, the Google, Zoom and Microsoft emulators; no queue pumps, so nothing
 else consumes the jobs). Each mentor connects through the real OAuth flow (KMS-sealed tokens); the
 classes, sessions and confirmed bookings are written straight to the table; every job is a
 ``booking.confirmed`` for a session that has no meeting yet, so each one mints.
@@ -11,8 +11,9 @@ classes, sessions and confirmed bookings are written straight to the table; ever
   is timed per job (p50 / p95 / max), and the provider requests each job made are counted from the
   emulator's request log. ``ratio`` = job time / (requests made * added latency); ``ratio_vs_min``
   uses the fewest requests a mint can take (Google: the insert; Zoom: the marker lookup and the
-  create). Target: at most 1.5. AWS calls per job (DynamoDB, KMS, SES) are counted on the worker's own
-  boto3 clients, and the time outside provider calls is reported as ``overhead_ms``.
+  create; Teams: the event create, idempotent by ``transactionId``). Target: at most 1.5. AWS calls
+  per job (DynamoDB, KMS, SES) are counted on the worker's own boto3 clients, and the time outside
+  provider calls is reported as ``overhead_ms``.
 * **Throughput**: one process, the real ``functions.mint_meeting.handler.lambda_handler``, SQS-shaped
   batches of 10, jobs handled one after another — meetings minted per second with no added latency
   and with ``LATENCY_MS``.
@@ -47,7 +48,9 @@ THROUGHPUT_JOBS = {0: 100, LATENCY_MS: 20}  # per provider, by added latency
 WARMUP_JOBS = 2
 BATCH = 10
 #: The fewest provider requests one mint takes.
-MIN_REQUESTS = {"google": 1, "zoom": 2}
+MIN_REQUESTS = {"google": 1, "zoom": 2, "teams": 1}
+#: The video providers measured, each with the connection (and emulator) it mints through.
+CONNECTION = {"google": "google", "zoom": "zoom", "teams": "microsoft"}
 
 
 def _percentiles_ms(samples: list[float]) -> dict[str, float]:
@@ -74,13 +77,14 @@ class _Bench:
         self.api = httpx.Client(base_url=stack.api_url, timeout=10)
         self.google = stack.component("google").emulator
         self.zoom = stack.component("zoom").emulator
+        self.microsoft = stack.component("microsoft").emulator
         self._day = 0
 
     def emulator(self, provider: str) -> Any:
-        return self.google if provider == "google" else self.zoom
+        return {"google": self.google, "zoom": self.zoom, "teams": self.microsoft}[provider]
 
     def mentor(self, provider: str) -> str:
-        """A Pro mentor connected to ``provider`` through the OAuth flow."""
+        """A Pro mentor connected to ``provider`` (``teams``: Microsoft 365) through the OAuth flow."""
         from devstack import flows
 
         mentor = f"bench-{provider}-{uuid.uuid4().hex[:8]}"
@@ -88,10 +92,12 @@ class _Bench:
         email = f"{mentor}@example.com"
         if provider == "google":
             flows.seed_google_account(self.google, email, calendars=[])
+        elif provider == "teams":
+            flows.seed_microsoft_account(self.microsoft, email)
         else:
             flows.seed_zoom_account(self.zoom, email, plan=2)
         headers = {"authorization": f"Bearer {self.stack.token(mentor)}"}
-        view = flows.connect_oauth(self.api, headers, provider)
+        view = flows.connect_oauth(self.api, headers, CONNECTION[provider])
         if view.get("status") != "connected":
             raise RuntimeError(f"connect {provider} failed: {view}")
         return mentor
@@ -102,7 +108,9 @@ class _Bench:
         from shared.store import Booking, ClassFormat, ClassItem, MeetingProvider, Session
         from shared.store.schedule import session_id_for
 
-        which = MeetingProvider.GOOGLE_MEET if provider == "google" else MeetingProvider.ZOOM
+        which = {"google": MeetingProvider.GOOGLE_MEET, "zoom": MeetingProvider.ZOOM, "teams": MeetingProvider.TEAMS}[
+            provider
+        ]
         made = []
         for _ in range(count):
             self._day += 1
@@ -163,7 +171,7 @@ class _Bench:
 @contextlib.contextmanager
 def _stack() -> Iterator[_Bench]:
     from devstack.jwt import LocalIssuer
-    from devstack.providers import GoogleProvider, ZoomProvider
+    from devstack.providers import GoogleProvider, MicrosoftProvider, ZoomProvider
     from devstack.stack import LocalStack
     from shared.platform.observability import logger
 
@@ -171,7 +179,7 @@ def _stack() -> Iterator[_Bench]:
         tempfile.TemporaryDirectory() as keys,
         LocalStack(
             providers=False,
-            components=[GoogleProvider(), ZoomProvider()],
+            components=[GoogleProvider(), ZoomProvider(), MicrosoftProvider()],
             queue_workers=(),
             issuer=LocalIssuer(Path(keys)),
         ) as stack,
@@ -240,7 +248,7 @@ def _latency(bench: _Bench, provider: str) -> dict[str, Any]:
 
 
 def _shape(path: str) -> str:
-    """A request path with ids folded (``/calendar/v3/calendars/{id}/events``)."""
+    """A request path with ids folded (``/calendar/v3/calendars/{id}/events``, ``/v1.0/me/events/{event}``)."""
     parts = path.strip("/").split("/")
     if parts[:3] == ["calendar", "v3", "calendars"] and len(parts) > 3:
         parts[3] = "{calendar}"
@@ -248,6 +256,10 @@ def _shape(path: str) -> str:
             parts[5] = "{event}"
     if parts[:2] == ["v2", "meetings"] and len(parts) > 2:
         parts[2] = "{meeting}"
+    if parts[:3] == ["v1.0", "me", "calendars"] and len(parts) > 3:
+        parts[3] = "{calendar}"
+    if parts[:3] == ["v1.0", "me", "events"] and len(parts) > 3:
+        parts[3] = "{event}"
     return "/" + "/".join(parts)
 
 
@@ -327,10 +339,10 @@ def table(report: dict[str, Any]) -> str:
 def main() -> dict[str, Any]:
     """Run the benchmark and return its measurements."""
     with _stack() as bench, contextlib.redirect_stdout(io.StringIO()):  # Powertools' metric lines
-        latency = {provider: _latency(bench, provider) for provider in ("google", "zoom")}
+        latency = {provider: _latency(bench, provider) for provider in CONNECTION}
         throughput = {
             provider: [_throughput(bench, provider, ms, count) for ms, count in THROUGHPUT_JOBS.items()]
-            for provider in ("google", "zoom")
+            for provider in CONNECTION
         }
     report: dict[str, Any] = {"target_ratio": 1.5, "latency": latency, "throughput": throughput}
     print(table(report), file=sys.stderr)

@@ -22,6 +22,7 @@ import httpx
 
 from devstack import flows
 from devstack.demo_availability import step_availability
+from devstack.demo_microsoft import step_connect_microsoft, step_teams_class
 from devstack.metering import count_calls
 from devstack.stack import LocalStack
 from shared import wiring
@@ -368,7 +369,7 @@ def step_google_calendar(demo: Demo) -> None:
     demo.say("  GET /connections → 200")
     for provider, view in views.items():
         extra = ", ".join(f"{k}: {view[k]}" for k in ("selectedCalendar", "planType") if view.get(k) is not None)
-        demo.say(f"    {provider:<6} {view['status']:<10} {view['accountLabel']}" + (f" ({extra})" if extra else ""))
+        demo.say(f"    {provider:<9} {view['status']:<10} {view['accountLabel']}" + (f" ({extra})" if extra else ""))
     if any(v["status"] != "connected" for v in views.values()):
         raise flows.FlowError(f"not all connected: {views}")
     demo.facts["connections"] = {p: v["accountLabel"] for p, v in views.items()}
@@ -748,7 +749,9 @@ def step_busy(demo: Demo) -> None:
 def step_canary(demo: Demo) -> None:
     """Canary: no token or password in anything the demo printed, the API answered or the table holds."""
     google, zoom = demo.stack.component("google").emulator, demo.stack.component("zoom").emulator
+    microsoft = demo.stack.component("microsoft").emulator
     tokens = flows.google_tokens(google, include_codes=True) + flows.zoom_tokens(zoom, include_codes=True)
+    tokens += flows.microsoft_tokens(microsoft, include_codes=True)
     secrets = [*tokens, APPLE_PASSWORD, APPLE_REAL_PASSWORD, APPLE_WRONG_PASSWORD, *VAULT_DEMO_TOKENS]
     # Booking tokens are handed to the platform once (the POST /bookings answer) and must appear
     # nowhere else: not printed, not stored (only their hash is).
@@ -797,12 +800,14 @@ STEPS: list[Callable[[Demo], None]] = [
     step_connect_zoom,
     step_oauth_mismatch,
     step_connect_apple,
+    step_connect_microsoft,
     step_google_calendar,
     step_online_class,
     step_book_and_pay,
     step_second_booking,
     step_trust_boundaries,
     step_zoom_class,
+    step_teams_class,
     step_move_session,
     step_cancel_bookings,
     step_outbox,

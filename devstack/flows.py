@@ -14,8 +14,9 @@ mentor who started the flow can complete (:func:`complete`; another mentor's tok
 
 Redirects are followed by hand, one hop at a time, so every hop can be checked. The emulators
 auto-consent as the user chosen with ``set_next_consent`` (:func:`seed_google_account`,
-:func:`seed_zoom_account` do that). :func:`google_tokens` / :func:`zoom_tokens` list what the
-emulators issued, for canary checks (no token may appear in a response, a log line or the table).
+:func:`seed_zoom_account`, :func:`seed_microsoft_account` do that). :func:`google_tokens` /
+:func:`zoom_tokens` / :func:`microsoft_tokens` list what the emulators issued, for canary checks
+(no token may appear in a response, a log line or the table).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from devstack.emulators import GoogleEmulator, ZoomEmulator
+from devstack.emulators import GoogleEmulator, MicrosoftEmulator, ZoomEmulator
 from devstack.emulators.zoom import PLAN_BASIC
 
 #: The Zoom user type of a Basic (free) account: meetings are capped at 40 minutes.
@@ -86,7 +87,7 @@ def complete(api: httpx.Client, headers: dict[str, str], landed: str) -> dict[st
 
 
 def connect_oauth(api: httpx.Client, headers: dict[str, str], provider: str) -> dict[str, Any]:
-    """The whole OAuth dance for ``provider`` (google / zoom); returns the completed connection's view."""
+    """The whole OAuth dance for ``provider`` (google / zoom / microsoft); returns the completed connection's view."""
     return complete(api, headers, callback(api, consent(authorize(api, headers, provider))))
 
 
@@ -122,6 +123,14 @@ def seed_zoom_account(
     return email
 
 
+def seed_microsoft_account(microsoft: MicrosoftEmulator, email: str, name: str = "Ada Lovelace") -> str:
+    """Add a Microsoft 365 work account (its default calendar "Calendar" hosts Teams meetings); the next
+    consent is its."""
+    microsoft.add_user(email, name)
+    microsoft.set_next_consent(email)
+    return email
+
+
 # --- canaries ---------------------------------------------------------------------------------------
 
 
@@ -147,3 +156,16 @@ def zoom_tokens(zoom: ZoomEmulator, user_id: str | None = None, *, include_codes
     st = zoom.state
     tables: list[dict[str, Any]] = [st.access_tokens, st.refresh_tokens, *([st.codes] if include_codes else [])]
     return _issued(tables, "user_id", user_id, st.lock)
+
+
+def microsoft_tokens(
+    microsoft: MicrosoftEmulator, email: str | None = None, *, include_codes: bool = False
+) -> list[str]:
+    """Access and refresh tokens (and codes) the Microsoft emulator issued (to ``email``, or to anyone)."""
+    st = microsoft.state
+    with st.lock:
+        user = st.user_by_email(email) if email else None
+    if email and user is None:
+        return []
+    tables: list[dict[str, Any]] = [st.access_tokens, st.refresh_tokens, *([st.codes] if include_codes else [])]
+    return _issued(tables, "user_id", user.id if user else None, st.lock)

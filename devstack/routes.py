@@ -208,6 +208,7 @@ ROUTES: Final[tuple[Route, ...]] = (
     _public("POST", "/webhooks/stripe", "stripe_webhook"),
     _public("POST", "/webhooks/zoom", "provider_webhooks"),
     _public("POST", "/webhooks/google", "provider_webhooks"),
+    _public("POST", "/webhooks/microsoft", "provider_webhooks"),  # clientState checked per notification
     # calendar_feed — GET /feeds/<token>.ics: API Gateway variables are whole segments, so the
     # route is /feeds/{token} and pathParameters.token is "<token>.ics" (the handler strips it).
     _public("GET", "/feeds/{token}", "calendar_feed"),

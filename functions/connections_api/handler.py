@@ -127,7 +127,13 @@ def microsoft_calendars() -> dict[str, Any]:
 @tracer.capture_method
 def choose_microsoft_calendar(body: ChooseCalendarRequest) -> dict[str, Any]:
     """Choose the Outlook calendar Teams events are written to (writable calendars only)."""
-    view = microsoft.select_microsoft_calendar(wiring.store(), wiring.credentials(), mentor_id(app), body.calendar_id)
+    view = microsoft.select_microsoft_calendar(
+        wiring.store(),
+        wiring.credentials(),
+        mentor_id(app),
+        body.calendar_id,
+        on_selected=wiring.on_microsoft_calendar,
+    )
     return view.model_dump(by_alias=True, mode="json")
 
 

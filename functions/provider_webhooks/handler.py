@@ -9,17 +9,24 @@ Thin: take the raw body / headers from the API Gateway v2 event → ``shared.con
 * ``POST /webhooks/google`` verifies the watch channel (``X-Goog-Channel-ID`` + token + resource id)
   and queues an immediate busy sync for a change: 200 (``sync`` handshakes and changes alike), 404
   ``channel_not_found``, 401 ``invalid_channel_token``, 400 without the headers.
+* ``POST /webhooks/microsoft`` answers Graph's ``validationToken`` handshake (200 ``text/plain``), and
+  for notifications checks each ``clientState`` and queues a busy sync / handles lifecycle events:
+  202 (unknown subscriptions and wrong clientStates are ignored and logged), 400 for a body that is
+  not Graph's JSON (``shared.busy.microsoft_webhook``).
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: Powertools reads the route signatures at runtime.
+import json
+from http import HTTPStatus
 from typing import Any
 
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared import wiring
+from shared.busy.microsoft_webhook import validation_answer
 from shared.busy.push import PUSH_HEADERS, process_google_push
 from shared.connections.zoom_webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, process_zoom_webhook
 from shared.platform.api import build_resolver, raw_body
@@ -55,6 +62,19 @@ def google_push() -> dict[str, Any]:
     if result.get("queued"):
         metrics.add_metric(name="GooglePushSyncQueued", unit=MetricUnit.Count, value=1)
     return result
+
+
+@app.post("/webhooks/microsoft")
+@tracer.capture_method
+def microsoft_notifications() -> Response[str]:
+    """Microsoft Graph change and lifecycle notifications (and the subscription's validation handshake)."""
+    token = app.current_event.get_query_string_value("validationToken")
+    if token is not None:
+        return Response(HTTPStatus.OK, content_types.TEXT_PLAIN, validation_answer(token))
+    result = wiring.microsoft_webhook().handle(raw_body(app.current_event))
+    if result.get("queued"):
+        metrics.add_metric(name="MicrosoftPushSyncQueued", unit=MetricUnit.Count, value=result["queued"])
+    return Response(HTTPStatus.ACCEPTED, content_types.APPLICATION_JSON, json.dumps(result))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -56,8 +56,8 @@ PUBLIC_REASONS: Final[dict[str, str]] = {
     "compared in constant time) or verifies the platform's or the mentor's JWT itself (same issuer/audience/JWKS); "
     "an HTTP API authorizer cannot be optional",
     "stripe_webhook": "Stripe calls it: the handler verifies the Stripe-Signature HMAC (300 s tolerance) first",
-    "provider_webhooks": "Zoom/Google call it: the handler verifies x-zm-signature (Zoom) or the channel token "
-    "(Google push) first",
+    "provider_webhooks": "Zoom/Google/Microsoft call it: the handler verifies x-zm-signature (Zoom), the channel "
+    "token (Google push) or each notification's clientState (Microsoft Graph) first",
     "calendar_feed": "calendar apps subscribe without credentials: the unguessable feed token (>=128 bits) in the "
     "path is the secret, rotatable by the mentor",
 }
@@ -142,10 +142,12 @@ API_FUNCTIONS: Final[dict[str, FunctionSpec]] = {
     # push reads its channel and the connection (Get), coalesces bursts (conditional Update on the
     # channel) and queues an immediate resync of that connection (busy-sync queue). Drift repair: a Zoom
     # meeting.deleted / meeting.updated reads the meeting index (Get) and queues a check, a Google push a
-    # calendar.changed check (meetings queue). The webhook secret token. No provider call, no KMS.
+    # calendar.changed check (meetings queue). A Microsoft notification reads its subscription (Get),
+    # coalesces like Google's (Update on the link), forgets a removed subscription (transaction of
+    # Deletes) and queues a sync (busy-sync queue). The webhook secret token. No provider call, no KMS.
     "provider_webhooks": FunctionSpec(
         name="provider_webhooks",
-        description="/webhooks/zoom, /webhooks/google",
+        description="/webhooks/zoom, /webhooks/google, /webhooks/microsoft",
         access=Access(
             table=(GET, PUT, UPDATE, DELETE),
             index=(QUERY,),

@@ -39,7 +39,9 @@ POLL_DETAIL: Final[dict[str, Any]] = dict(POLL_SCHEDULE.detail)
 #: calendar_poll (shared/busy/poll.py): the fan-out pages through the sparse GSI1 partitions
 #: ``SYNC#<provider>`` (Query on the index) and sends one message per connection (SendMessageBatch,
 #: SendMessage for a refused entry) to busy-sync. Its maintenance task renews Google push channels
-#: (shared/busy/push.py, shared/store/channels.py): channels expiring soon and due watch retries (Query on
+#: (shared/busy/push.py, shared/store/channels.py) and Microsoft subscriptions (shared/busy/microsoft_push.py,
+#: PATCH / POST / DELETE /subscriptions with the Microsoft client secret): channels expiring soon and
+#: due watch retries (Query on
 #: GSI1), the mentor's channels (Query), the connection (GetItem), channel items (transactions of
 #: PutItem / UpdateItem / DeleteItem; UpdateItem leases; PutItem / DeleteItem retries), a Google
 #: access token (vault; refresh with the client secret; invalid_grant → needs_reconnect + e-mail) and
@@ -54,7 +56,7 @@ POLL_ACCESS: Final = Access(
     sends_to=(QUEUE, "meetings"),
     vault=True,
     email=True,
-    secrets=("GOOGLE_CLIENT_SECRET",),
+    secrets=("GOOGLE_CLIENT_SECRET", "MICROSOFT_CLIENT_SECRET"),
     providers=True,
 )
 #: busy_sync (shared/busy/sync.py, shared/store/busy.py): reads the connection, the busy head and (Apple)
@@ -64,12 +66,14 @@ POLL_ACCESS: Final = Access(
 #: e-mail reads the profile and sends with SES; a CalDAV 401 does the same for Apple); writes the new
 #: busy chunks (PutItem), flips the head (UpdateItem), deletes the old chunks (DeleteItem); shortens a
 #: failed message's visibility (ChangeMessageVisibility on its own queue, granted with the event
-#: source). Apple and Google only: no Zoom secret, no Query.
+#: source). Microsoft: getSchedule with refreshed tokens (client secret); a lifecycle job renews the
+#: mentor's subscriptions (Query of the links, transactions of Updates) or makes one (Put / Delete parts).
+#: No Zoom secret.
 WORKER_ACCESS: Final = Access(
-    table=(GET, BATCH_GET, PUT, UPDATE, DELETE),
+    table=(GET, BATCH_GET, QUERY, PUT, UPDATE, DELETE),
     vault=True,
     email=True,
-    secrets=("GOOGLE_CLIENT_SECRET",),
+    secrets=("GOOGLE_CLIENT_SECRET", "MICROSOFT_CLIENT_SECRET"),
     providers=True,
 )
 

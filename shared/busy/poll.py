@@ -8,7 +8,8 @@ one :class:`~shared.queues.busy.SyncJob` per connection, ten per ``SendMessageBa
 in parallel (``SEND_THREADS``), so a page is sent while the next one is read. A connection that
 needs reconnecting or was disconnected has left the index, so it is not polled.
 
-**Push first.** A Google connection whose push channel is live and healthy is skipped, except for
+**Push first.** A Google (or Microsoft) connection whose push channel (Graph subscription) is live and
+healthy is skipped, except for
 its safety resync every ``GOOGLE_SAFETY_RESYNC_H`` hours and the first poll after each new channel
 (:mod:`shared.busy.push_first`: the rules, and what makes a channel unhealthy). The poll reads the
 live channels once (two paged Queries), then decides per connection from what the sync index
@@ -22,6 +23,8 @@ clients). Today:
 
 * ``renew_google_channels`` — :func:`shared.busy.push.renew_expiring_channels`: Google push channels
   expiring within a day get a new channel, failed watches are retried.
+* ``renew_microsoft_subscriptions`` — :meth:`shared.busy.microsoft_push.MicrosoftPush.renew`: Graph
+  subscriptions expiring within a day get a new expiration (PATCH), failed subscribes are retried.
 
 Adding a task is one :class:`MaintenanceTask` there (a name and a callable taking no arguments;
 its return value is logged and reported).
@@ -112,9 +115,9 @@ def connections_to_sync(
 def _push_covered(
     provider: Provider, item: dict[str, Any], push_first: PushFirst | None, coverage: Coverage | None
 ) -> bool:
-    if provider is not Provider.GOOGLE or push_first is None or coverage is None:
+    if provider not in (Provider.GOOGLE, Provider.MICROSOFT) or push_first is None or coverage is None:
         return False
-    return push_first.decide(coverage, item) is Decision.SKIP
+    return push_first.decide(coverage, item, provider.value) is Decision.SKIP
 
 
 def _chunks(jobs: Iterable[SyncJob], size: int) -> Iterator[list[SyncJob]]:
@@ -200,6 +203,7 @@ def poll(
     result = PollResult(queued=fan_out(table, queue, push_first=covered_by, coverage=coverage))
     if coverage is not None:
         result.push_first = {f"google_{d.value}": coverage.counts.get(d.value, 0) for d in Decision}
+        result.push_first |= {f"microsoft_{d.value}": coverage.counts.get(f"microsoft_{d.value}", 0) for d in Decision}
     logger.info("busy syncs queued", extra={"queued": result.queued, "push_first": result.push_first})
     result.maintenance = run_maintenance(tasks)
     result.seconds = time.perf_counter() - started

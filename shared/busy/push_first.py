@@ -31,6 +31,11 @@ changed while no channel was watching), and after that at most one every
 update *before* the message is queued, so two overlapping polls cannot both queue it.
 ``GOOGLE_SAFETY_RESYNC_H=0`` turns push-first off (every Google connection is polled).
 
+**Microsoft** (:mod:`.microsoft_push`): the same rule for a Microsoft connection and its Graph
+subscription (a :class:`PushChannel` of provider ``microsoft``; confirmed when made, since Graph
+creates it only after our webhook answered the handshake), with its own safety resync
+(``MICROSOFT_SAFETY_RESYNC_H``, default 24 h: Graph tells us of lost notifications with ``missed``).
+
 **What cannot be seen**: Google tells nobody when it drops a channel on its own side (no message,
 no API to ask). Such a channel looks healthy until it expires (at most ``GOOGLE_CHANNEL_TTL_S``;
 renewal replaces it a day before) and the mentor's changes wait for the next safety resync. Every
@@ -82,10 +87,12 @@ class Coverage:
 
     channels: dict[str, list[PushChannel]] = field(default_factory=dict)
     retrying: frozenset[str] = frozenset()
+    others_retrying: frozenset[str] = frozenset()  # "<provider>#<mentorId>" of other providers' retries
     counts: dict[str, int] = field(default_factory=dict)
 
-    def count(self, decision: Decision) -> None:
-        self.counts[decision.value] = self.counts.get(decision.value, 0) + 1
+    def count(self, decision: Decision, provider: str = "google") -> None:
+        key = decision.value if provider == "google" else f"{provider}_{decision.value}"
+        self.counts[key] = self.counts.get(key, 0) + 1
 
 
 @dataclass
@@ -98,10 +105,15 @@ class PushFirst:
     clock: Callable[[], float] = time.time
     #: The poller holds at most this many channels (~0.5 KB each); beyond it the rest are polled.
     max_channels: int = 100_000
+    #: Microsoft subscriptions' safety resync (``MICROSOFT_SAFETY_RESYNC_H``; 0: Microsoft always polled).
+    microsoft_resync_s: float = 0.0
 
     @property
     def enabled(self) -> bool:
-        return self.safety_resync_s > 0
+        return self.safety_resync_s > 0 or self.microsoft_resync_s > 0
+
+    def resync_s(self, provider: str) -> float:
+        return self.microsoft_resync_s if provider == "microsoft" else self.safety_resync_s
 
     def coverage(self) -> Coverage:
         """Read the live, confirmed, never-failed channels and the pending retries (two paged Queries)."""
@@ -116,19 +128,25 @@ class PushFirst:
                 break
             if channel.resource_id and channel.confirmed_ms and not channel.renew_failures:
                 healthy.setdefault(channel.mentor_id, []).append(channel)
-        retrying = frozenset(r.mentor_id for r in channels.retries_due(_ALL_RETRIES_MS))
-        return Coverage(channels=healthy, retrying=retrying)
+        retries = list(channels.retries_due(_ALL_RETRIES_MS))
+        retrying = frozenset(r.mentor_id for r in retries if r.provider == "google")
+        others = frozenset(f"{r.provider}#{r.mentor_id}" for r in retries if r.provider != "google")
+        return Coverage(channels=healthy, retrying=retrying, others_retrying=others)
 
-    def decide(self, coverage: Coverage, item: Mapping[str, Any]) -> Decision:
-        """``item`` is a Google connection as the sync index holds it (all attributes projected)."""
-        decision = self._decide(coverage, item)
-        coverage.count(decision)
+    def decide(self, coverage: Coverage, item: Mapping[str, Any], provider: str = "google") -> Decision:
+        """``item`` is a Google (or ``provider``'s) connection as the sync index holds it."""
+        decision = self._decide(coverage, item, provider) if self.resync_s(provider) > 0 else Decision.POLL
+        coverage.count(decision, provider)
         return decision
 
-    def _decide(self, coverage: Coverage, item: Mapping[str, Any]) -> Decision:
+    def _decide(self, coverage: Coverage, item: Mapping[str, Any], provider: str) -> Decision:
         mentor_id = str(item.get("mentor_id") or item.get("GSI1SK") or "")
-        candidates = coverage.channels.get(mentor_id)
-        if not candidates or mentor_id in coverage.retrying or item.get(SYNC_FAILED_ATTR):
+        candidates = [c for c in coverage.channels.get(mentor_id, ()) if c.provider == provider]
+        google = provider == "google"
+        retrying = (mentor_id if google else f"{provider}#{mentor_id}") in (
+            coverage.retrying if google else coverage.others_retrying
+        )
+        if not candidates or retrying or item.get(SYNC_FAILED_ATTR):
             return Decision.POLL
         calendar = item.get("selected_calendar") or "primary"
         account = item.get("account_id")
@@ -139,7 +157,7 @@ class PushFirst:
         now_ms = int(self.clock() * 1000)
         if channel.resync_due_ms > now_ms:
             return Decision.SKIP
-        next_ms = now_ms + int(self.safety_resync_s * 1000)
+        next_ms = now_ms + int(self.resync_s(provider) * 1000)
         try:
             claimed = ChannelStore(self.table).claim_resync(channel.channel_id, now_ms=now_ms, next_ms=next_ms)
         except Exception:  # cannot record it: poll rather than risk skipping for good
@@ -148,7 +166,7 @@ class PushFirst:
         return Decision.RESYNC if claimed else Decision.SKIP
 
 
-def record_sync_failure(table: Table, mentor_id: str, *, now_ms: int) -> None:
+def record_sync_failure(table: Table, mentor_id: str, *, now_ms: int, provider: str = "google") -> None:
     """A Google sync failed: the connection is polled until a sync succeeds (one UpdateItem).
 
     The connection gone meanwhile (disconnected) is fine: nothing to poll.
@@ -156,7 +174,7 @@ def record_sync_failure(table: Table, mentor_id: str, *, now_ms: int) -> None:
     with contextlib.suppress(ConflictError):
         table.update(
             mentor_pk(mentor_id),
-            connection_sk("google"),
+            connection_sk(provider),
             expression="SET #f = :now",
             condition="attribute_exists(PK)",
             names={"#f": SYNC_FAILED_ATTR},
@@ -164,12 +182,12 @@ def record_sync_failure(table: Table, mentor_id: str, *, now_ms: int) -> None:
         )
 
 
-def clear_sync_failure(table: Table, mentor_id: str) -> None:
+def clear_sync_failure(table: Table, mentor_id: str, provider: str = "google") -> None:
     """A Google sync succeeded after a failure: push covers the connection again (one UpdateItem)."""
     with contextlib.suppress(ConflictError):
         table.update(
             mentor_pk(mentor_id),
-            connection_sk("google"),
+            connection_sk(provider),
             expression="REMOVE #f",
             condition="attribute_exists(PK)",
             names={"#f": SYNC_FAILED_ATTR},
@@ -184,12 +202,12 @@ def push_first_outcome(table: Table, conn: Connection, *, failed: bool, was_fail
     """
     from shared.store import Provider
 
-    if conn.provider is not Provider.GOOGLE or not (failed or was_failing):
+    if conn.provider not in (Provider.GOOGLE, Provider.MICROSOFT) or not (failed or was_failing):
         return
     try:
         if failed:
-            record_sync_failure(table, conn.mentor_id, now_ms=int(now.timestamp() * 1000))
+            record_sync_failure(table, conn.mentor_id, now_ms=int(now.timestamp() * 1000), provider=conn.provider.value)
         else:
-            clear_sync_failure(table, conn.mentor_id)
+            clear_sync_failure(table, conn.mentor_id, conn.provider.value)
     except Exception:
         logger.exception("push-first flag not written", extra={"mentor_id": conn.mentor_id, "failed": failed})

@@ -57,6 +57,8 @@ class ChannelRenewal:
         now_ms = int(now_s * 1000)
         seen: set[str] = set()
         for retry in list(self.channels.retries_due(now_ms)):
+            if retry.provider != "google":  # Microsoft's are shared.busy.microsoft_push's
+                continue
             if len(seen) >= max_mentors:
                 report.skipped += 1
                 continue
@@ -64,6 +66,8 @@ class ChannelRenewal:
             report.retried += 1
             self._renew_one(retry.mentor_id, None, now_s, horizon_s, report)
         for channel in self.channels.expiring(int(now_ms + horizon_s * 1000)):
+            if channel.provider != "google":
+                continue
             if channel.mentor_id in seen or len(seen) >= max_mentors:
                 report.skipped += 1
                 continue

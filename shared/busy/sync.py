@@ -16,6 +16,7 @@ names a connection; the worker reads the connection and replaces its busy set
   ``STATUS:CANCELLED`` and instances the mentor declined (an ``ATTENDEE`` whose address is the
   Apple ID or one of the principal's ``calendar-user-address-set`` with ``PARTSTAT=DECLINED``).
   All-day events block their whole days, and floating times are read, in the mentor's time zone.
+* **Microsoft** — ``getSchedule`` in periods under 62 days (:mod:`shared.busy.microsoft`: which statuses block).
 
 Outcomes:
 
@@ -184,6 +185,8 @@ class BusySync:
     open_credential: Callable[[bytes, str], Any]  # (blob, mentor_id) -> AppleCredential
     apple_url: str
     on_reconnect: ReconnectCallback
+    microsoft: Callable[[], Any] | None = None  # -> shared.providers.microsoft.busy.MicrosoftBusyClient
+    lifecycle: Callable[[SyncJob], object] | None = None  # Microsoft lifecycle events (never raises)
     window: timedelta = timedelta(days=60)
     min_interval: timedelta = timedelta(seconds=60)
     http_timeout_s: float = 10.0
@@ -195,6 +198,8 @@ class BusySync:
         mentor_id, provider = job.mentor_id, job.provider
         if provider not in SYNCED_PROVIDERS:
             return "skipped:not_a_calendar"
+        if job.subscription is not None and self.lifecycle is not None:
+            self.lifecycle(job)  # renew / recreate the Microsoft subscription, then sync (the gap)
         context = self.busy.context(mentor_id, provider, profile=provider is Provider.APPLE)
         conn, head = context.connection, context.head
         if conn is None:
@@ -216,6 +221,10 @@ class BusySync:
         try:
             if provider is Provider.GOOGLE:
                 blocks = self._google(conn, window)
+            elif provider is Provider.MICROSOFT:  # shared.busy.microsoft: getSchedule
+                from shared.busy.microsoft import read_microsoft
+
+                blocks = read_microsoft(self, conn, window)
             else:
                 blocks, caldav = self._apple(conn, head, window, context.mentor)
         except _Unavailable as exc:

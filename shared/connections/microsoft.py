@@ -28,6 +28,8 @@ from shared.platform.observability import logger
 from shared.store import ConflictError, Provider, Store
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pydantic import SecretStr
 
     from shared.providers.credentials import CredentialAccessor
@@ -113,9 +115,18 @@ def microsoft_calendars(store: Store, tokens: CredentialAccessor, mentor_id: str
 
 
 def select_microsoft_calendar(
-    store: Store, tokens: CredentialAccessor, mentor_id: str, calendar_id: str
+    store: Store,
+    tokens: CredentialAccessor,
+    mentor_id: str,
+    calendar_id: str,
+    *,
+    on_selected: Callable[[str], object] | None = None,
 ) -> ConnectionView:
-    """Make ``calendar_id`` (a writable calendar of the account, or ``primary``) the selected one."""
+    """Make ``calendar_id`` (a writable calendar of the account, or ``primary``) the selected one.
+
+    ``on_selected(mentor_id)`` runs after the change is saved (busy push: a subscription on the
+    chosen calendar; it never raises).
+    """
     conn = require_connected(store, mentor_id, Provider.MICROSOFT)
     calendars = _writable(tokens, mentor_id)
     if calendar_id != DEFAULT_CALENDAR and calendar_id not in {c.id for c in calendars}:
@@ -133,6 +144,8 @@ def select_microsoft_calendar(
     except ConflictError:
         raise ApiError(HTTPStatus.CONFLICT, "conflict", "The connection changed meanwhile; please retry.") from None
     logger.info("microsoft calendar selected")
+    if on_selected is not None:
+        on_selected(mentor_id)
     return ConnectionView.of(Provider.MICROSOFT, saved)
 
 

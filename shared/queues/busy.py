@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,10 +34,13 @@ class SyncJob(BaseModel):
     mentor_id: str = Field(alias="mentorId", min_length=1)
     provider: Provider
     reason: SyncReason = SyncReason.SCHEDULE
+    #: A Microsoft lifecycle event to act on before the sync (``shared.busy.microsoft_push``):
+    #: ``renew`` the subscriptions (``reauthorizationRequired``) or ``recreate`` one (``subscriptionRemoved``).
+    subscription: Literal["renew", "recreate"] | None = None
 
     def body(self) -> str:
         """The SQS message body."""
-        return json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
+        return json.dumps(self.model_dump(mode="json", by_alias=True, exclude_none=True), sort_keys=True)
 
     def attributes(self) -> dict[str, Any]:
         """No message attributes: every sync does the same work."""

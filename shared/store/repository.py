@@ -13,7 +13,7 @@ from shared.store.models import Connection, ConnectionStatus, Mentor, Plan, Prov
 from shared.store.table import Table, UpdateExpression
 
 #: Providers whose busy times are synced; their live connections sit in the sparse GSI1.
-SYNCED_PROVIDERS = frozenset({Provider.GOOGLE, Provider.APPLE})
+SYNCED_PROVIDERS = frozenset({Provider.GOOGLE, Provider.APPLE, Provider.MICROSOFT})
 
 
 def mentor_pk(mentor_id: str) -> str:

@@ -25,6 +25,7 @@ from shared.platform.once import once, reset_all
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from shared.busy.microsoft_push import MicrosoftPush
     from shared.busy.push import GooglePush
     from shared.busy.sync import BusySync
     from shared.connections.attempts import AppleAttemptLimiter
@@ -256,6 +257,7 @@ def busy_sync() -> BusySync:
     from shared.busy.sync import BusySettings, BusySync
     from shared.platform.config import BaseFunctionSettings, ProviderSettings, settings
     from shared.providers.google.calendar import GoogleClient
+    from shared.providers.microsoft.busy import MicrosoftBusyClient
     from shared.store import Provider
 
     base, providers, tuning = settings(BaseFunctionSettings), settings(ProviderSettings), settings(BusySettings)
@@ -274,6 +276,8 @@ def busy_sync() -> BusySync:
         busy=busy_store(),
         tokens=credentials().access_token,
         google=google,
+        microsoft=lambda: MicrosoftBusyClient(api_base=providers.microsoft_api_base, timeout_s=base.http_timeout_s),
+        lifecycle=lambda job: microsoft_push().on_lifecycle(job),
         open_credential=lambda blob, mentor_id: the_vault.open_credential(
             blob, mentor_id=mentor_id, provider=Provider.APPLE.value
         ),
@@ -333,6 +337,12 @@ def stripe_webhook() -> StripeWebhook:
     )
 
 
+@once
+def microsoft_push() -> MicrosoftPush:
+    """Microsoft change-notification subscriptions: subscribe, renew (Graph client and tokens on first use)."""
+    return _hooks.build_microsoft_push()
+
+
 # The second half (connect hooks, scheduled tasks, the private-session re-check) lives in
 # shared/wiring/hooks.py and is imported last: it looks the factories above up at call time.
 from shared.wiring import hooks as _hooks  # noqa: E402
@@ -342,6 +352,8 @@ google_hooks = _hooks.google_hooks
 hold_settings = _hooks.hold_settings
 maintenance_tasks = _hooks.maintenance_tasks
 mentor_time = _hooks.mentor_time
+microsoft_webhook = _hooks.microsoft_webhook
+on_microsoft_calendar = _hooks.on_microsoft_calendar
 on_connected = _hooks.on_connected
 on_google_connected = _hooks.on_google_connected
 private_sessions = _hooks.private_sessions

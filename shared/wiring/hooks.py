@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from datetime import datetime
 
+    from shared.busy.microsoft_push import MicrosoftPush
+    from shared.busy.microsoft_webhook import MicrosoftWebhook
     from shared.busy.poll import MaintenanceTask
     from shared.busy.push_first import PushFirst
     from shared.connections.calendars import GoogleHooks
@@ -52,22 +54,84 @@ def on_google_connected(mentor_id: str) -> None:
 
 
 def on_connected(mentor_id: str, provider: Provider, reconnected: bool) -> None:
-    """After a connect is saved: a reconnected calendar syncs now, waiting bookings re-queue. Never raises."""
+    """After a connect is saved: a reconnected calendar syncs now, waiting bookings re-queue, Microsoft
+    subscribes to change notifications. Never raises."""
     from shared.meetings.resume import after_connect
+    from shared.store import Provider
 
     after_connect(mentor_id, provider, reconnected, sync_queue=wiring.sync_queue, resumes=wiring.resumes)
+    if provider is Provider.MICROSOFT:
+        _microsoft_subscribe(mentor_id, replace=True)
+
+
+def on_microsoft_calendar(mentor_id: str) -> None:
+    """After ``PUT /connections/microsoft/calendar``: a live subscription on the chosen calendar. Never raises."""
+    _microsoft_subscribe(mentor_id, replace=False)
+
+
+def _microsoft_subscribe(mentor_id: str, *, replace: bool) -> None:
+    from shared.platform.observability import logger
+
+    try:
+        wiring.microsoft_push().subscribe(mentor_id, replace=replace)
+    except Exception:  # not configured: the connection stays on the poll
+        logger.exception("microsoft push is not configured")
+
+
+def build_microsoft_push() -> MicrosoftPush:
+    """What :func:`shared.wiring.microsoft_push` builds (the Graph client and the tokens on first use)."""
+    from shared.busy.microsoft_push import MicrosoftPush, MicrosoftPushSettings
+    from shared.platform.config import BaseFunctionSettings, ProviderSettings, settings
+    from shared.providers.microsoft.busy import MicrosoftBusyClient
+    from shared.store import Provider
+
+    def client() -> MicrosoftBusyClient:
+        timeout_s = settings(BaseFunctionSettings).http_timeout_s
+        return MicrosoftBusyClient(api_base=settings(ProviderSettings).microsoft_api_base, timeout_s=timeout_s)
+
+    return MicrosoftPush(
+        wiring.store(),
+        tokens=lambda mentor_id: wiring.credentials().access_token(mentor_id, Provider.MICROSOFT),
+        queue=wiring.sync_queue,
+        client=client,
+        config=settings(MicrosoftPushSettings),
+    )
+
+
+@once
+def microsoft_webhook() -> MicrosoftWebhook:
+    """``POST /webhooks/microsoft``: verify notifications, queue syncs (lifecycle events: for the worker)."""
+    import time
+
+    from shared.busy.microsoft_push import MicrosoftPushSettings
+    from shared.busy.microsoft_webhook import MicrosoftWebhook
+    from shared.platform.config import settings
+
+    return MicrosoftWebhook(
+        wiring.store(),
+        queue=wiring.sync_queue(),
+        coalesce_s=settings(MicrosoftPushSettings).microsoft_push_coalesce_s,
+        clock=time.time,
+    )
 
 
 @once
 def push_first() -> PushFirst:
-    """The poll's push-first rule (``GOOGLE_SAFETY_RESYNC_H``; off when Google push is off)."""
+    """The poll's push-first rule (``GOOGLE_SAFETY_RESYNC_H``, ``MICROSOFT_SAFETY_RESYNC_H``; off when push is off)."""
+    from shared.busy.microsoft_push import MicrosoftPushSettings
     from shared.busy.push_first import PushFirst
     from shared.busy.push_settings import PushSettings
     from shared.platform.config import settings
 
-    config = settings(PushSettings)
+    config, ms = settings(PushSettings), settings(MicrosoftPushSettings)
     resync_s = config.google_safety_resync_h * 3600 if config.google_push_enabled else 0.0
-    return PushFirst(wiring.table(), safety_resync_s=resync_s, live_margin_s=float(config.google_push_live_margin_s))
+    ms_resync_s = ms.microsoft_safety_resync_h * 3600 if ms.microsoft_push_enabled else 0.0
+    return PushFirst(
+        wiring.table(),
+        safety_resync_s=resync_s,
+        live_margin_s=float(config.google_push_live_margin_s),
+        microsoft_resync_s=ms_resync_s,
+    )
 
 
 def maintenance_tasks() -> tuple[MaintenanceTask, ...]:
@@ -80,6 +144,7 @@ def maintenance_tasks() -> tuple[MaintenanceTask, ...]:
         MaintenanceTask("renew_google_channels", lambda: renew_expiring_channels(wiring.google_push())),
         MaintenanceTask("expire_seat_holds", wiring.expire_seat_holds),
         MaintenanceTask("preflight_meetings", lambda: run_preflight(wiring.table(), wiring.meetings_queue())),
+        MaintenanceTask("renew_microsoft_subscriptions", lambda: wiring.microsoft_push().renew()),
     )
 
 

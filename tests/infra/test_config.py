@@ -93,13 +93,16 @@ def test_readme_deploy_guide_names_every_context_key_secret_and_scope() -> None:
         for node in tree.body
         if isinstance(node, ast.Assign)
         for target in node.targets
-        if isinstance(target, ast.Name) and target.id in {"GOOGLE_SCOPES", "ZOOM_SCOPES"}
+        if isinstance(target, ast.Name) and target.id in {"GOOGLE_SCOPES", "ZOOM_SCOPES", "MICROSOFT_SCOPES"}
     }
-    assert set(scopes) == {"GOOGLE_SCOPES", "ZOOM_SCOPES"}
+    assert set(scopes) == {"GOOGLE_SCOPES", "ZOOM_SCOPES", "MICROSOFT_SCOPES"}
     readme = (root / "README.md").read_text()
     guide = readme[readme.index("## Deploying") :]
     assert not [k for k in KEYS if f"`{k}`" not in guide]
     assert not [s for s in SECRETS if secret_name("STAGE", s) not in guide]
     assert not [s for s in (*scopes["GOOGLE_SCOPES"], *scopes["ZOOM_SCOPES"]) if f"`{s}`" not in guide]
+    assert not [s for s in scopes["MICROSOFT_SCOPES"] if f"`{s}`" not in guide]
     for path in ("/oauth/google/callback", "/oauth/zoom/callback", "/webhooks/stripe", "/webhooks/zoom"):
+        assert f"<API>{path}" in guide
+    for path in ("/oauth/microsoft/callback", "/webhooks/microsoft"):
         assert f"<API>{path}" in guide

@@ -74,15 +74,15 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "index": {"Query"},
         "vault": True,
         "email": True,
-        "secrets": {"GoogleClientSecret"},
+        "secrets": {"GoogleClientSecret", "MicrosoftClientSecret"},
         "queues": {"Sync", "Meetings"},  # the pre-flight queues meeting checks
     },
     "busy_sync": {
-        "table": {"GetItem", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem"},
+        "table": {"GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"},
         "index": set(),
         "vault": True,
         "email": True,
-        "secrets": {"GoogleClientSecret"},
+        "secrets": {"GoogleClientSecret", "MicrosoftClientSecret"},
         "queues": set(),
     },
 }

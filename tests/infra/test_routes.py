@@ -55,6 +55,7 @@ PRODUCT_ROUTES: list[tuple[str, str, str]] = [
     ("POST", "/webhooks/stripe", "public"),
     ("POST", "/webhooks/zoom", "public"),
     ("POST", "/webhooks/google", "public"),
+    ("POST", "/webhooks/microsoft", "public"),
     ("GET", "/feeds/0123456789abcdef0123456789abcdef.ics", "public"),
 ]
 PRODUCT_MD = Path(__file__).resolve().parents[3] / "shared" / "PRODUCT.md"
@@ -135,6 +136,7 @@ def test_public_routes_are_exactly_callbacks_webhooks_feed_and_booking_token_rou
         "POST /webhooks/stripe",
         "POST /webhooks/zoom",
         "POST /webhooks/google",
+        "POST /webhooks/microsoft",
         "GET /feeds/{token}",
         "GET /bookings/{id}",
         "POST /bookings/{id}/cancel",

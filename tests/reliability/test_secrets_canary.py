@@ -9,7 +9,10 @@ One story through the local gateway, with a canary planted wherever a secret ent
   disconnected with ``?revoke=true`` (the token goes back to the provider) and reconnected; Zoom is
   then deauthorized by webhook, and Google's grant revoked at Google (``invalid_grant`` →
   ``needs_reconnect`` → the reconnect e-mail).
-* **Configured secrets** the functions read from the environment: both OAuth client secrets, the
+* **Microsoft 365 OAuth** — the emulator issues canary codes and tokens too; a Teams class is minted
+  with the connect's token, then Microsoft invalidates it early and the move's ``PATCH`` gets 401:
+  one forced refresh (a rotated refresh token); disconnected at the end (Microsoft has no revocation).
+* **Configured secrets** the functions read from the environment: the three OAuth client secrets, the
   Zoom webhook secret token, the Stripe signing secret — and a wrong Stripe secret a forger uses.
 * **Apple** app-specific passwords: the right one, a wrong one (CalDAV answers 401) and a malformed
   one (refused before any network call).
@@ -22,12 +25,13 @@ Planted canaries start with ``Cnry`` and are shaped like no real secret, so the 
 shape-based masking cannot hide a leak: only the code keeping them out (or the vault's registry of
 opened secrets) can.
 
-Every path is driven: connect (three providers), calendar list and switch, plan by Stripe
+Every path is driven: connect (four providers), calendar list and switch, plan by Stripe
 subscription, class create, booking, signed Stripe confirmation → meetings queue → mint (Meet event,
-Zoom meeting, e-mail with ``.ics``), move, cancel by the student, session cancelled by the mentor,
-Google push, scheduled busy poll (Google and Apple), busy read, feed get / serve / rotate, token
-refresh, revoke, deauthorization, reconnect e-mail, disconnect — and the error paths (bad Apple
-password, forged Stripe signature, forged Zoom signature, wrong push channel token).
+Zoom meeting, Teams event, e-mail with ``.ics``), move (Teams: after a forced refresh), cancel by
+the student, session cancelled by the mentor, Google push, scheduled busy poll (Google and Apple),
+busy read, feed get / serve / rotate, token refresh, revoke, deauthorization, reconnect e-mail,
+disconnect — and the error paths (bad Apple password, forged Stripe signature, forged Zoom
+signature, wrong push channel token).
 
 Then every canary is looked for — raw, hex, and base64 / URL-safe base64 at each of the three
 alignments, so one inside a larger base64 blob (a raw MIME e-mail in a botocore log line, say) is
@@ -44,7 +48,7 @@ found too — in:
   types, nested);
 * **queues**: every SQS message the pumps handed to a worker during the test, and every message
   still in any queue or dead-letter queue;
-* **what users see at the providers**: the Google events and Zoom meetings the worker wrote.
+* **what users see at the providers**: the Google events, Zoom meetings and Outlook events the worker wrote.
 
 The counts of what was scanned are asserted non-zero, so the test cannot pass by scanning nothing.
 """
@@ -401,20 +405,27 @@ def canary_env(providers: Providers, local_stack: LocalStack) -> Iterator[tuple[
     """Canary client secrets / webhook secrets in the functions' environment, canary-issuing emulators
     with short-lived access tokens; all undone (and the functions' caches reset) afterwards."""
     google, zoom = providers.google, providers.zoom
+    microsoft = local_stack.component("microsoft").emulator  # the stack's: MICROSOFT_* point at it
     planted = {
         "google_client_secret": _canary("GoogleClientSecret"),
         "zoom_client_secret": _canary("ZoomClientSecret"),
+        "microsoft_client_secret": _canary("MicrosoftClientSecret"),
         "zoom_webhook_secret": _canary("ZoomWebhookSecret"),
         "stripe_webhook_secret": _canary("StripeSigningSecret"),
     }
     google_id, zoom_id = f"canary-{uuid.uuid4().hex[:8]}.apps.googleusercontent.com", f"canary{uuid.uuid4().hex[:12]}"
     google.add_client(google_id, planted["google_client_secret"], [f"{local_stack.api_url}/oauth/google/callback"])
     zoom.add_client(zoom_id, planted["zoom_client_secret"], [f"{local_stack.api_url}/oauth/zoom/callback"])
+    microsoft_id = str(uuid.uuid4())
+    microsoft.add_client(
+        microsoft_id, planted["microsoft_client_secret"], [f"{local_stack.api_url}/oauth/microsoft/callback"]
+    )
     saved_ttl = (google.state.settings.access_token_ttl_seconds, zoom.state.settings.access_token_ttl_seconds)
     google.configure(access_token_ttl_seconds=TOKEN_TTL_S)
     zoom.configure(access_token_ttl_seconds=TOKEN_TTL_S)
     google.set_token_factory(_factory("Google"))
     zoom.set_token_factory(_factory("Zoom"))
+    microsoft.set_token_factory(_factory("Microsoft"))  # its access tokens keep their hour: see the move
     try:
         with pytest.MonkeyPatch.context() as mp:
             for name, value in {
@@ -423,6 +434,8 @@ def canary_env(providers: Providers, local_stack: LocalStack) -> Iterator[tuple[
                 "ZOOM_CLIENT_ID": zoom_id,
                 "ZOOM_CLIENT_SECRET": planted["zoom_client_secret"],
                 "ZOOM_WEBHOOK_SECRET_TOKEN": planted["zoom_webhook_secret"],
+                "MICROSOFT_CLIENT_ID": microsoft_id,
+                "MICROSOFT_CLIENT_SECRET": planted["microsoft_client_secret"],
                 "STRIPE_WEBHOOK_SECRET": planted["stripe_webhook_secret"],
                 "GOOGLE_PUSH_COALESCE_S": "0",  # a push queues its sync at once
                 "BUSY_MAX_ATTEMPTS": "1",  # other tests' connections in the shared table fail fast
@@ -434,6 +447,7 @@ def canary_env(providers: Providers, local_stack: LocalStack) -> Iterator[tuple[
     finally:
         google.set_token_factory(None)
         zoom.set_token_factory(None)
+        microsoft.set_token_factory(None)
         google.configure(access_token_ttl_seconds=saved_ttl[0])
         zoom.configure(access_token_ttl_seconds=saved_ttl[1])
         _reset_function_caches()
@@ -457,11 +471,14 @@ def test_no_canary_reaches_a_log_a_response_an_email_a_stored_attribute_or_a_que
     story = Story(api, local_stack, providers, headers, mentor, recorder, scanner)
     store, _ = tables(local_stack)
     google, zoom = providers.google, providers.zoom
+    microsoft = local_stack.component("microsoft").emulator
     mentor_email = f"{mentor}@mentor.example.com"
     google_email = f"{mentor}@gmail.example.com"
     zoom_email = f"{mentor}@zoom.example.com"
     apple_id = f"{mentor}@icloud.com"
+    microsoft_email = f"{mentor}@contoso.example"
     refreshes_before = (google.token_calls("refresh_token"), zoom.token_calls("refresh_token"))
+    microsoft_refreshes_before = microsoft.token_calls("refresh_token")
 
     with _capture(mp) as cap:
         # -- the mentor: a profile e-mail, and Pro through a signed Stripe subscription event ------------
@@ -477,11 +494,13 @@ def test_no_canary_reaches_a_log_a_response_an_email_a_stored_attribute_or_a_que
         assert unsigned.status_code == 400
         assert store.get_mentor(mentor).plan == "pro"  # type: ignore[union-attr]
 
-        # -- connect Google and Zoom (canary codes, access and refresh tokens) --------------------------
+        # -- connect Google, Zoom and Microsoft (canary codes, access and refresh tokens) ---------------
         flows.seed_google_account(google, google_email)
         assert flows.connect_oauth(api, headers, "google")["status"] == "connected"
         flows.seed_zoom_account(zoom, zoom_email, plan=2)
         assert flows.connect_oauth(api, headers, "zoom")["status"] == "connected"
+        flows.seed_microsoft_account(microsoft, microsoft_email)
+        assert flows.connect_oauth(api, headers, "microsoft")["status"] == "connected"
 
         # -- Apple: malformed and wrong passwords refused (never echoed), the right one connects --------
         malformed = scanner.add("apple_malformed_password", _canary("ApplePassword"))
@@ -499,7 +518,7 @@ def test_no_canary_reaches_a_log_a_response_an_email_a_stored_attribute_or_a_que
 
         # -- list, calendars, switch to the Teaching calendar (a new push channel) ----------------------
         views = {c["provider"]: c["status"] for c in story.ok(api.get("/connections", headers=headers))["connections"]}
-        assert views == {**dict.fromkeys(("google", "zoom", "apple"), "connected"), "microsoft": "not_connected"}
+        assert views == dict.fromkeys(("google", "zoom", "apple", "microsoft"), "connected")
         calendars = story.ok(api.get("/connections/google/calendars", headers=headers))["calendars"]
         teaching = f"teaching-{google_email}"
         assert teaching in {c["id"] for c in calendars}
@@ -510,10 +529,15 @@ def test_no_canary_reaches_a_log_a_response_an_email_a_stored_attribute_or_a_que
             api, headers, online(title=f"Meet {mentor}", meetingProvider="google_meet", starts=[future(20)])
         )
         zoom_class = create(api, headers, online(title=f"Zoom {mentor}", meetingProvider="zoom", starts=[future(21)]))
+        teams_class = create(
+            api, headers, online(title=f"Teams {mentor}", meetingProvider="teams", starts=[future(22)])
+        )
         meet_session, zoom_session = meet_class["sessions"][0]["sessionId"], zoom_class["sessions"][0]["sessionId"]
+        teams_session = teams_class["sessions"][0]["sessionId"]
         booked: dict[str, dict[str, Any]] = {}
         platform = {"authorization": f"Bearer {local_stack.platform_token()}"}  # POST /bookings is the platform's
-        for name, session in (("g1", meet_session), ("g2", meet_session), ("z1", zoom_session)):
+        sessions = (("g1", meet_session), ("g2", meet_session), ("z1", zoom_session), ("t1", teams_session))
+        for name, session in sessions:
             student = f"{name}.{mentor}@student.example.com"
             body = story.ok(
                 api.post(
@@ -544,13 +568,18 @@ def test_no_canary_reaches_a_log_a_response_an_email_a_stored_attribute_or_a_que
             )
             assert (view["status"], bool(view["meetingUrl"])) == ("CONFIRMED", True), view
 
-        # -- move both sessions (patch the Meet event and the Zoom meeting; "moved" e-mails) ------------
-        for klass, session in ((meet_class, meet_session), (zoom_class, zoom_session)):
+        assert microsoft.token_calls("refresh_token") == microsoft_refreshes_before  # minted with the connect's
+
+        # -- move the sessions (patch the Meet event, the Zoom meeting and the Outlook event; "moved"
+        # e-mails); Microsoft invalidates its access token first: the PATCH gets 401, one forced refresh
+        assert microsoft.expire_access_tokens(email=microsoft_email) >= 1
+        for klass, session in ((meet_class, meet_session), (zoom_class, zoom_session), (teams_class, teams_session)):
             resp = api.patch(
                 f"/classes/{klass['classId']}/sessions/{session}", headers=headers, json={"start": future(23, 19)}
             )
             story.ok(resp, 200, 202)
         story.drain()
+        assert microsoft.token_calls("refresh_token") == microsoft_refreshes_before + 1
 
         # -- the student cancels one booking; the mentor cancels the Zoom session ------------------------
         g2 = booked["g2"]
@@ -605,7 +634,7 @@ def test_no_canary_reaches_a_log_a_response_an_email_a_stored_attribute_or_a_que
         assert {"google", "apple"} <= sources, busy
         # what is stored while all three are connected (sealed credentials, refreshed and rotated)
         stored_midway = _dynamodb_parts(local_stack)
-        for provider in ("google", "zoom", "apple"):
+        for provider in ("google", "zoom", "apple", "microsoft"):
             assert any(f"MENTOR#{mentor} / CONN#{provider}" in part.where for part in stored_midway), provider
 
         # -- the feed: handed out, served, rotated (the old URL dies) ------------------------------------
@@ -668,6 +697,7 @@ def test_no_canary_reaches_a_log_a_response_an_email_a_stored_attribute_or_a_que
         # -- disconnect what is left ---------------------------------------------------------------------
         story.ok(api.delete("/connections/google", headers=headers, params={"revoke": "true"}), 204)
         story.ok(api.delete("/connections/apple", headers=headers), 204)
+        story.ok(api.delete("/connections/microsoft", headers=headers, params={"revoke": "true"}), 204)
         assert store.list_connections(mentor) == []
         story.drain()
     out, err = capfd.readouterr()
@@ -676,7 +706,8 @@ def test_no_canary_reaches_a_log_a_response_an_email_a_stored_attribute_or_a_que
     # -- every secret the providers and our code made for this story ----------------------------------------
     issued_google = flows.google_tokens(google, google_email, include_codes=True)
     issued_zoom = flows.zoom_tokens(zoom, user.id, include_codes=True)
-    for provider, issued in (("google", issued_google), ("zoom", issued_zoom)):
+    issued_microsoft = flows.microsoft_tokens(microsoft, microsoft_email, include_codes=True)
+    for provider, issued in (("google", issued_google), ("zoom", issued_zoom), ("microsoft", issued_microsoft)):
         assert issued, f"the {provider} emulator issued nothing"
         assert all(t.startswith(TAG) for t in issued), f"the {provider} emulator issued non-canaries"
         for n, token in enumerate(issued):  # Cnry<Provider><Kind><32 hex>
@@ -693,6 +724,9 @@ def test_no_canary_reaches_a_log_a_response_an_email_a_stored_attribute_or_a_que
     assert min(refreshes) > 0, f"no token refresh happened: {refreshes}"
     zoom_refresh_tokens = [t for t in issued_zoom if "Refresh" in t]
     assert len(zoom_refresh_tokens) > 2, "Zoom's rotated refresh tokens did not flow"
+    # Microsoft: the connect's pair, and the forced refresh's new access token and rotated refresh token
+    assert sum("Refresh" in t for t in issued_microsoft) == 2, issued_microsoft
+    assert sum("Access" in t for t in issued_microsoft) == 2, issued_microsoft
 
     # -- the outcomes the story promised (so the scan below looks at real traffic) ------------------------
     emails, email_count = _email_parts(local_stack)
@@ -701,6 +735,8 @@ def test_no_canary_reaches_a_log_a_response_an_email_a_stored_attribute_or_a_que
         ("g1", "Booked:"),
         ("z1", "Booked:"),
         ("g1", "Moved:"),
+        ("t1", "Booked:"),
+        ("t1", "Moved:"),
         ("g2", "Cancelled:"),
         ("z1", "Cancelled:"),
     ):
@@ -746,6 +782,9 @@ def test_no_canary_reaches_a_log_a_response_an_email_a_stored_attribute_or_a_que
         for m in zoom.meetings(include_deleted=True)
         if mentor in str(m.get("topic"))
     ]
+    outlook = [Part("Outlook event", _bytes(json.dumps(e))) for e in microsoft.events(microsoft_email)]
+    assert len(outlook) == 1, "the Teams event is not in the mentor's Outlook calendar"
+    provider_side += outlook
     scanner.scan("provider events / meetings", provider_side)
     scan_s = time.monotonic() - scan_started
 
@@ -773,7 +812,14 @@ def test_no_canary_reaches_a_log_a_response_an_email_a_stored_attribute_or_a_que
     allowed_hits = {
         name for n, names in story.allowed.items() for name in names if scanner.canaries[name] in recorder.seen[n]
     }
-    assert allowed_hits == {"booking_token_g1", "booking_token_g2", "booking_token_z1", "feed_token_1", "feed_token_2"}
+    assert allowed_hits == {
+        "booking_token_g1",
+        "booking_token_g2",
+        "booking_token_z1",
+        "booking_token_t1",
+        "feed_token_1",
+        "feed_token_2",
+    }
 
 
 # --- focused regressions ---------------------------------------------------------------------------------

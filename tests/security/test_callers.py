@@ -58,6 +58,7 @@ WHO: dict[str, str] = {
     "POST /webhooks/stripe": "public",
     "POST /webhooks/zoom": "public",
     "POST /webhooks/google": "public",
+    "POST /webhooks/microsoft": "public",
     "GET /feeds/{token}": "public",
 }
 BOOKING_ROUTES = {"GET /bookings/{id}", "POST /bookings/{id}/cancel"}

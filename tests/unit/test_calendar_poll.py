@@ -65,7 +65,7 @@ def test_fan_out_queues_one_scheduled_sync_per_calendar_connection_paged(
     with count_calls(aws.client("dynamodb")) as calls:
         queued = fan_out(store.table, queue, page_size=4)  # type: ignore[arg-type]
     # Then one scheduled job per connected Google / Apple connection, and nothing else
-    assert queued == {"apple": 7, "google": 25}
+    assert queued == {"apple": 7, "google": 25, "microsoft": 0}
     found = {p: {j.mentor_id for j in queue.jobs if j.provider is p} for p in (Provider.GOOGLE, Provider.APPLE)}
     assert found == connections
     assert len(queue.jobs) == 32
@@ -124,9 +124,14 @@ def test_the_handler_answers_the_scheduled_event(
 
 
 def test_maintenance_tasks_name_the_google_channel_renewal(monkeypatch: pytest.MonkeyPatch) -> None:
-    task, sweep, preflight = wiring.maintenance_tasks()
-    names = (task.name, sweep.name, preflight.name)
-    assert names == ("renew_google_channels", "expire_seat_holds", "preflight_meetings")
+    task, sweep, preflight, microsoft = wiring.maintenance_tasks()
+    names = (task.name, sweep.name, preflight.name, microsoft.name)
+    assert names == (
+        "renew_google_channels",
+        "expire_seat_holds",
+        "preflight_meetings",
+        "renew_microsoft_subscriptions",
+    )
     # Running it renews, through the Google push service the composition root builds, what expires
     # within GOOGLE_CHANNEL_RENEW_BEFORE_S
     calls: list[tuple[float, float]] = []
@@ -197,7 +202,7 @@ def test_the_seat_hold_sweep_runs_with_the_configured_look_back(monkeypatch: pyt
 
     monkeypatch.setattr("shared.schedule.holds.sweep", sweep)
     monkeypatch.setattr(wiring, "schedule", object)
-    _, task, _ = wiring.maintenance_tasks()
+    _, task, _, _ = wiring.maintenance_tasks()
     # Then it sweeps the configured hours through the composition root's schedule store
     assert task.run() == "swept"
     assert seen == [6]

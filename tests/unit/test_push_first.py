@@ -207,7 +207,7 @@ def test_fan_out_skips_covered_google_connections_without_a_read_per_connection(
     with count_calls(aws.client("dynamodb")) as calls:
         queued = fan_out(store.table, queue, push_first=rule, page_size=7)  # type: ignore[arg-type]
     # Then only the uncovered Google connections and every Apple one are queued
-    assert queued == {"apple": 5, "google": 10}
+    assert queued == {"apple": 5, "google": 10, "microsoft": 0}
     assert {j.mentor_id for j in queue.jobs if j.provider is Provider.GOOGLE} == {f"g{n:02d}" for n in range(20, 30)}
     # And that cost Queries only: the index pages, the live channels, the retries
     assert set(calls.calls) == {"Query"}
@@ -225,12 +225,15 @@ def test_poll_reports_push_first_and_a_zero_resync_interval_polls_everyone(store
         "google_poll": 0,
         "google_skip": 0,
         "google_resync": 1,
+        "microsoft_poll": 0,
+        "microsoft_skip": 0,
+        "microsoft_resync": 0,
     }
     result = poll(store.table, RecordingQueue(), tasks=(), push_first=on)  # type: ignore[arg-type]
-    assert (result.queued, result.push_first["google_skip"]) == ({"apple": 0, "google": 0}, 1)
+    assert (result.queued, result.push_first["google_skip"]) == ({"apple": 0, "google": 0, "microsoft": 0}, 1)
     off = PushFirst(store.table, safety_resync_s=0, clock=lambda: clock[0])
     result = poll(store.table, RecordingQueue(), tasks=(), push_first=off)  # type: ignore[arg-type]
-    assert (result.queued, result.push_first) == ({"apple": 0, "google": 1}, {})
+    assert (result.queued, result.push_first) == ({"apple": 0, "google": 1, "microsoft": 0}, {})
 
 
 def test_when_the_channels_cannot_be_read_every_connection_is_polled(store: Store, clock: list[float]) -> None:
@@ -242,7 +245,7 @@ def test_when_the_channels_cannot_be_read_every_connection_is_polled(store: Stor
             raise RuntimeError("DynamoDB throttled")
 
     result = poll(store.table, RecordingQueue(), tasks=(), push_first=Broken(store.table))  # type: ignore[arg-type]
-    assert result.queued == {"apple": 0, "google": 1}
+    assert result.queued == {"apple": 0, "google": 1, "microsoft": 0}
 
 
 class _Google:

@@ -95,9 +95,9 @@ class MicrosoftClient:
             self.api_base, timeout_s=timeout_s, attempts=attempts, max_retry_after_s=MAX_INLINE_WAIT_S, sleep=sleep
         )
 
-    def _send(self, method: str, url: str, token: SecretStr) -> httpx.Response:
+    def _send(self, method: str, url: str, token: SecretStr, body: Any = None) -> httpx.Response:
         try:
-            response = self._api.call(method, url, token)
+            response = self._api.call(method, url, token, json=body)
         except ProviderUnreachable as exc:
             raise MicrosoftApiError(str(exc)) from None
         status = response.status_code

@@ -208,7 +208,7 @@ def test_demo_without_demo_module_explains(monkeypatch: pytest.MonkeyPatch, caps
 
 #: What the stack sets for the functions; the demo starts its own stack, so none may leak in.
 _STACK_ENV = ("AWS_", "TABLE_NAME", "KMS_KEY_ID", "API_URL", "APP_URL", "GOOGLE_", "ZOOM_", "APPLE_", "MEETINGS_")
-_STACK_ENV += ("BUSY_SYNC_", "SENDER_EMAIL", "POWERTOOLS_")
+_STACK_ENV += ("BUSY_SYNC_", "SENDER_EMAIL", "POWERTOOLS_", "MICROSOFT_")
 
 
 def test_demo_tells_the_story_and_connects_all_three(tmp_path: Path) -> None:
@@ -225,8 +225,9 @@ def test_demo_tells_the_story_and_connects_all_three(tmp_path: Path) -> None:
     assert result.returncode == 0, f"stdout:\n{result.stdout[-4000:]}\nstderr:\n{result.stderr[-4000:]}"
     out = result.stdout
     assert "demo finished in" in out
-    # And Google and Zoom were connected through OAuth: the callback parks them, the mentor app completes them
-    for provider in ("google", "zoom"):
+    # And Google, Zoom and Microsoft were connected through OAuth: the callback parks them, the mentor app
+    # completes them
+    for provider in ("google", "zoom", "microsoft"):
         assert f"/mentor/settings/connections?provider={provider}&pending=…" in out
         assert f'POST /connections/{provider}/complete {{"pending": "…"}}' in out
     # And a consent URL completed by another mentor's session was refused
@@ -235,12 +236,15 @@ def test_demo_tells_the_story_and_connects_all_three(tmp_path: Path) -> None:
     assert "400 invalid_app_specific_password" in out
     assert "0 connections reached the CalDAV server" in out
     assert "400 apple_auth_failed" in out
-    # And the final list shows all three connected, with their labels
-    listed = dict(re.findall(r"^ {4}(google|zoom|apple) +connected +(Connected as [^(\n]+?)(?: \(|$)", out, re.M))
+    # And the final list shows all four connected, with their labels
+    listed = dict(
+        re.findall(r"^ {4}(google|zoom|apple|microsoft) +connected +(Connected as [^(\n]+?)(?: \(|$)", out, re.M)
+    )
     assert listed == {
         "google": "Connected as ada@example.com",
         "zoom": "Connected as Ada Lovelace",
         "apple": "Connected as ada@icloud.com",
+        "microsoft": "Connected as ada@contoso.com",
     }
     # And the classes → bookings → Stripe → meetings story ran: one Meet event shared, moved, deleted
     assert "Alan's meetingUrl is Grace's: True; events for the session in Google Calendar: 1" in out
@@ -252,6 +256,11 @@ def test_demo_tells_the_story_and_connects_all_three(tmp_path: Path) -> None:
     assert "the booking is still PENDING" in out
     assert re.search(r"the hold ended: the booking is EXPIRED, seats taken: 0/4", out)
     assert "warning zoom_free_40_min_cap" in out
+    # And a Teams class (issue 18 item 6): its paid booking has the Outlook event's Teams link, e-mailed
+    assert re.search(r'"provider": "teams",\s+"meetingUrl": "https://teams\.microsoft\.com/l/meetup-join/', out)
+    assert '"onlineMeetingProvider": "teamsForBusiness"' in out
+    assert "the booking's meetingUrl is the event's onlineMeeting.joinUrl: True" in out
+    assert re.search(r"to dorothy@example.com +Booked: Office hours on Teams .*\[\+ class\.ics\]", out)
     assert "Grace's link is unchanged: True" in out
     assert "Alan cancels → 202; events for the session in Google Calendar: 0" in out
     assert re.search(r"to grace@example.com +Booked: Python for mentors .*\[\+ class\.ics\]", out)
@@ -259,7 +268,8 @@ def test_demo_tells_the_story_and_connects_all_three(tmp_path: Path) -> None:
     # And busy times from iCloud (a weekly event, one week skipped) and Google were polled and merged
     assert len(re.findall(r"^ {4}\w{3} \d\d \w{3} 09:00-09:30  apple$", out, re.M)) == 3
     assert re.search(r"^ {4}\w{3} \d\d \w{3} 12:00-13:00  google$", out, re.M)
-    assert "sources: {'apple': 'connected', 'google': 'connected'}" in out
+    # (Microsoft is a busy source too, connected since the Teams chapter: issue 18 item 4)
+    assert "sources: {'apple': 'connected', 'google': 'connected', 'microsoft': 'connected'}" in out
     assert "selectedCalendar: teaching-ada@example.com" in out
     # And the availability chapter: busy times remove slots, one of two racing checkouts wins, it is paid
     # and gets its Meet link (issue 15 item 7)

@@ -290,6 +290,7 @@ EXPECTED_ROUTES = {
     ("POST", "/webhooks/stripe", "stripe_webhook", False),
     ("POST", "/webhooks/zoom", "provider_webhooks", False),
     ("POST", "/webhooks/google", "provider_webhooks", False),
+    ("POST", "/webhooks/microsoft", "provider_webhooks", False),
     ("GET", "/feeds/{token}", "calendar_feed", False),
 }
 
