@@ -134,4 +134,8 @@ def test_busy_needs_a_mentor_token(api: httpx.Client) -> None:
 def test_a_mentor_with_no_calendar_gets_an_empty_answer(api: httpx.Client, headers: dict[str, str]) -> None:
     body = api.get("/mentors/me/busy", headers=headers).json()
     assert body["busy"] == []
-    assert {p: s["status"] for p, s in body["sources"].items()} == {"apple": "not_connected", "google": "not_connected"}
+    assert {p: s["status"] for p, s in body["sources"].items()} == {
+        "apple": "not_connected",
+        "google": "not_connected",
+        "microsoft": "not_connected",
+    }
