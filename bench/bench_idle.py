@@ -1,18 +1,22 @@
 """Idle cost benchmark (issue 17): what one mentor costs per day while nothing changes, and after one change.
 
-Four mentors on one local stack (moto over HTTP, the Google emulator, an in-process Radicale, the
-real webhook through the local gateway): **Google with a live push channel** (opened by the real
-``GooglePush.ensure`` and confirmed by the emulator's handshake at ``POST /webhooks/google``),
-**Google without a channel**, **Apple with 1 calendar** and **Apple with 3 calendars** (a handful of
-events each). A **simulated day** is 288 runs of the real poll (by default 72 — six hours, one
+Five mentors on one local stack (moto over HTTP, the Google and Microsoft emulators, an in-process
+Radicale, the real webhooks through the local gateway): **Google with a live push channel** (opened
+by the real ``GooglePush.ensure`` and confirmed by the emulator's handshake at ``POST
+/webhooks/google``), **Google without a channel**, **Apple with 1 calendar**, **Apple with 3
+calendars** and **Microsoft with a live subscription** (made by the real ``MicrosoftPush.ensure``,
+Graph's ``validationToken`` handshake answered at ``POST /webhooks/microsoft``) (a handful of events
+each). A **simulated day** is 288 runs of the real poll (by default 72 — six hours, one
 safety-resync period — scaled x4; ``BENCH_IDLE_POLLS`` changes it) (:func:`shared.busy.poll.poll` with
 the handler's maintenance tasks; the push-first clock advances 5 minutes per run, so the safety
 resync falls every ``GOOGLE_SAFETY_RESYNC_H`` of simulated time), each followed by the real
 ``busy_sync`` handler on every queued message (batches of 10, as the SQS event source).
 
 Metered, attributed per mentor: every provider request and its bytes on the wire (request +
-response bodies and headers, counted by a WSGI wrapper around the emulator and Radicale; Google by
-bearer token, Apple by Basic user). Metered for the whole stack: every AWS call the poller, the
+response bodies and headers, counted by a WSGI wrapper around the emulators and Radicale; Google and
+Microsoft by bearer token, Apple by Basic user). Microsoft's safety resync (24 h) and subscription
+renewal (one PATCH every 46 h, on the wall clock) fall outside a 6-hour run: its per-hour figure adds
+them to what was measured (:func:`_microsoft_idle`). Metered for the whole stack: every AWS call the poller, the
 worker and the webhook made (botocore hooks on the shared clients), DynamoDB read / write units
 estimated from item sizes (4 KB per read unit, halved for eventually consistent reads; 1 KB per
 write unit, doubled in transactions), and the wall time of each invocation (Lambda GB-s at the
@@ -54,7 +58,12 @@ POLLS_PER_DAY = int(os.environ.get("BENCH_IDLE_POLLS", "72"))
 POLL_INTERVAL_S = 300
 SAFETY_RESYNC_H = 6.0
 PASSWORD = "abcd-efgh-ijkl-mnop"
-KINDS = ("google_push", "google_poll", "apple_1", "apple_3")
+KINDS = ("google_push", "google_poll", "apple_1", "apple_3", "microsoft_push")
+#: Microsoft's safety resync (``MICROSOFT_SAFETY_RESYNC_H``, the deployed default) and subscription
+#: life / renewal horizon (``MICROSOFT_SUBSCRIPTION_TTL_S`` / ``..._RENEW_BEFORE_S`` defaults): a
+#: live subscription is renewed (one PATCH) every TTL - horizon = 46 h.
+MS_SAFETY_RESYNC_H = 24.0
+MS_RENEW_EVERY_H = 70.0 - 24.0
 #: Deployed memory sizes (infra/constructs/sync.py, function.py default for the webhook).
 MEMORY_GB = {"calendar_poll": 0.25, "busy_sync": 1.0, "provider_webhooks": 0.5}
 #: Prices, us-east-1, on-demand (sources and the date checked: bench/README.md, "Idle cost").
@@ -284,7 +293,42 @@ def _seed_google(google: Any, email: str, now: datetime) -> str:
     return token
 
 
-def _connect(mentor: str, provider: Any, credential: Any, account: str, calendar: str | None) -> None:
+def _seed_microsoft(microsoft: Any, email: str, now: datetime) -> tuple[str, str]:
+    """An Outlook mailbox with a dozen events in the window and a week-long access token; (token, account id)."""
+    from devstack.emulators import microsoft as ms
+
+    user = microsoft.add_user(email)
+    token = f"eyJ0.bench-{uuid.uuid4().hex}"
+    with microsoft.state.lock:
+        microsoft.state.access_tokens[token] = ms.MsAccessToken(
+            token=token,
+            client_id=ms.DEFAULT_CLIENT_ID,
+            user_id=user.id,
+            scopes=["Calendars.ReadWrite", "User.Read"],
+            issued_at=time.time(),
+            expires_at=time.time() + 7 * 86_400,
+            family=f"bench-{uuid.uuid4().hex}",
+        )
+    calendar = microsoft.default_calendar_id(email)
+    base = (now + timedelta(days=1)).replace(hour=9, minute=0, second=0, microsecond=0)
+    for k in range(12):
+        start = base + timedelta(days=4 * k, hours=k % 5)
+        microsoft.seed_event(calendar, _outlook_event("busy", start))
+    return token, str(user.id)
+
+
+def _outlook_event(subject: str, start: datetime) -> dict[str, Any]:
+    fmt = "%Y-%m-%dT%H:%M:%S"
+    return {
+        "subject": subject,
+        "start": {"dateTime": start.astimezone(UTC).strftime(fmt), "timeZone": "UTC"},
+        "end": {"dateTime": (start + timedelta(hours=1)).astimezone(UTC).strftime(fmt), "timeZone": "UTC"},
+    }
+
+
+def _connect(
+    mentor: str, provider: Any, credential: Any, account: str, calendar: str | None, label: str | None = None
+) -> None:
     from shared import wiring
     from shared.store import Connection
 
@@ -294,6 +338,7 @@ def _connect(mentor: str, provider: Any, credential: Any, account: str, calendar
         mentor_id=mentor,
         provider=provider,
         account_id=account,
+        account_label=label,
         selected_calendar=calendar,
         credential=sealed,
         connected_at=now - timedelta(days=1),
@@ -306,6 +351,7 @@ def _connect(mentor: str, provider: Any, credential: Any, account: str, calendar
 @contextlib.contextmanager
 def _environment() -> Iterator[dict[str, Any]]:
     from devstack.emulators import GoogleEmulator
+    from devstack.emulators.microsoft import MicrosoftEmulator
     from devstack.jwt import LocalIssuer
     from devstack.radicale import RadicaleServer
     from devstack.stack import LocalStack
@@ -317,11 +363,17 @@ def _environment() -> Iterator[dict[str, Any]]:
     google = GoogleEmulator(allow_http_loopback_push=True)
     google.app.wsgi_app = meter_google.wrap(google.app.wsgi_app)  # type: ignore[method-assign]
     google.start()
+    meter_ms = ProviderMeter()
+    microsoft = MicrosoftEmulator(allow_http_loopback_notifications=True)  # the gateway is http on loopback
+    microsoft.app.wsgi_app = meter_ms.wrap(microsoft.app.wsgi_app)  # type: ignore[method-assign]
+    microsoft.start()
     radicale = RadicaleServer()
     radicale._application = meter_caldav.wrap(radicale._app())
     radicale.start()
     env = {
         **google.environment(),
+        **microsoft.environment(),
+        "MICROSOFT_SAFETY_RESYNC_H": str(MS_SAFETY_RESYNC_H),
         "APPLE_CALDAV_URL": radicale.url,
         "POWERTOOLS_LOG_LEVEL": "WARNING",
         "BUSY_MIN_INTERVAL_S": "0",
@@ -338,7 +390,15 @@ def _environment() -> Iterator[dict[str, Any]]:
             os.environ["API_URL"] = stack.api_url
             os.environ.update(env)
             wiring.reset()
-            yield {"stack": stack, "google": google, "radicale": radicale, "pg": meter_google, "pc": meter_caldav}
+            yield {
+                "stack": stack,
+                "google": google,
+                "microsoft": microsoft,
+                "radicale": radicale,
+                "pg": meter_google,
+                "pc": meter_caldav,
+                "pm": meter_ms,
+            }
     finally:
         wiring.reset()
         for k, v in saved.items():
@@ -347,6 +407,7 @@ def _environment() -> Iterator[dict[str, Any]]:
             else:
                 os.environ[k] = v
         google.stop()
+        microsoft.stop()
         radicale.stop()
 
 
@@ -390,7 +451,12 @@ class Day:
         self.aws = aws
         self.kind_of = kind_of
         self.now = time.time()
-        self.push_first = PushFirst(wiring.table(), safety_resync_s=SAFETY_RESYNC_H * 3600, clock=lambda: self.now)
+        self.push_first = PushFirst(
+            wiring.table(),
+            safety_resync_s=SAFETY_RESYNC_H * 3600,
+            microsoft_resync_s=MS_SAFETY_RESYNC_H * 3600,
+            clock=lambda: self.now,
+        )
         self.reset()
 
     def reset(self) -> None:
@@ -479,6 +545,7 @@ def main() -> dict[str, Any]:
         run = uuid.uuid4().hex[:6]
         who: dict[str, str] = {}
         who_caldav: dict[str, str] = {}
+        who_ms: dict[str, str] = {}
         mentors: dict[str, str] = {}
         emails: dict[str, str] = {}
         for kind in KINDS:
@@ -496,6 +563,18 @@ def main() -> dict[str, Any]:
                 )
                 _connect(mentor, Provider.GOOGLE, credential, email, "primary")
                 who[f"bearer:{token}"] = kind
+            elif kind == "microsoft_push":
+                email = f"{mentor}@contoso.example"
+                emails[kind] = email
+                ms_token, account = _seed_microsoft(env["microsoft"], email, now)
+                credential = OAuthCredential(
+                    access_token=ms_token,
+                    refresh_token="0.bench",
+                    expires_at=now + timedelta(days=7),
+                    scope="offline_access Calendars.ReadWrite User.Read",
+                )
+                _connect(mentor, Provider.MICROSOFT, credential, account, "primary", f"Connected as {email}")
+                who_ms[f"bearer:{ms_token}"] = kind
             else:
                 apple_id = f"{mentor}@icloud.com"
                 radicale.add_user(apple_id, PASSWORD)
@@ -516,13 +595,19 @@ def main() -> dict[str, Any]:
             time.sleep(0.5)  # the webhook answers the handshake in the gateway's thread
         confirmed = wiring.google_push().channels.get(channel.channel_id)
         report["channel_confirmed"] = bool(confirmed and confirmed.confirmed_ms)
+        with contextlib.redirect_stdout(io.StringIO()):  # Graph validates the webhook before it answers
+            subscription = wiring.microsoft_push().ensure(mentors["microsoft_push"], replace=True)
+        stored = wiring.microsoft_push().channels.get(subscription.channel_id) if subscription else None
+        if stored is None or not stored.confirmed_ms:
+            raise RuntimeError("the Graph subscription could not be made (see the log)")
+        report["subscription_confirmed"] = True
 
         aws = AwsMeter()
         detach = [aws.attach(client(name)) for name in ("dynamodb", "sqs", "kms")]
         day = Day(env, aws, {mentor: kind for kind, mentor in mentors.items()})
         day.poll()  # the first poll: every connection synced once (the new channel's resync)
         day.reset()
-        snap = lambda: (env["pg"].snapshot(), env["pc"].snapshot())  # noqa: E731
+        snap = lambda: (env["pg"].snapshot(), env["pc"].snapshot(), env["pm"].snapshot())  # noqa: E731
         start = snap()
         hour: dict[str, Any] = {}
         pushes_before = len(google.push_deliveries())
@@ -530,9 +615,11 @@ def main() -> dict[str, Any]:
         for n in range(POLLS_PER_DAY):
             day.poll()
             if n == 11:
+                now_snap = snap()
                 hour = {
-                    **_per_mentor(env["pg"], who, start[0], snap()[0]),
-                    **_per_mentor(env["pc"], who_caldav, start[1], snap()[1]),
+                    **_per_mentor(env["pg"], who, start[0], now_snap[0]),
+                    **_per_mentor(env["pc"], who_caldav, start[1], now_snap[1]),
+                    **_per_mentor(env["pm"], who_ms, start[2], now_snap[2]),
                 }
         end = snap()
         report["day_wall_s"] = round(time.perf_counter() - started, 1)
@@ -541,6 +628,7 @@ def main() -> dict[str, Any]:
         measured = {
             **_per_mentor(env["pg"], who, start[0], end[0]),
             **_per_mentor(env["pc"], who_caldav, start[1], end[1]),
+            **_per_mentor(env["pm"], who_ms, start[2], end[2]),
         }
         report["idle_measured"] = measured  # over report["polls"] polls
         factor = POLLS_PER_DAY_REAL / POLLS_PER_DAY
@@ -571,11 +659,15 @@ def main() -> dict[str, Any]:
                     "end": {"dateTime": (day_of_change + timedelta(hours=1)).isoformat()},
                 },
             )
+        env["microsoft"].seed_event(
+            env["microsoft"].default_calendar_id(emails["microsoft_push"]), _outlook_event("new", day_of_change)
+        )
         for kind in ("apple_1", "apple_3"):
             folder = Path(radicale.root) / "collections" / "collection-root" / f"{mentors[kind]}@icloud.com" / "cal0"
             (folder / "new.ics").write_text(_apple_event(f"new-{kind}", day_of_change))
         with contextlib.redirect_stdout(io.StringIO()):  # the webhook's metric lines (gateway thread)
             google.flush_pushes(10)
+            env["microsoft"].flush_notifications(10)
             day.drain(wait_s=4.0)  # the push's sync is queued 2 s ahead (coalescing)
             day.drain(wait_s=1.0, queue="meetings")  # the push's drift-repair check (calendar.changed)
         day.poll()
@@ -583,12 +675,38 @@ def main() -> dict[str, Any]:
         report["after_change"] = {
             **_per_mentor(env["pg"], who, before[0], after[0]),
             **_per_mentor(env["pc"], who_caldav, before[1], after[1]),
+            **_per_mentor(env["pm"], who_ms, before[2], after[2]),
         }
+        report["microsoft_idle"] = _microsoft_idle(
+            measured["microsoft_push"], hour["microsoft_push"], report["after_change"]["microsoft_push"]["bytes"]
+        )
         report["freebusy_vs_events_list"] = _compare_reads(google, emails["google_push"], who)
         for d in detach:
             d()
     report["cost_model"] = cost_model(report)
     return report
+
+
+def _microsoft_idle(measured: dict[str, Any], hour: dict[str, Any], read_bytes: int) -> dict[str, Any]:
+    """Graph requests per hour of a Microsoft mentor with a live subscription: measured over the run's
+    simulated hours, plus what falls outside a run shorter than the periods — the safety resync (one
+    getSchedule every ``MS_SAFETY_RESYNC_H``, counted at ``read_bytes``, the metered getSchedule after
+    the change) and the renewal (one PATCH every ``MS_RENEW_EVERY_H``; it runs on the wall clock, not
+    the simulated one, so no run sees it; its bytes are not counted)."""
+    hours = POLLS_PER_DAY * POLL_INTERVAL_S / 3600
+    measured_per_h = measured["requests"] / hours
+    unseen_resync_per_h = 1 / MS_SAFETY_RESYNC_H if hours < MS_SAFETY_RESYNC_H else 0.0
+    per_hour = measured_per_h + unseen_resync_per_h + 1 / MS_RENEW_EVERY_H
+    return {
+        "simulated_hours": hours,
+        "measured_requests": measured["requests"],
+        "idle_hour_requests": hour["requests"],
+        "per_hour": round(per_hour, 3),
+        "per_day": round(per_hour * 24, 2),
+        "bytes_per_day": round((measured["bytes"] / hours + unseen_resync_per_h * read_bytes) * 24),
+        "model": f"measured {measured_per_h:.3f}/h + unseen safety resync {unseen_resync_per_h:.3f}/h"
+        f" + renewal 1/{MS_RENEW_EVERY_H:g} h",
+    }
 
 
 def _compare_reads(google: Any, email: str, who: dict[str, str]) -> dict[str, Any]:
@@ -650,16 +768,15 @@ def cost_model(report: dict[str, Any]) -> dict[str, Any]:
         syncs = usage["invocations"] * scale
         calls = Counter(usage["calls"])
         other_sqs = sum(v for k, v in calls.items() if k.startswith("sqs.") and k != "sqs.DeleteMessage")
-        fan_out_rru = (
-            POLLS_PER_DAY_REAL * 0.5 * (sizes["connection"] + (sizes["channel"] if kind == "google_push" else 0)) / 4096
-        )
+        channel_bytes = sizes["channel"] if kind.endswith("_push") else 0
+        fan_out_rru = POLLS_PER_DAY_REAL * 0.5 * (sizes["connection"] + channel_bytes) / 4096
         per_day = {
             "syncs": syncs,
             "worker_gb_s": usage["seconds"] * scale * MEMORY_GB["busy_sync"],
             "worker_invocations": syncs / 10,
             "sqs_requests": syncs * 0.3 + other_sqs * scale,
             "rru": usage["rru"] * scale + fan_out_rru,
-            "wru": usage["wru"] * scale + (syncs if kind == "google_push" else 0),  # the resync claim
+            "wru": usage["wru"] * scale + (syncs if kind.endswith("_push") else 0),  # the resync claim
             "kms": sum(v for k, v in calls.items() if k.startswith("kms.")) * scale,
             "google_requests": report["idle_day"][kind]["requests"] if kind.startswith("google") else 0,
         }
@@ -714,13 +831,24 @@ def summary(result: dict[str, Any]) -> list[Row]:
             push_hour <= 1,
         )
     )
+    ms = result["microsoft_idle"]
+    rows.append(
+        (
+            "idle Microsoft requests per mentor per hour, live subscription",
+            f"{ms['per_hour']} Graph requests/h ({ms['idle_hour_requests']} in an idle hour of 12 polls; "
+            f"{ms['per_day']}/day, {ms['bytes_per_day'] / 1024:,.1f} KiB/day; {ms['model']})",
+            "<= 1 per hour",
+            ms["per_hour"] <= 1 and ms["idle_hour_requests"] <= 1,
+        )
+    )
     for kind in KINDS:
         d, a = day[kind], result["after_change"][kind]
+        modelled = f" (with the resync and renewal beyond the run: {ms['per_day']})" if kind.startswith("micro") else ""
         rows.append(
             (
                 f"idle day per mentor, {kind}",
-                f"{d['requests']:,} requests, {d['bytes'] / 1024:,.1f} KiB; one change: +{a['requests']} requests, "
-                f"{a['bytes'] / 1024:,.1f} KiB",
+                f"{d['requests']:,} requests{modelled}, {d['bytes'] / 1024:,.1f} KiB; one change: +{a['requests']} "
+                f"requests, {a['bytes'] / 1024:,.1f} KiB",
                 "",
                 None,
             )
