@@ -31,6 +31,32 @@ TABLE = "mentor-connections-test"
 #: The local providers (emulators, Radicale) and the fixtures built on them, for e2e and reliability.
 pytest_plugins = ["stack_fixtures"]
 
+#: The longest test files (30-75 s each on the 2-core CI machine), run first: `make test` spreads whole
+#: files over two xdist workers in collection order, so a long file started last would leave the
+#: other worker idle at the end. Order only; every test runs either way.
+SLOW_FIRST = (
+    "tests/reliability/test_stripe_storm.py",
+    "tests/reliability/test_provider_faults.py",
+    "tests/e2e/test_meetings_faults_e2e.py",
+    "tests/e2e/test_drift_repair_e2e.py",
+    "tests/reliability/test_concurrency.py",
+    "tests/integration/devstack/test_devstack_cli.py",
+    "tests/reliability/test_secrets_canary.py",
+    "tests/reliability/test_self_healing_faults.py",
+    "tests/reliability/test_microsoft_faults.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put the files of :data:`SLOW_FIRST` first, in that order; the rest keep theirs (a stable sort)."""
+    rank = {path: n for n, path in enumerate(SLOW_FIRST)}
+
+    def key(item: pytest.Item) -> int:
+        path = item.nodeid.partition("::")[0]
+        return rank.get(path, len(SLOW_FIRST))
+
+    items.sort(key=key)
+
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
