@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import uuid
@@ -16,7 +17,8 @@ import httpx
 import pytest
 from e2e_support import Providers
 
-from devstack import flows
+from devstack import flows, stripe_events
+from devstack.outbox import read_outbox
 from devstack.stack import LocalStack
 from shared import wiring
 from shared.store import (
@@ -198,3 +200,34 @@ def private_jobs_queue(local_stack: LocalStack) -> Iterator[JobsQueue]:
 
 def utc(value: str) -> datetime:
     return datetime.fromisoformat(value).astimezone(UTC)
+
+
+def student_email(session_id: str, n: int) -> str:
+    """Student ``n``'s address for a session, unique to it (the outbox is shared by the test session)."""
+    return f"student{n}.{hashlib.sha256(session_id.encode()).hexdigest()[:10]}@example.com"
+
+
+def subjects_to(local_stack: LocalStack, to: str) -> list[str]:
+    """The subjects of the e-mails sent to ``to``."""
+    return [m.subject for m in read_outbox(local_stack.environment()["AWS_ENDPOINT_URL"]) if to in m.to]
+
+
+def book_and_pay(local_stack: LocalStack, api: httpx.Client, platform: dict[str, str], session_id: str, n: int) -> str:
+    """The platform books a seat for student ``n`` (4900 USD) and Stripe confirms it; the booking id."""
+    resp = api.post(
+        "/bookings",
+        json={
+            "sessionId": session_id,
+            "studentEmail": student_email(session_id, n),
+            "studentName": f"Student {n}",
+            "priceAmount": 4900,
+            "currency": "USD",
+        },
+        headers=platform,
+    )
+    assert resp.status_code == 201, resp.text
+    booking_id = str(resp.json()["bookingId"])
+    event = stripe_events.build_event("checkout.session.completed", booking_id=booking_id)
+    paid = stripe_events.send(local_stack.api_url, event, os.environ["STRIPE_WEBHOOK_SECRET"], client=api)
+    assert paid.status_code == 200, paid.text
+    return booking_id

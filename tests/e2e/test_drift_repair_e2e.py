@@ -11,8 +11,6 @@ counted at the emulators (meetings created, PATCHes) and in the outbox.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,12 +19,11 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from classes_support import create, future, online, set_plan, tables
+from classes_support import book_and_pay, create, future, online, set_plan, student_email, subjects_to, tables
 from e2e_support import Providers
 
-from devstack import flows, stripe_events
+from devstack import flows
 from devstack.emulators import zoom as z
-from devstack.outbox import read_outbox
 from devstack.stack import LocalStack
 from shared import wiring
 from shared.store import MeetingRef, MeetingStatus
@@ -57,34 +54,6 @@ def zoom_events(providers: Providers, local_stack: LocalStack, provider_env: pyt
     finally:
         providers.zoom.subscribe_meeting_events("")
         providers.zoom.wait_webhooks()
-
-
-def _book_and_pay(local_stack: LocalStack, api: httpx.Client, platform: dict[str, str], session_id: str, n: int) -> str:
-    resp = api.post(
-        "/bookings",
-        json={
-            "sessionId": session_id,
-            "studentEmail": _student(session_id, n),
-            "studentName": f"Student {n}",
-            "priceAmount": 4900,
-            "currency": "USD",
-        },
-        headers=platform,
-    )
-    assert resp.status_code == 201, resp.text
-    booking_id = str(resp.json()["bookingId"])
-    event = stripe_events.build_event("checkout.session.completed", booking_id=booking_id)
-    paid = stripe_events.send(local_stack.api_url, event, os.environ["STRIPE_WEBHOOK_SECRET"], client=api)
-    assert paid.status_code == 200, paid.text
-    return booking_id
-
-
-def _student(session_id: str, n: int) -> str:
-    return f"student{n}.{hashlib.sha256(session_id.encode()).hexdigest()[:10]}@example.com"
-
-
-def _subjects(local_stack: LocalStack, to: str) -> list[str]:
-    return [m.subject for m in read_outbox(local_stack.environment()["AWS_ENDPOINT_URL"]) if to in m.to]
 
 
 def _meeting(local_stack: LocalStack, session_id: str) -> MeetingRef:
@@ -143,7 +112,7 @@ def test_zoom_meetings_changed_by_the_host_are_restored_and_our_own_changes_are_
     klass = create(api, headers, online(title=title, meetingProvider="zoom", starts=[future(12, 18)]))
     session_id = klass["sessions"][0]["sessionId"]
     # Given two confirmed students sharing the session's Zoom meeting
-    bookings = [_book_and_pay(local_stack, api, platform_headers, session_id, n) for n in (1, 2)]
+    bookings = [book_and_pay(local_stack, api, platform_headers, session_id, n) for n in (1, 2)]
     _settle(local_stack, providers)
     first = _meeting(local_stack, session_id)
     assert first.meeting_id is not None
@@ -172,7 +141,7 @@ def test_zoom_meetings_changed_by_the_host_are_restored_and_our_own_changes_are_
     assert [(d["status"], d["response_json"]["checkQueued"]) for d in ours_updated] == [(200, True)]
     assert patches(first.meeting_id) == 1
     assert len(ours(include_deleted=True)) == 1
-    assert _subjects(local_stack, mentor_mail) == []
+    assert subjects_to(local_stack, mentor_mail) == []
     _, schedule = tables(local_stack)
     session = schedule.get_session(session_id)
     assert session is not None
@@ -186,9 +155,9 @@ def test_zoom_meetings_changed_by_the_host_are_restored_and_our_own_changes_are_
     _until(lambda: _zoom_start(providers, first.meeting_id) == session.start, local_stack, providers)
     _settle(local_stack, providers)
     assert patches(first.meeting_id) == 2
-    assert [s.split(":")[0] for s in _subjects(local_stack, mentor_mail)] == ["Meeting moved back"]
+    assert [s.split(":")[0] for s in subjects_to(local_stack, mentor_mail)] == ["Meeting moved back"]
     for n in (1, 2):
-        assert not any(s.startswith("New join link") for s in _subjects(local_stack, _student(session_id, n)))
+        assert not any(s.startswith("New join link") for s in subjects_to(local_stack, student_email(session_id, n)))
 
     # When the host deletes the meeting in Zoom
     providers.zoom.host_delete_meeting(first.meeting_id)
@@ -208,9 +177,9 @@ def test_zoom_meetings_changed_by_the_host_are_restored_and_our_own_changes_are_
     assert {_link(local_stack, b) for b in bookings} == {second.url}
     # And each student got exactly one e-mail with the new link; the mentor one more e-mail
     for n in (1, 2):
-        new_link = [s for s in _subjects(local_stack, _student(session_id, n)) if s.startswith("New join link")]
+        new_link = [s for s in subjects_to(local_stack, student_email(session_id, n)) if s.startswith("New join link")]
         assert len(new_link) == 1
-    assert [s.split(":")[0] for s in _subjects(local_stack, mentor_mail)] == [
+    assert [s.split(":")[0] for s in subjects_to(local_stack, mentor_mail)] == [
         "Meeting moved back",
         "Meeting re-created",
     ]
@@ -232,7 +201,7 @@ def test_a_google_event_deleted_in_google_calendar_is_live_again_after_the_push(
     title = f"Drift meet {mentor}"
     klass = create(api, headers, online(title=title, meetingProvider="google_meet", starts=[future(12, 18)]))
     session_id = klass["sessions"][0]["sessionId"]
-    booking_id = _book_and_pay(local_stack, api, platform_headers, session_id, 1)
+    booking_id = book_and_pay(local_stack, api, platform_headers, session_id, 1)
     _settle(local_stack, providers)
     first = _meeting(local_stack, session_id)
     assert first.meeting_id is not None
@@ -258,8 +227,10 @@ def test_a_google_event_deleted_in_google_calendar_is_live_again_after_the_push(
     assert event["id"] != first.meeting_id
     assert _link(local_stack, booking_id) == second.url == event["hangoutLink"]
     # And the student got one e-mail with it, the mentor one; our own insert's push repaired nothing
-    assert len([s for s in _subjects(local_stack, _student(session_id, 1)) if s.startswith("New join link")]) == 1
-    subjects = _subjects(local_stack, f"{mentor}@mentor.example.com")
+    assert (
+        len([s for s in subjects_to(local_stack, student_email(session_id, 1)) if s.startswith("New join link")]) == 1
+    )
+    subjects = subjects_to(local_stack, f"{mentor}@mentor.example.com")
     assert [s.split(":")[0] for s in subjects] == ["Meeting re-created"]
 
 
@@ -279,7 +250,7 @@ def test_the_preflight_restores_a_gone_meeting_of_a_session_starting_within_24_h
     title = f"Soon class {mentor}"
     klass = create(api, headers, online(title=title, meetingProvider="zoom", starts=[soon.isoformat()]))
     session_id = klass["sessions"][0]["sessionId"]
-    booking_id = _book_and_pay(local_stack, api, platform_headers, session_id, 1)
+    booking_id = book_and_pay(local_stack, api, platform_headers, session_id, 1)
     _settle(local_stack, providers)
     first = _meeting(local_stack, session_id)
     assert first.meeting_id is not None
@@ -297,7 +268,9 @@ def test_the_preflight_restores_a_gone_meeting_of_a_session_starting_within_24_h
     assert second.generation == 2
     assert second.status is MeetingStatus.CREATED
     assert _link(local_stack, booking_id) == second.url
-    assert len([s for s in _subjects(local_stack, _student(session_id, 1)) if s.startswith("New join link")]) == 1
+    assert (
+        len([s for s in subjects_to(local_stack, student_email(session_id, 1)) if s.startswith("New join link")]) == 1
+    )
     # And later runs verify the new meeting once (one GET), then leave both alone
     for _ in range(2):
         local_stack.tick("calendar-poll")
@@ -321,7 +294,7 @@ def test_a_zoom_repair_under_provider_faults_converges_with_one_email_each(
     title = f"Faulty drift {mentor}"
     klass = create(api, headers, online(title=title, meetingProvider="zoom", starts=[future(14, 18)]))
     session_id = klass["sessions"][0]["sessionId"]
-    bookings = [_book_and_pay(local_stack, api, platform_headers, session_id, n) for n in (1, 2)]
+    bookings = [book_and_pay(local_stack, api, platform_headers, session_id, n) for n in (1, 2)]
     _settle(local_stack, providers)
     first = _meeting(local_stack, session_id)
     # Given 10 % 429 / 500 on every Zoom path, and one sure fault on each call the repair makes:
@@ -349,5 +322,8 @@ def test_a_zoom_repair_under_provider_faults_converges_with_one_email_each(
     assert [str(m["id"]) for m in live] == [second.meeting_id]
     assert {_link(local_stack, b) for b in bookings} == {second.url}
     for n in (1, 2):
-        assert len([s for s in _subjects(local_stack, _student(session_id, n)) if s.startswith("New join link")]) == 1
-    assert [s.split(":")[0] for s in _subjects(local_stack, f"{mentor}@mentor.example.com")] == ["Meeting re-created"]
+        assert (
+            len([s for s in subjects_to(local_stack, student_email(session_id, n)) if s.startswith("New join link")])
+            == 1
+        )
+    assert [s.split(":")[0] for s in subjects_to(local_stack, f"{mentor}@mentor.example.com")] == ["Meeting re-created"]

@@ -22,7 +22,6 @@ Google pushes are not coalesced here (``GOOGLE_PUSH_COALESCE_S=0``): every push 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections import Counter
@@ -31,10 +30,20 @@ from typing import Any
 
 import httpx
 import pytest
-from classes_support import create, future, meetings_dlq_depth, online, set_plan, tables
+from classes_support import (
+    book_and_pay,
+    create,
+    future,
+    meetings_dlq_depth,
+    online,
+    set_plan,
+    student_email,
+    subjects_to,
+    tables,
+)
 from e2e_support import Providers, short_lived_tokens
 
-from devstack import flows, stripe_events
+from devstack import flows
 from devstack.emulators import GoogleEmulator, ZoomEmulator
 from devstack.outbox import read_outbox
 from devstack.stack import LocalStack
@@ -86,34 +95,6 @@ def short_tokens(providers: Providers) -> Iterator[Providers]:
     """Short-lived access tokens for the test; faults cleared before and after."""
     with short_lived_tokens(providers, SHORT_TOKEN_TTL_S):
         yield providers
-
-
-def _student(session_id: str, n: int) -> str:
-    return f"student{n}.{hashlib.sha256(session_id.encode()).hexdigest()[:10]}@example.com"
-
-
-def _book_and_pay(local_stack: LocalStack, api: httpx.Client, platform: dict[str, str], session_id: str, n: int) -> str:
-    resp = api.post(
-        "/bookings",
-        json={
-            "sessionId": session_id,
-            "studentEmail": _student(session_id, n),
-            "studentName": f"Student {n}",
-            "priceAmount": 4900,
-            "currency": "USD",
-        },
-        headers=platform,
-    )
-    assert resp.status_code == 201, resp.text
-    booking_id = str(resp.json()["bookingId"])
-    event = stripe_events.build_event("checkout.session.completed", booking_id=booking_id)
-    paid = stripe_events.send(local_stack.api_url, event, os.environ["STRIPE_WEBHOOK_SECRET"], client=api)
-    assert paid.status_code == 200, paid.text
-    return booking_id
-
-
-def _subjects(local_stack: LocalStack, to: str) -> list[str]:
-    return [m.subject for m in read_outbox(local_stack.environment()["AWS_ENDPOINT_URL"]) if to in m.to]
 
 
 def _new(before: list[str], after: list[str]) -> list[str]:
@@ -214,7 +195,7 @@ def test_a_google_reconnect_under_faults_gives_every_waiting_student_one_link_an
     sessions = [s["sessionId"] for s in klass["sessions"]]
     # Given the grant revoked at Google and two paid students per session: no link, the reason recorded
     assert providers.google.revoke_user_tokens(email) >= 1
-    bookings = {(sid, n): _book_and_pay(local_stack, api, platform_headers, sid, n) for sid in sessions for n in (1, 2)}
+    bookings = {(sid, n): book_and_pay(local_stack, api, platform_headers, sid, n) for sid in sessions for n in (1, 2)}
     local_stack.drain(timeout=DEADLINE_S)
     for booking_id in bookings.values():
         url, status = _booking(schedule, booking_id)
@@ -222,7 +203,7 @@ def test_a_google_reconnect_under_faults_gives_every_waiting_student_one_link_an
         assert status in ("needs_reconnect", "not_connected")
     assert _events(providers, email, title) == []
     mentor_mail = f"{mentor}@mentor.example.com"
-    told_before = _subjects(local_stack, mentor_mail)  # e.g. that the connection needs reconnecting
+    told_before = subjects_to(local_stack, mentor_mail)  # e.g. that the connection needs reconnecting
 
     # When Google answers 10 % of requests with 429 / 500 and the mentor reconnects; once the dance
     # is through, one sure fault on each call the resume makes: a token refresh (500), the
@@ -266,10 +247,10 @@ def test_a_google_reconnect_under_faults_gives_every_waiting_student_one_link_an
     # And each student got exactly one e-mail (the confirmation with the link), the mentor one summary
     outbox = read_outbox(local_stack.environment()["AWS_ENDPOINT_URL"])
     for (sid, n), booking_id in bookings.items():
-        (mail,) = [m for m in outbox if _student(sid, n) in m.to]
+        (mail,) = [m for m in outbox if student_email(sid, n) in m.to]
         assert mail.subject.startswith("Booked:"), mail.subject
         assert str(_booking(schedule, booking_id)[0]) in mail.text
-    told = _subjects(local_stack, mentor_mail)
+    told = subjects_to(local_stack, mentor_mail)
     (summary,) = _new(told_before, told)
     assert summary.startswith("Google Meet reconnected: 2 join links were created"), summary
     assert meetings_dlq_depth(local_stack) == 0
@@ -294,13 +275,13 @@ def test_a_google_event_deleted_under_faults_is_live_again_with_one_email_each(
     title = f"Faulty drift {mentor}"
     klass = create(api, headers, online(title=title, meetingProvider="google_meet", starts=[future(24, 18)]))
     session_id = klass["sessions"][0]["sessionId"]
-    bookings = [_book_and_pay(local_stack, api, platform_headers, session_id, n) for n in (1, 2)]
+    bookings = [book_and_pay(local_stack, api, platform_headers, session_id, n) for n in (1, 2)]
     _settle(local_stack, providers)
     first = _meeting(schedule, session_id)
     assert first.meeting_id is not None
     assert {_booking(schedule, b) for b in bookings} == {(first.url, "ready")}
     mentor_mail = f"{mentor}@mentor.example.com"
-    told_before = _subjects(local_stack, mentor_mail)
+    told_before = subjects_to(local_stack, mentor_mail)
 
     # Given 10 % 429 / 500 on every Google path, and one sure fault on each call the repair makes:
     # a token refresh (429), the check's events.list (500), the re-create (429), and the re-create's
@@ -344,10 +325,10 @@ def test_a_google_event_deleted_under_faults_is_live_again_with_one_email_each(
     # And each student got exactly one e-mail with the new link, the mentor exactly one e-mail
     outbox = read_outbox(local_stack.environment()["AWS_ENDPOINT_URL"])
     for n in (1, 2):
-        new_link = [m for m in outbox if _student(session_id, n) in m.to and m.subject.startswith("New join link")]
-        assert len(new_link) == 1, [m.subject for m in outbox if _student(session_id, n) in m.to]
+        new_link = [m for m in outbox if student_email(session_id, n) in m.to and m.subject.startswith("New join link")]
+        assert len(new_link) == 1, [m.subject for m in outbox if student_email(session_id, n) in m.to]
         assert event["hangoutLink"] in new_link[0].text
-    told = _new(told_before, _subjects(local_stack, mentor_mail))
+    told = _new(told_before, subjects_to(local_stack, mentor_mail))
     assert [s.split(":")[0] for s in told] == ["Meeting re-created"]
     assert meetings_dlq_depth(local_stack) == 0
 
@@ -410,7 +391,7 @@ def test_an_access_token_invalidated_early_is_refreshed_once_under_faults(
     emu.set_faults(seed=SEED, forced=forced, **FAULTS)
     try:
         # When a student pays for each session (three jobs meet the 401)
-        bookings = {sid: _book_and_pay(local_stack, api, platform_headers, sid, 1) for sid in sessions}
+        bookings = {sid: book_and_pay(local_stack, api, platform_headers, sid, 1) for sid in sessions}
 
         def converged() -> bool:
             return all(_booking(schedule, b) == (_meeting_url(schedule, sid), "ready") for sid, b in bookings.items())
@@ -442,14 +423,14 @@ def test_an_access_token_invalidated_early_is_refreshed_once_under_faults(
     assert held == {_meeting(schedule, sid).meeting_id: _meeting_url(schedule, sid) for sid in sessions}
     outbox = read_outbox(local_stack.environment()["AWS_ENDPOINT_URL"])
     for sid, booking_id in bookings.items():
-        (mail,) = [m for m in outbox if _student(sid, 1) in m.to]
+        (mail,) = [m for m in outbox if student_email(sid, 1) in m.to]
         assert mail.subject.startswith("Booked:"), mail.subject
         assert str(_booking(schedule, booking_id)[0]) in mail.text
     store, _ = tables(local_stack)
     connection = store.get_connection(mentor, Provider(provider))
     assert connection is not None
     assert connection.status is ConnectionStatus.CONNECTED
-    assert _subjects(local_stack, f"{mentor}@mentor.example.com") == []
+    assert subjects_to(local_stack, f"{mentor}@mentor.example.com") == []
     assert meetings_dlq_depth(local_stack) == 0
 
 
