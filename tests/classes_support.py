@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -231,3 +232,38 @@ def book_and_pay(local_stack: LocalStack, api: httpx.Client, platform: dict[str,
     paid = stripe_events.send(local_stack.api_url, event, os.environ["STRIPE_WEBHOOK_SECRET"], client=api)
     assert paid.status_code == 200, paid.text
     return booking_id
+
+
+def settle(
+    local_stack: LocalStack, providers: Providers, *, zoom_webhooks: bool = True, deadline_s: float = 30.0
+) -> None:
+    """Until no provider delivery is in flight and the queues are empty (a delivery may queue more work).
+
+    Waits for Google's pushes and, with ``zoom_webhooks``, Zoom's webhooks too.
+    """
+    for _ in range(5):
+        if zoom_webhooks:
+            providers.zoom.wait_webhooks()
+        providers.google.flush_pushes()
+        local_stack.drain(timeout=deadline_s)
+        quiet_zoom = providers.zoom.wait_webhooks(timeout=0.2) if zoom_webhooks else True
+        if quiet_zoom and providers.google.flush_pushes(timeout=0.2):
+            return
+
+
+def until(
+    condition: Callable[[], bool],
+    local_stack: LocalStack,
+    providers: Providers,
+    *,
+    zoom_webhooks: bool = True,
+    deadline_s: float = 30.0,
+    what: str = "did not converge",
+) -> float:
+    """Seconds until ``condition`` holds, settling the stack in between (fails with ``what`` after ``deadline_s``)."""
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < deadline_s, f"{what} within {deadline_s:.0f} s"
+        settle(local_stack, providers, zoom_webhooks=zoom_webhooks, deadline_s=deadline_s)
+        time.sleep(0.05)
+    return time.monotonic() - started

@@ -44,6 +44,9 @@ SLOW_FIRST = (
     "tests/reliability/test_secrets_canary.py",
     "tests/reliability/test_self_healing_faults.py",
     "tests/reliability/test_microsoft_faults.py",
+    "tests/e2e/test_push_first_e2e.py",
+    "tests/security/test_seat_property.py",
+    "tests/e2e/test_microsoft_busy_e2e.py",
 )
 
 

@@ -23,7 +23,14 @@ from typing import Any
 from pydantic import SecretStr
 
 from shared.connections.oauth_flow import oauth_client
-from shared.connections.views import OAUTH_PROVIDERS, CalendarsList, CalendarView, ConnectionView, require_connected
+from shared.connections.views import (
+    OAUTH_PROVIDERS,
+    CalendarsList,
+    CalendarView,
+    ConnectionView,
+    require_connected,
+    save_selected_calendar,
+)
 from shared.platform.api import ApiError
 from shared.platform.observability import logger
 from shared.providers.credentials import ConnectionUnavailable, CredentialAccessor
@@ -31,7 +38,7 @@ from shared.providers.oauth import (
     OAuthError,
     ProviderUnavailableError,
 )
-from shared.store import ConflictError, ConnectionStatus, Provider, Store
+from shared.store import ConnectionStatus, Provider, Store
 from shared.vault import OAuthCredential, Vault, VaultError
 
 
@@ -121,14 +128,7 @@ def select_google_calendar(
             "calendar_not_writable",
             "Choose a calendar you can add events to (owner or writer access).",
         )
-    # Re-read the version after the provider call; the write is conditional on it.
-    current = store.get_connection(mentor_id, Provider.GOOGLE) or conn
-    try:
-        saved = store.update_connection(
-            mentor_id, Provider.GOOGLE, expected_version=current.version, selected_calendar=calendar_id
-        )
-    except ConflictError:
-        raise ApiError(HTTPStatus.CONFLICT, "conflict", "The connection changed meanwhile; please retry.") from None
+    saved = save_selected_calendar(store, conn, Provider.GOOGLE, calendar_id)
     logger.info("google calendar selected")
     # Watch the chosen calendar (a new channel if it changed, the old one stopped); best effort.
     hooks.watch(mentor_id, False)

@@ -22,10 +22,16 @@ import math
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
-from shared.connections.views import CalendarsList, CalendarView, ConnectionView, require_connected
+from shared.connections.views import (
+    CalendarsList,
+    CalendarView,
+    ConnectionView,
+    require_connected,
+    save_selected_calendar,
+)
 from shared.platform.api import ApiError
 from shared.platform.observability import logger
-from shared.store import ConflictError, Provider, Store
+from shared.store import Provider, Store
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -136,13 +142,7 @@ def select_microsoft_calendar(
             "calendarId is not one of your Outlook calendars you can add events to "
             "(see GET /connections/microsoft/calendars).",
         )
-    current = store.get_connection(mentor_id, Provider.MICROSOFT) or conn
-    try:
-        saved = store.update_connection(
-            mentor_id, Provider.MICROSOFT, expected_version=current.version, selected_calendar=calendar_id
-        )
-    except ConflictError:
-        raise ApiError(HTTPStatus.CONFLICT, "conflict", "The connection changed meanwhile; please retry.") from None
+    saved = save_selected_calendar(store, conn, Provider.MICROSOFT, calendar_id)
     logger.info("microsoft calendar selected")
     if on_selected is not None:
         on_selected(mentor_id)

@@ -189,3 +189,18 @@ def require_connected(store: Store, mentor_id: str, provider: Provider) -> Conne
             reason=conn.status_reason,
         )
     return conn
+
+
+def save_selected_calendar(store: Store, conn: Connection, provider: Provider, calendar_id: str) -> Connection:
+    """Save ``calendar_id`` as ``conn``'s selected calendar; 409 ``conflict`` if the connection changed meanwhile.
+
+    The version is read again here, after the caller's provider call (the calendar list), and the
+    write is conditional on it: a reconnect or disconnect that raced the call wins.
+    """
+    current = store.get_connection(conn.mentor_id, provider) or conn
+    try:
+        return store.update_connection(
+            conn.mentor_id, provider, expected_version=current.version, selected_calendar=calendar_id
+        )
+    except ConflictError:
+        raise ApiError(HTTPStatus.CONFLICT, "conflict", "The connection changed meanwhile; please retry.") from None

@@ -6,7 +6,7 @@ are (de)serialised with boto3's TypeSerializer / TypeDeserializer.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -82,19 +82,8 @@ class Table:
         values_: Mapping[str, Any] | None = None,
     ) -> None:
         """Put an item, optionally conditional; a failed condition raises :class:`ConflictError`."""
-        kwargs: dict[str, Any] = {"TableName": self.name, "Item": to_item(values)}
-        if condition:
-            kwargs["ConditionExpression"] = condition
-        if names:
-            kwargs["ExpressionAttributeNames"] = dict(names)
-        if values_:
-            kwargs["ExpressionAttributeValues"] = to_item(values_)
-        try:
-            self.client.put_item(**kwargs)
-        except ClientError as exc:
-            if is_conditional_failure(exc):
-                raise ConflictError(f"conditional put failed for {values.get('PK')}/{values.get('SK')}") from exc
-            raise
+        kwargs = _with_condition({"TableName": self.name, "Item": to_item(values)}, condition, names, _typed(values_))
+        _conditional(self.client.put_item, kwargs, f"conditional put failed for {values.get('PK')}/{values.get('SK')}")
 
     def update(
         self,
@@ -107,24 +96,11 @@ class Table:
         values: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """UpdateItem returning the new item; a failed condition raises :class:`ConflictError`."""
-        kwargs: dict[str, Any] = {
-            "TableName": self.name,
-            "Key": to_item({"PK": pk, "SK": sk}),
-            "UpdateExpression": expression,
-            "ReturnValues": "ALL_NEW",
-        }
-        if condition:
-            kwargs["ConditionExpression"] = condition
-        if names:
-            kwargs["ExpressionAttributeNames"] = dict(names)
-        if values:
-            kwargs["ExpressionAttributeValues"] = to_item(values)
-        try:
-            resp = self.client.update_item(**kwargs)
-        except ClientError as exc:
-            if is_conditional_failure(exc):
-                raise ConflictError(f"conditional update failed for {pk}/{sk}") from exc
-            raise
+        key = {"TableName": self.name, "Key": to_item({"PK": pk, "SK": sk})}
+        kwargs = _with_condition(
+            {**key, "UpdateExpression": expression, "ReturnValues": "ALL_NEW"}, condition, names, _typed(values)
+        )
+        resp = _conditional(self.client.update_item, kwargs, f"conditional update failed for {pk}/{sk}")
         return from_item(resp.get("Attributes", {}))
 
     def delete(
@@ -137,19 +113,10 @@ class Table:
         values: Mapping[str, Any] | None = None,
     ) -> None:
         """Delete (pk, sk); a failed condition raises :class:`ConflictError`."""
-        kwargs: dict[str, Any] = {"TableName": self.name, "Key": to_item({"PK": pk, "SK": sk})}
-        if condition:
-            kwargs["ConditionExpression"] = condition
-        if names:
-            kwargs["ExpressionAttributeNames"] = dict(names)
-        if values:
-            kwargs["ExpressionAttributeValues"] = to_item(values)
-        try:
-            self.client.delete_item(**kwargs)
-        except ClientError as exc:
-            if is_conditional_failure(exc):
-                raise ConflictError(f"conditional delete failed for {pk}/{sk}") from exc
-            raise
+        kwargs = _with_condition(
+            {"TableName": self.name, "Key": to_item({"PK": pk, "SK": sk})}, condition, names, _typed(values)
+        )
+        _conditional(self.client.delete_item, kwargs, f"conditional delete failed for {pk}/{sk}")
 
     def transact(self, ops: list[dict[str, Any]]) -> None:
         """All of ``ops`` (from :func:`tx_put` / :func:`tx_update` / :func:`tx_check`) or none of them.
@@ -335,4 +302,19 @@ def _transact(client: Any, table_name: str, ops: list[dict[str, Any]]) -> None:
             reasons = exc.response.get("CancellationReasons", [])
             failed = [i for i, r in enumerate(reasons) if r.get("Code") == "ConditionalCheckFailed"]
             raise TransactionConflict(f"transaction condition failed at {failed}", failed) from exc
+        raise
+
+
+def _typed(values: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Expression attribute values in DynamoDB's typed form, for the single-item calls."""
+    return to_item(values) if values else None
+
+
+def _conditional(call: Callable[..., Any], kwargs: dict[str, Any], conflict: str) -> Any:
+    """``call(**kwargs)``; a failed condition raises :class:`ConflictError` (``conflict``), anything else re-raises."""
+    try:
+        return call(**kwargs)
+    except ClientError as exc:
+        if is_conditional_failure(exc):
+            raise ConflictError(conflict) from exc
         raise

@@ -11,7 +11,6 @@ counted at the emulators (meetings created, PATCHes) and in the outbox.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,7 +18,18 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from classes_support import book_and_pay, create, future, online, set_plan, student_email, subjects_to, tables
+from classes_support import (
+    book_and_pay,
+    create,
+    future,
+    online,
+    set_plan,
+    settle,
+    student_email,
+    subjects_to,
+    tables,
+    until,
+)
 from e2e_support import Providers
 
 from devstack import flows
@@ -71,26 +81,6 @@ def _link(local_stack: LocalStack, booking_id: str) -> str | None:
     return booking.meeting_url
 
 
-def _settle(local_stack: LocalStack, providers: Providers) -> None:
-    """Until no webhook is in flight and the queues are empty (a delivery may queue more work)."""
-    for _ in range(5):
-        providers.zoom.wait_webhooks()
-        providers.google.flush_pushes()
-        local_stack.drain(timeout=DEADLINE_S)
-        if providers.zoom.wait_webhooks(timeout=0.2) and providers.google.flush_pushes(timeout=0.2):
-            return
-
-
-def _until(condition: Callable[[], bool], local_stack: LocalStack, providers: Providers) -> float:
-    """Seconds until ``condition`` holds (fails after 30 s)."""
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < DEADLINE_S, "not repaired within 30 s"
-        _settle(local_stack, providers)
-        time.sleep(0.05)
-    return time.monotonic() - started
-
-
 def _zoom_start(providers: Providers, meeting_id: str) -> datetime:
     (meeting,) = [m for m in providers.zoom.meetings() if str(m["id"]) == meeting_id]
     return datetime.fromisoformat(str(meeting["start_time"]).replace("Z", "+00:00"))
@@ -113,7 +103,7 @@ def test_zoom_meetings_changed_by_the_host_are_restored_and_our_own_changes_are_
     session_id = klass["sessions"][0]["sessionId"]
     # Given two confirmed students sharing the session's Zoom meeting
     bookings = [book_and_pay(local_stack, api, platform_headers, session_id, n) for n in (1, 2)]
-    _settle(local_stack, providers)
+    settle(local_stack, providers)
     first = _meeting(local_stack, session_id)
     assert first.meeting_id is not None
     assert first.url is not None
@@ -135,7 +125,7 @@ def test_zoom_meetings_changed_by_the_host_are_restored_and_our_own_changes_are_
     new_start = future(13, 17)
     resp = api.patch(f"/classes/{klass['classId']}/sessions/{session_id}", json={"start": new_start}, headers=headers)
     assert resp.status_code in (200, 202), resp.text
-    _settle(local_stack, providers)
+    settle(local_stack, providers)
     # Then the webhook was received and checked, and caused nothing: one PATCH (ours), no e-mail
     ours_updated = deliveries("meeting.updated")[updated_before:]
     assert [(d["status"], d["response_json"]["checkQueued"]) for d in ours_updated] == [(200, True)]
@@ -152,8 +142,8 @@ def test_zoom_meetings_changed_by_the_host_are_restored_and_our_own_changes_are_
         first.meeting_id, start_time=(session.start + timedelta(hours=1)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     )
     # Then it is moved back (one more PATCH; its own meeting.updated is checked and changes nothing)
-    _until(lambda: _zoom_start(providers, first.meeting_id) == session.start, local_stack, providers)
-    _settle(local_stack, providers)
+    until(lambda: _zoom_start(providers, first.meeting_id) == session.start, local_stack, providers)
+    settle(local_stack, providers)
     assert patches(first.meeting_id) == 2
     assert [s.split(":")[0] for s in subjects_to(local_stack, mentor_mail)] == ["Meeting moved back"]
     for n in (1, 2):
@@ -161,10 +151,10 @@ def test_zoom_meetings_changed_by_the_host_are_restored_and_our_own_changes_are_
 
     # When the host deletes the meeting in Zoom
     providers.zoom.host_delete_meeting(first.meeting_id)
-    seconds = _until(
+    seconds = until(
         lambda: all(_link(local_stack, b) not in (None, first.url) for b in bookings), local_stack, providers
     )
-    _settle(local_stack, providers)
+    settle(local_stack, providers)
     # Then within 30 s a new meeting serves the session and both bookings carry its link
     second = _meeting(local_stack, session_id)
     assert seconds < DEADLINE_S
@@ -202,7 +192,7 @@ def test_a_google_event_deleted_in_google_calendar_is_live_again_after_the_push(
     klass = create(api, headers, online(title=title, meetingProvider="google_meet", starts=[future(12, 18)]))
     session_id = klass["sessions"][0]["sessionId"]
     booking_id = book_and_pay(local_stack, api, platform_headers, session_id, 1)
-    _settle(local_stack, providers)
+    settle(local_stack, providers)
     first = _meeting(local_stack, session_id)
     assert first.meeting_id is not None
     assert _link(local_stack, booking_id) == first.url
@@ -212,12 +202,12 @@ def test_a_google_event_deleted_in_google_calendar_is_live_again_after_the_push(
 
     # When the mentor deletes the event in Google Calendar (Google pushes the change)
     providers.google.delete_event_external(email, first.meeting_id)  # "primary" is the account's calendar
-    seconds = _until(
+    seconds = until(
         lambda: len(live()) == 1 and _link(local_stack, booking_id) == live()[0].get("hangoutLink"),
         local_stack,
         providers,
     )
-    _settle(local_stack, providers)
+    settle(local_stack, providers)
     # Then within 30 s the session has a live event again, under a new id, and the booking its link
     assert seconds < DEADLINE_S
     second = _meeting(local_stack, session_id)
@@ -251,7 +241,7 @@ def test_the_preflight_restores_a_gone_meeting_of_a_session_starting_within_24_h
     klass = create(api, headers, online(title=title, meetingProvider="zoom", starts=[soon.isoformat()]))
     session_id = klass["sessions"][0]["sessionId"]
     booking_id = book_and_pay(local_stack, api, platform_headers, session_id, 1)
-    _settle(local_stack, providers)
+    settle(local_stack, providers)
     first = _meeting(local_stack, session_id)
     assert first.meeting_id is not None
 
@@ -262,7 +252,7 @@ def test_the_preflight_restores_a_gone_meeting_of_a_session_starting_within_24_h
     providers.zoom.host_delete_meeting(first.meeting_id)
     # When the scheduled poll runs: its pre-flight checks the meeting (one GET) and re-creates it
     local_stack.tick("calendar-poll")
-    _settle(local_stack, providers)
+    settle(local_stack, providers)
     second = _meeting(local_stack, session_id)
     assert gets(first.meeting_id) == 1
     assert second.generation == 2
@@ -274,7 +264,7 @@ def test_the_preflight_restores_a_gone_meeting_of_a_session_starting_within_24_h
     # And later runs verify the new meeting once (one GET), then leave both alone
     for _ in range(2):
         local_stack.tick("calendar-poll")
-        _settle(local_stack, providers)
+        settle(local_stack, providers)
     assert (gets(first.meeting_id), gets(second.meeting_id)) == (1, 1)
     assert _meeting(local_stack, session_id) == second
 
@@ -295,7 +285,7 @@ def test_a_zoom_repair_under_provider_faults_converges_with_one_email_each(
     klass = create(api, headers, online(title=title, meetingProvider="zoom", starts=[future(14, 18)]))
     session_id = klass["sessions"][0]["sessionId"]
     bookings = [book_and_pay(local_stack, api, platform_headers, session_id, n) for n in (1, 2)]
-    _settle(local_stack, providers)
+    settle(local_stack, providers)
     first = _meeting(local_stack, session_id)
     # Given 10 % 429 / 500 on every Zoom path, and one sure fault on each call the repair makes:
     # the check's GET (500), the create (429), and the create's answer lost after Zoom made it (502)
@@ -308,8 +298,8 @@ def test_a_zoom_repair_under_provider_faults_converges_with_one_email_each(
     try:
         # When the host deletes the meeting
         providers.zoom.host_delete_meeting(first.meeting_id)
-        _until(lambda: all(_link(local_stack, b) not in (None, first.url) for b in bookings), local_stack, providers)
-        _settle(local_stack, providers)
+        until(lambda: all(_link(local_stack, b) not in (None, first.url) for b in bookings), local_stack, providers)
+        settle(local_stack, providers)
         injected = list(providers.zoom.state.faults.injected)
     finally:
         providers.zoom.clear_faults()

@@ -23,7 +23,6 @@ Google pushes are not coalesced here (``GOOGLE_PUSH_COALESCE_S=0``): every push 
 from __future__ import annotations
 
 import os
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -37,9 +36,11 @@ from classes_support import (
     meetings_dlq_depth,
     online,
     set_plan,
+    settle,
     student_email,
     subjects_to,
     tables,
+    until,
 )
 from e2e_support import Providers, short_lived_tokens
 
@@ -124,25 +125,6 @@ def _events(providers: Providers, email: str, title: str, *, live: bool = True) 
     ]
 
 
-def _settle(local_stack: LocalStack, providers: Providers) -> None:
-    """Until no push is in flight and the queues are empty (a delivery may queue more work)."""
-    for _ in range(5):
-        providers.google.flush_pushes()
-        local_stack.drain(timeout=DEADLINE_S)
-        if providers.google.flush_pushes(timeout=0.2):
-            return
-
-
-def _until(condition: Callable[[], bool], local_stack: LocalStack, providers: Providers) -> float:
-    """Seconds until ``condition`` holds (fails after 30 s)."""
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < DEADLINE_S, "did not converge within 30 s"
-        _settle(local_stack, providers)
-        time.sleep(0.05)
-    return time.monotonic() - started
-
-
 def _reconnect(
     api: httpx.Client, headers: dict[str, str], providers: Providers, email: str, before_complete: Callable[[], object]
 ) -> int:
@@ -224,8 +206,8 @@ def test_a_google_reconnect_under_faults_gives_every_waiting_student_one_link_an
                     return False
             return True
 
-        seconds = _until(converged, local_stack, providers)
-        _settle(local_stack, providers)
+        seconds = until(converged, local_stack, providers, zoom_webhooks=False)
+        settle(local_stack, providers, zoom_webhooks=False)
         injected = _injected(providers.google)
     finally:
         providers.google.clear_faults()
@@ -276,7 +258,7 @@ def test_a_google_event_deleted_under_faults_is_live_again_with_one_email_each(
     klass = create(api, headers, online(title=title, meetingProvider="google_meet", starts=[future(24, 18)]))
     session_id = klass["sessions"][0]["sessionId"]
     bookings = [book_and_pay(local_stack, api, platform_headers, session_id, n) for n in (1, 2)]
-    _settle(local_stack, providers)
+    settle(local_stack, providers, zoom_webhooks=False)
     first = _meeting(schedule, session_id)
     assert first.meeting_id is not None
     assert {_booking(schedule, b) for b in bookings} == {(first.url, "ready")}
@@ -303,8 +285,8 @@ def test_a_google_event_deleted_under_faults_is_live_again_with_one_email_each(
                 _booking(schedule, b) == (live[0].get("hangoutLink"), "ready") for b in bookings
             )
 
-        seconds = _until(repaired, local_stack, providers)
-        _settle(local_stack, providers)
+        seconds = until(repaired, local_stack, providers, zoom_webhooks=False)
+        settle(local_stack, providers, zoom_webhooks=False)
         injected = _injected(providers.google)
     finally:
         providers.google.clear_faults()
@@ -396,8 +378,8 @@ def test_an_access_token_invalidated_early_is_refreshed_once_under_faults(
         def converged() -> bool:
             return all(_booking(schedule, b) == (_meeting_url(schedule, sid), "ready") for sid, b in bookings.items())
 
-        seconds = _until(converged, local_stack, providers)
-        _settle(local_stack, providers)
+        seconds = until(converged, local_stack, providers, zoom_webhooks=False)
+        settle(local_stack, providers, zoom_webhooks=False)
         injected = _injected(emu)
         refreshed = [
             r
