@@ -12,7 +12,9 @@ For each function: the median, the ratio (target: every function <= 3.0x, the St
 :data:`devstack.importgraph.ALLOWED_IMPORTERS` keeps away from it (``forbidden``; the unit test
 ``test_import_graph`` fails on any), and the packages that cost it most beyond what ``import boto3``
 loads (``-X importtime`` self time, one run: where the gap to boto3 comes from). The Stripe
-webhook is also timed with a stub ``stripe`` module, to show what the SDK costs.
+webhook is also timed with a stub ``stripe`` module, to show what the SDK costs, and with the garbage
+collector left on during its import (``functions/__init__.py`` pauses it in Lambda), to show what
+that pause saves.
 
 ``python -m bench imports`` runs only this.
 """
@@ -41,6 +43,14 @@ sys.modules["stripe"] = _stripe
 """
 
 
+#: ``functions/__init__.py`` pauses the garbage collector during a handler's import in Lambda; this
+#: makes its ``gc.disable()`` a no-op, to show what the pause saves.
+_COLLECTOR_ON = """
+import gc
+gc.disable = lambda: None
+"""
+
+
 def main() -> dict[str, Any]:
     """Measure every function's cold import; return medians, ratios, findings and costs."""
     hidden = {name: importgraph.hidden_modules(function=name) for name in importgraph.FUNCTIONS}
@@ -50,6 +60,10 @@ def main() -> dict[str, Any]:
         variants[name] = (f"import functions.{name}.handler", name)
     variants["stripe_webhook_without_stripe_sdk"] = (
         _STUB_STRIPE + "import functions.stripe_webhook.handler",
+        "stripe_webhook",
+    )
+    variants["stripe_webhook_collector_on"] = (
+        _COLLECTOR_ON + "import functions.stripe_webhook.handler",
         "stripe_webhook",
     )
     samples: dict[str, list[float]] = {name: [] for name in variants}
@@ -79,6 +93,7 @@ def main() -> dict[str, Any]:
             "top_packages_beyond_boto3_ms": dict(list(extra.items())[:TOP_PACKAGES]),
         }
     stub = ms["stripe_webhook_without_stripe_sdk"]
+    collector_on = ms["stripe_webhook_collector_on"]
     return {
         "runs_each": RUNS,
         "environment": "Lambda-like: LAMBDA_TASK_ROOT set, the function's layers only, real urllib3",
@@ -88,6 +103,11 @@ def main() -> dict[str, Any]:
             "import_ms": round(stub, 1),
             "ratio_to_boto3": round(stub / base, 2),
             "stripe_sdk_share_ms": round(ms["stripe_webhook"] - stub, 1),
+        },
+        "stripe_webhook_collector_on_during_import": {
+            "import_ms": round(collector_on, 1),
+            "ratio_to_boto3": round(collector_on / base, 2),
+            "pause_saves_ms": round(collector_on - ms["stripe_webhook"], 1),
         },
     }
 
@@ -114,6 +134,15 @@ def summary(result: dict[str, Any]) -> list[Row]:
         (
             "cold import: stripe_webhook with a stub stripe SDK",
             f"{stub['ratio_to_boto3']}x (SDK share {stub['stripe_sdk_share_ms']:.0f} ms)",
+            "",
+            None,
+        )
+    )
+    on = result["stripe_webhook_collector_on_during_import"]
+    rows.append(
+        (
+            "cold import: stripe_webhook with the garbage collector on during the import",
+            f"{on['ratio_to_boto3']}x (the pause saves {on['pause_saves_ms']:.0f} ms)",
             "",
             None,
         )

@@ -60,6 +60,7 @@ ALLOWED_IMPORTERS: Final[Mapping[str, frozenset[str]]] = {
     "urllib3_future": _CALDAV_USERS,
     "lxml": _CALDAV_USERS,
     "recurring_ical_events": _CALDAV_USERS,
+    # connections_api: through caldav (Apple connect); mentors_api (busy, availability, slots, feed URL) never
     "icalendar": frozenset({"connections_api", "busy_sync", "mint_meeting", "calendar_feed"}),
     "authlib": frozenset({"oauth_callback", "connections_api", "mint_meeting", "busy_sync", "calendar_poll"}),
     # Outbound HTTP: only where the code calls out (the http layer). The stripe SDK imports requests

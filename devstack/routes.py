@@ -174,7 +174,7 @@ def _public(method: str, path: str, function: str) -> Route:
 
 #: Every route of PRODUCT.md §3.
 ROUTES: Final[tuple[Route, ...]] = (
-    # connections_api — /connections/*, /mentors/me/* (mentor, JWT)
+    # connections_api — /connections/* (mentor, JWT)
     _mentor("GET", "/connections", "connections_api"),
     _mentor("POST", "/connections/{provider}/authorize", "connections_api"),  # google, zoom, microsoft
     _mentor("POST", "/connections/{provider}/complete", "connections_api"),  # google, zoom, microsoft: {pending}
@@ -184,12 +184,13 @@ ROUTES: Final[tuple[Route, ...]] = (
     _mentor("GET", "/connections/microsoft/calendars", "connections_api"),
     _mentor("PUT", "/connections/microsoft/calendar", "connections_api"),
     _mentor("DELETE", "/connections/{provider}", "connections_api"),  # ?revoke=true
-    _mentor("GET", "/mentors/me/busy", "connections_api"),
-    _mentor("GET", "/mentors/me/feed", "connections_api"),
-    _mentor("POST", "/mentors/me/feed/rotate", "connections_api"),
-    _mentor("GET", "/mentors/me/availability", "connections_api"),
-    _mentor("PUT", "/mentors/me/availability", "connections_api"),
-    _platform("GET", "/mentors/{mentorId}/slots", "connections_api"),  # JWT + platform scope
+    # mentors_api — /mentors/me/* (mentor, JWT), /mentors/{mentorId}/slots (platform)
+    _mentor("GET", "/mentors/me/busy", "mentors_api"),
+    _mentor("GET", "/mentors/me/feed", "mentors_api"),
+    _mentor("POST", "/mentors/me/feed/rotate", "mentors_api"),
+    _mentor("GET", "/mentors/me/availability", "mentors_api"),
+    _mentor("PUT", "/mentors/me/availability", "mentors_api"),
+    _platform("GET", "/mentors/{mentorId}/slots", "mentors_api"),  # JWT + platform scope
     # oauth_callback — the browser comes back from Google / Zoom / Microsoft (no JWT: `state` binds the mentor)
     _public("GET", "/oauth/{provider}/callback", "oauth_callback"),
     # classes_api — classes (mentor) and bookings

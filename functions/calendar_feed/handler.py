@@ -15,6 +15,7 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions import init_done
 from shared import wiring
 from shared.feed import service as feed
 from shared.platform.api import build_resolver
@@ -53,3 +54,6 @@ def get_feed(token: str) -> Response[str]:
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
+
+
+init_done()  # the last statement: the import is over (functions/__init__.py)

@@ -12,6 +12,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions import init_done
 from shared import wiring
 from shared.busy.poll import poll
 from shared.platform.observability import logger, metrics, tracer
@@ -25,3 +26,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     for provider, count in result.queued.items():
         metrics.add_metric(name=f"SyncsQueued_{provider}", unit=MetricUnit.Count, value=count)
     return result.as_dict()
+
+
+init_done()  # the last statement: the import is over (functions/__init__.py)

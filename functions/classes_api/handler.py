@@ -16,6 +16,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions import init_done
 from shared import wiring
 from shared.platform.api import build_resolver, mentor_id, platform_client
 from shared.platform.observability import logger, metrics, tracer
@@ -125,3 +126,6 @@ def _authorize(booking_id: str, query: str | None, header: str | None) -> tuple[
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
+
+
+init_done()  # the last statement: the import is over (functions/__init__.py)

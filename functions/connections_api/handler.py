@@ -1,11 +1,13 @@
 """connections_api: the mentor's provider connections (PRODUCT.md §2.2, §3).
 
-Thin: parse → call ``shared.connections.service`` → map. Routes are added here as issues land.
+Who calls: the mentor's JWT on every route (``/connections…``); a platform token names no mentor (403
+``insufficient_scope``). Thin: parse → call ``shared.connections`` → map. The mentor's busy times,
+availability, feed URL and the platform's slots are ``mentors_api``'s: they need none of the provider
+clients (authlib, CalDAV, httpx) this function loads.
 """
 
 # No ``from __future__ import annotations``: Powertools reads the route signatures (bodies, query
 # parameters, return types) at runtime through the tracer's wrapper, so they must be real objects.
-from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -15,11 +17,8 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions import init_done
 from shared import wiring
-from shared.availability import bookable
-from shared.availability import service as availability
-from shared.availability.rules import AvailabilityView, PutAvailabilityRequest
-from shared.busy import view as busy
 from shared.connections import apple, calendars, microsoft, oauth_flow
 from shared.connections.views import (
     OAUTH_PROVIDERS,
@@ -31,12 +30,11 @@ from shared.connections.views import (
     list_connections,
     parse_provider,
 )
-from shared.feed.tokens import FeedUrls, mentor_feed
 from shared.platform.api import build_resolver, mentor_id
 from shared.platform.observability import logger, metrics, tracer
 from shared.store import Provider
 
-app = build_resolver(platform_routes=("GET /mentors/{mentorId}/slots",))
+app = build_resolver()
 _NO_CONTENT: dict[int, OpenAPIResponse] = {204: {"description": "Disconnected (no body).", "content": {}}}
 
 
@@ -155,92 +153,11 @@ def disconnect(provider: str, revoke: Annotated[bool, Query()] = False) -> Respo
     return Response(status_code=HTTPStatus.NO_CONTENT, body="")
 
 
-@app.get("/mentors/me/busy")
-@tracer.capture_method
-def get_busy(
-    start: Annotated[str | None, Query(alias="from", description="ISO 8601 with offset; default now")] = None,
-    end: Annotated[str | None, Query(alias="to", description="ISO 8601 with offset; default from + 7 days")] = None,
-) -> busy.BusyResponse:
-    """Busy times from every connected calendar, merged and labelled by source, plus each source's sync state."""
-    window = busy.parse_window(start, end)
-    return busy.busy_view(wiring.store(), wiring.busy_store(), mentor_id(app), *window)
-
-
-@app.get("/mentors/me/availability")
-@tracer.capture_method
-def get_availability() -> AvailabilityView:
-    """The mentor's availability rules and their `version` (before the first PUT: the defaults, `version` 0)."""
-    return availability.get_availability(wiring.availability_store(), mentor_id(app))
-
-
-@app.put("/mentors/me/availability")
-@tracer.capture_method
-def put_availability(body: PutAvailabilityRequest) -> AvailabilityView:
-    """Replace the mentor's availability rules (PRODUCT.md §2.10); 400 with `fields`, 409 `availability_changed`."""
-    mentor = mentor_id(app)
-    return availability.put_availability(wiring.availability_store(), mentor, body, now=datetime.now(UTC))
-
-
-@app.get("/mentors/<mentorId>/slots")
-@tracer.capture_method
-def get_slots(
-    mentorId: str,
-    start: Annotated[str | None, Query(alias="from", description="ISO 8601 with offset")] = None,
-    end: Annotated[str | None, Query(alias="to", description="ISO 8601 with offset; ≤ 62 days after from")] = None,
-    duration: Annotated[str | None, Query(description="Minutes, 5 to 480")] = None,
-) -> bookable.SlotsResponse:
-    """Bookable slots of a mentor (platform only, PRODUCT.md §2.10) and how fresh each calendar source is."""
-    now = datetime.now(UTC)
-    start_at, end_at, length = bookable.parse_query(mentorId, start, end, duration, now=now)
-    return bookable.mentor_slots(
-        store=wiring.store(),
-        busy=wiring.busy_store(),
-        schedule=wiring.schedule(),
-        rules_store=wiring.availability_store(),
-        mentor_id=mentorId,
-        start=start_at,
-        end=end_at,
-        duration=length,
-        now=now,
-    )
-
-
-_FEED_URLS: dict[int, OpenAPIResponse] = {
-    200: {
-        "description": "The feed's URLs (secret: the token is in them)",
-        "content": {"application/json": {"model": FeedUrls}},
-    }
-}
-
-
-@app.get("/mentors/me/feed", responses=_FEED_URLS)
-@tracer.capture_method(capture_response=False)
-def get_feed_url() -> Response[dict[str, Any]]:
-    """The teaching-schedule feed's secret URL `{url, webcalUrl}` (created on the first call)."""
-    urls = mentor_feed(wiring.store().table, wiring.vault(), mentor_id(app))
-    return Response(
-        status_code=HTTPStatus.OK,
-        content_type=content_types.APPLICATION_JSON,
-        headers={"Cache-Control": "no-store"},
-        body=urls.model_dump(by_alias=True, mode="json"),
-    )
-
-
-@app.post("/mentors/me/feed/rotate", responses=_FEED_URLS)
-@tracer.capture_method(capture_response=False)
-def rotate_feed_url() -> Response[dict[str, Any]]:
-    """A new feed URL `{url, webcalUrl}`; the old one answers 404 from now on."""
-    urls = mentor_feed(wiring.store().table, wiring.vault(), mentor_id(app), rotate=True)
-    return Response(
-        status_code=HTTPStatus.OK,
-        content_type=content_types.APPLICATION_JSON,
-        headers={"Cache-Control": "no-store"},
-        body=urls.model_dump(by_alias=True, mode="json"),
-    )
-
-
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
+
+
+init_done()  # the last statement: the import is over (functions/__init__.py)

@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions import init_done
 from shared import wiring
 from shared.meetings.worker import process_message
 from shared.platform.observability import logger, metrics, tracer
@@ -39,3 +40,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         event=event, record_handler=record_handler, processor=processor, context=context
     )
     return cast(dict[str, Any], response)
+
+
+init_done()  # the last statement: the import is over (functions/__init__.py)

@@ -16,6 +16,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions import init_done
 from shared import wiring
 from shared.platform.api import build_resolver, raw_body
 from shared.platform.observability import logger, metrics, tracer
@@ -44,3 +45,6 @@ def stripe_webhook() -> dict[str, Any]:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     wiring.stripe_webhook().bind_context(context)
     return app.resolve(event, context)
+
+
+init_done()  # the last statement: the import is over (functions/__init__.py)

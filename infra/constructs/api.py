@@ -63,23 +63,23 @@ PUBLIC_REASONS: Final[dict[str, str]] = {
 }
 
 #: The HTTP-facing functions this construct owns (the feed is the Feed capability's) and what each
-#: may touch — grep of their code paths (shared/connections/, shared/schedule/classes.py, shared/schedule/bookings.py,
-#: shared/schedule/payments.py, shared/connections/zoom_webhook.py and the store / vault / token modules they call):
+#: may touch — grep of their code paths (shared/connections/, shared/busy/view.py, shared/availability/,
+#: shared/feed/tokens.py, shared/schedule/classes.py, shared/schedule/bookings.py, shared/schedule/payments.py,
+#: shared/connections/zoom_webhook.py and the store / vault / token modules they call):
 API_FUNCTIONS: Final[dict[str, FunctionSpec]] = {
-    # GET/POST/PUT/DELETE /connections…, /mentors/me/…: profile, connections (Get/Query/Put/Update),
+    # GET/POST/PUT/DELETE /connections…: profile, connections (Get/Query/Put/Update),
     # OAuth state (Put), the pending connection consumed on complete (Delete, ReturnValues=ALL_OLD),
     # disconnect (Delete), vault branch key (Get/Put); Apple attempt counters and breaker (Get /
     # conditional Put / Update / Delete, shared/store/guards.py); seals the Apple credential
     # and opens Google's (vault); Google calendar list refreshes tokens (both client secrets for
     # refresh / ?revoke=true) and e-mails the mentor on invalid_grant; CalDAV discovery (providers);
     # Google push channels (shared/busy/push.py) watched on complete and on a calendar switch, stopped
-    # on disconnect (Query for the mentor's channels, transactions of Put / Update / Delete parts);
-    # the feed token (shared/feed/service.py): created / rotated by a transaction of Put, Delete and Update
-    # parts, sealed and opened with the vault. A reconnect re-queues the bookings waiting for it (meetings
-    # queue) and syncs the calendar at once (busy-sync queue): shared/meetings/resume.py.
+    # on disconnect (Query for the mentor's channels, transactions of Put / Update / Delete parts).
+    # A reconnect re-queues the bookings waiting for it (meetings queue) and syncs the calendar at once
+    # (busy-sync queue): shared/meetings/resume.py.
     "connections_api": FunctionSpec(
         name="connections_api",
-        description="/connections/*, /mentors/me/*",
+        description="/connections/*",
         access=Access(
             table=(GET, QUERY, PUT, UPDATE, DELETE),
             sends_to=("meetings", "busy-sync"),
@@ -88,6 +88,24 @@ API_FUNCTIONS: Final[dict[str, FunctionSpec]] = {
             secrets=("GOOGLE_CLIENT_SECRET", "ZOOM_CLIENT_SECRET", "MICROSOFT_CLIENT_SECRET"),
             providers=True,
         ),
+        timeout=Duration.seconds(20),
+    ),
+    # GET /mentors/me/busy: the mentor's connections and busy sets (Query each, shared/busy/view.py).
+    # GET/PUT /mentors/me/availability: the rules item (Get; a conditional Put, shared/store/availability.py).
+    # GET /mentors/{mentorId}/slots (platform): the rules (Get), connections and busy sets (Query), the
+    # timeline head (Get) and its private spans (Query), one Query per class teaching in the window
+    # (shared/availability/bookable.py; no BatchGetItem, no index). GET /mentors/me/feed, POST …/rotate:
+    # the feed token (shared/feed/tokens.py) read (Get), created / rotated by a transaction of Put, Delete
+    # and Update parts, sealed and opened with the vault (vault branch key: Get / conditional Put).
+    # No provider call, no secret, no queue, no e-mail.
+    "mentors_api": FunctionSpec(
+        name="mentors_api",
+        description="/mentors/me/*, /mentors/{mentorId}/slots",
+        access=Access(
+            table=(GET, QUERY, PUT, UPDATE, DELETE),
+            vault=True,
+        ),
+        # the budget these routes had in connections_api (up to 500 per-class Queries for slots, KMS retries)
         timeout=Duration.seconds(20),
     ),
     # GET /oauth/{provider}/callback: consumes the state (DeleteItem, ReturnValues=ALL_OLD), exchanges

@@ -21,12 +21,11 @@ from cdk_nag import NagSuppressions
 from constructs import Construct
 
 from devstack.routes import QUEUE_WORKERS, SCHEDULES, QueueWorker, Schedule
-from infra.constructs.function import DELETE, GET, PUT, QUERY, UPDATE, Access, FunctionSpec
+from infra.constructs.function import BATCH_GET, CHECK, DELETE, GET, PUT, QUERY, UPDATE, Access, FunctionSpec
 from infra.constructs.messaging import WorkQueue
 from infra.constructs.platform import Platform
 
 QUEUE: Final = "busy-sync"
-BATCH_GET: Final = "BatchGetItem"
 WORKER: Final[QueueWorker] = next(w for w in QUEUE_WORKERS if w.queue == QUEUE)
 WORKER_TIMEOUT: Final = Duration.seconds(max(int(WORKER.timeout_s), 120))
 POLL_FUNCTION: Final = "calendar_poll"
@@ -68,9 +67,11 @@ POLL_ACCESS: Final = Access(
 #: failed message's visibility (ChangeMessageVisibility on its own queue, granted with the event
 #: source). Microsoft: getSchedule with refreshed tokens (client secret); a lifecycle job renews the
 #: mentor's subscriptions (Query of the links, transactions of Updates) or makes one (Put / Delete parts).
-#: No Zoom secret.
+#: A periodic safety resync that finds a change no push brought reads the stored busy sets (Query) and
+#: flags the channel (shared/busy/push_watchdog.py: a transaction of an Update of the channel and a
+#: ConditionCheck of its link). No Zoom secret.
 WORKER_ACCESS: Final = Access(
-    table=(GET, BATCH_GET, QUERY, PUT, UPDATE, DELETE),
+    table=(GET, BATCH_GET, QUERY, PUT, UPDATE, DELETE, CHECK),
     vault=True,
     email=True,
     secrets=("GOOGLE_CLIENT_SECRET", "MICROSOFT_CLIENT_SECRET"),

@@ -42,9 +42,9 @@ class Group:
 GROUPS: Final = (
     Group(
         "core",
-        ("aws-lambda-powertools", "pydantic", "pydantic-settings", "python-dateutil", "tzdata"),
+        ("aws-lambda-powertools", "pydantic", "python-dateutil", "tzdata"),
         (),
-        "every function: Powertools (resolver, Logger, Metrics, Tracer, Idempotency), pydantic, settings",
+        "every function: Powertools (resolver, Logger, Metrics, Tracer, Idempotency), pydantic",
     ),
     Group("crypto", ("cryptography", "joserfc"), ("core",), "the credential vault (AES-GCM) and JWT verification"),
     Group("http", ("httpx", "tenacity"), ("core",), "outbound HTTPS to Google, Zoom and JWKS, with retries"),
@@ -77,6 +77,7 @@ FUNCTION_LAYERS: Final[Mapping[str, tuple[str, ...]]] = {
     "calendar_poll": _PROVIDERS,  # renews Google push channels: credentials, token refresh, Google API
     "classes_api": ("core", "crypto", "http"),
     "connections_api": (*_PROVIDERS, "caldav"),
+    "mentors_api": ("core", "crypto"),  # store reads / writes and the vault (feed token): no provider call
     "mint_meeting": (*_PROVIDERS, "ical"),
     "oauth_callback": _PROVIDERS,
     "provider_webhooks": _PROVIDERS,

@@ -19,6 +19,7 @@ every notification; never stored itself).
   ``MICROSOFT_SUBSCRIPTION_TTL_S``, default 70 h, under Graph's 4,230-minute cap) get a ``PATCH``
   with a new expiration; one Graph no longer knows (404) is made again; failures back off under the
   channel's renewal lease; failed subscribes are retried (``WatchRetry`` of provider ``microsoft``).
+  One flagged for a missed change (``suspect_ms``, :mod:`.push_watchdog`) is replaced by a new one.
 * lifecycle events (:mod:`.microsoft_webhook`): ``reauthorizationRequired`` → :meth:`renew_now`;
   ``subscriptionRemoved`` → :meth:`ensure` with ``replace``.
 
@@ -36,9 +37,9 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.busy.push_settings import RENEW_LEASE_S, RETRY_BASE_S, RETRY_CAP_S, WatchError, token_hash
+from shared.platform.env import EnvSettings
 from shared.platform.observability import logger
 from shared.store import ConnectionStatus, Provider, Store
 from shared.store.channels import ChannelStore, PushChannel, WatchRetry
@@ -53,10 +54,8 @@ MICROSOFT: Final = Provider.MICROSOFT.value
 GRAPH_CAP_S: Final = 4230 * 60
 
 
-class MicrosoftPushSettings(BaseSettings):
+class MicrosoftPushSettings(EnvSettings):
     """Microsoft change-notification tuning (environment variables of the same names, upper-cased)."""
-
-    model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False)
 
     api_url: str = Field(default="http://localhost:8080", description="This API's public origin.")
     microsoft_push_enabled: bool = Field(default=True, description="Subscribe to change notifications at all.")
@@ -322,6 +321,12 @@ class MicrosoftPush:
         conn = self.store.get_connection(channel.mentor_id, Provider.MICROSOFT)
         usable = conn is not None and conn.status is ConnectionStatus.CONNECTED and conn.credential is not None
         current = usable and conn is not None and (conn.selected_calendar or "primary") == channel.calendar_id
+        if current and channel.suspect_ms:  # missed a change (push_watchdog): a new subscription
+            before = report.failed
+            step = partial(self.ensure, channel.mentor_id, replace=True)
+            self._run(report, channel.mentor_id, step, channel=channel, now=now)
+            report.recreated += int(report.failed == before)
+            return
         if not current:  # gone, needs reconnecting or another calendar: ensure sorts it out
             before = report.failed
             self._run(report, channel.mentor_id, lambda: self.ensure(channel.mentor_id, replace=False))

@@ -101,23 +101,29 @@ def connections_to_sync(
     """One scheduled :class:`SyncJob` per connection in ``provider``'s sync index (paged lazily).
 
     With ``push_first`` (and its ``coverage`` for this poll), Google connections covered by a
-    healthy push channel are left out unless their safety resync is due.
+    healthy push channel are left out unless their safety resync is due; that sync is queued with
+    reason ``RESYNC`` (and, after the channel's first one, the channel to check: ``SyncJob.channel``).
     """
     for item in table.query(sync_index_pk(provider), index=GSI1, page_size=page_size):
         mentor_id = item.get("mentor_id") or item.get("GSI1SK")
         if not mentor_id:
             continue
-        if _push_covered(provider, item, push_first, coverage):
+        decision = _push_decision(provider, item, push_first, coverage)
+        if decision is Decision.SKIP:
+            continue
+        if decision is Decision.RESYNC and coverage is not None:
+            channel = coverage.checks.pop(f"{provider.value}#{mentor_id}", None)
+            yield SyncJob(mentor_id=str(mentor_id), provider=provider, reason=SyncReason.RESYNC, channel=channel)
             continue
         yield SyncJob(mentor_id=str(mentor_id), provider=provider, reason=SyncReason.SCHEDULE)
 
 
-def _push_covered(
+def _push_decision(
     provider: Provider, item: dict[str, Any], push_first: PushFirst | None, coverage: Coverage | None
-) -> bool:
+) -> Decision:
     if provider not in (Provider.GOOGLE, Provider.MICROSOFT) or push_first is None or coverage is None:
-        return False
-    return push_first.decide(coverage, item, provider.value) is Decision.SKIP
+        return Decision.POLL
+    return push_first.decide(coverage, item, provider.value)
 
 
 def _chunks(jobs: Iterable[SyncJob], size: int) -> Iterator[list[SyncJob]]:

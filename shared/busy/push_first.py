@@ -4,7 +4,7 @@ A Google connection whose push channel is live and healthy is **not** polled on 
 schedule: its changes arrive through ``POST /webhooks/google`` (:mod:`.push_webhook`). The scheduled
 fan-out (:mod:`.poll`) asks :class:`PushFirst` about each Google connection it reads from the sync
 index and gets one of three answers: ``POLL`` (queue the usual sync), ``SKIP`` (covered by push,
-nothing sent), ``RESYNC`` (covered, but its safety resync is due: queue one sync).
+nothing sent), ``RESYNC`` (covered, but its safety resync is due: queue one sync, reason ``RESYNC``).
 
 **Healthy** means all of (read once per poll: one paged Query of the live channels on GSI1
 ``CHANNELS`` plus one of the pending watch retries, whatever the number of connections):
@@ -14,6 +14,7 @@ nothing sent), ``RESYNC`` (covered, but its safety resync is due: queue one sync
   not replace in time, is polled;
 * Google's ``sync`` handshake reached our webhook (``confirmed_ms``): deliveries do arrive at the
   address we gave (a wrong ``API_URL`` or a blocked webhook keeps the connection on the poll);
+* no safety resync found a change it missed (``suspect_ms``, below);
 * no renewal of it has failed (``renew_failures`` 0) and the mentor has no pending watch retry
   (a failed watch after a calendar switch may leave an old channel on the old calendar);
 * it watches the connection's selected calendar on the same Google account;
@@ -36,11 +37,18 @@ subscription (a :class:`PushChannel` of provider ``microsoft``; confirmed when m
 creates it only after our webhook answered the handshake), with its own safety resync
 (``MICROSOFT_SAFETY_RESYNC_H``, default 24 h: Graph tells us of lost notifications with ``missed``).
 
-**What cannot be seen**: Google tells nobody when it drops a channel on its own side (no message,
-no API to ask). Such a channel looks healthy until it expires (at most ``GOOGLE_CHANNEL_TTL_S``;
-renewal replaces it a day before) and the mentor's changes wait for the next safety resync. Every
-stop we can observe — expiry, failed renewal or watch, our own stop, a failed sync, no handshake —
-puts the connection back on the very next poll.
+**What the safety resync catches** (:mod:`.push_watchdog`): Google tells nobody when it drops a
+channel on its own side (no message, no API to ask), so such a channel looks healthy. The fan-out
+queues each safety resync with reason ``RESYNC`` and, after the channel's first one, the channel's
+id; the ``busy_sync`` worker compares what that resync read with the busy set stored before it. A
+difference is a change no push brought — unless a push is in flight (a push sync queued or due in the
+last ``QUIET_S`` = 30 s, see there) — so the channel is flagged (``suspect_ms``): the very next poll
+polls the connection, and that poll's renewal replaces the channel; push covers the connection again
+once the new channel's handshake arrives. A silent drop is therefore detected at the first safety
+resync after a change, at most ``GOOGLE_SAFETY_RESYNC_H`` after it, and the connection is then
+polled until a new channel is live. (A drop followed by no change costs nothing: nothing was
+missed.) Every stop we can observe — expiry, failed renewal or watch, our own stop, a failed sync,
+no handshake — puts the connection back on the very next poll.
 
 **Why freeBusy and not ``events.list`` + ``syncToken`` for a push** (measured by
 ``bench/bench_idle.py``, see ``bench/README.md``): both cost one request per push; ``freeBusy`` gives
@@ -89,6 +97,8 @@ class Coverage:
     retrying: frozenset[str] = frozenset()
     others_retrying: frozenset[str] = frozenset()  # "<provider>#<mentorId>" of other providers' retries
     counts: dict[str, int] = field(default_factory=dict)
+    #: "<provider>#<mentorId>" → the channel a periodic safety resync of this poll checks (``SyncJob.channel``).
+    checks: dict[str, str] = field(default_factory=dict)
 
     def count(self, decision: Decision, provider: str = "google") -> None:
         key = decision.value if provider == "google" else f"{provider}_{decision.value}"
@@ -126,7 +136,7 @@ class PushFirst:
             if n >= self.max_channels:
                 logger.warning("too many push channels to hold; the rest are polled", extra={"max": n})
                 break
-            if channel.resource_id and channel.confirmed_ms and not channel.renew_failures:
+            if channel.resource_id and channel.confirmed_ms and not channel.renew_failures and not channel.suspect_ms:
                 healthy.setdefault(channel.mentor_id, []).append(channel)
         retries = list(channels.retries_due(_ALL_RETRIES_MS))
         retrying = frozenset(r.mentor_id for r in retries if r.provider == "google")
@@ -163,6 +173,8 @@ class PushFirst:
         except Exception:  # cannot record it: poll rather than risk skipping for good
             logger.exception("safety resync could not be claimed", extra={"channel_id": channel.channel_id})
             return Decision.POLL
+        if claimed and channel.resync_due_ms:  # not its first resync: push covered it since the last one
+            coverage.checks[f"{provider}#{mentor_id}"] = channel.channel_id
         return Decision.RESYNC if claimed else Decision.SKIP
 
 

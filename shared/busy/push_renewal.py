@@ -4,6 +4,8 @@ Channels expiring within ``GOOGLE_CHANNEL_RENEW_BEFORE_S`` (default 24 h; channe
 ``GOOGLE_CHANNEL_TTL_S``, default 7 days) get a new channel first and are stopped after, so no
 change falls in a gap; channels whose connection is gone or needs reconnecting are dropped. Watches
 that failed (provider down) are retried with backoff, at most ``GOOGLE_WATCH_RETRY_MAX`` times.
+A channel flagged as having missed a change (``suspect_ms``, :mod:`.push_watchdog`) is found by the
+very next run (its index key says "due now") and replaced by a new channel whatever its expiration.
 """
 
 from __future__ import annotations
@@ -85,8 +87,9 @@ class ChannelRenewal:
     ) -> None:
         """Renew one mentor's channel (``channel`` expiring) or run its watch retry (``channel=None``)."""
         before = {c.channel_id for c in self.channels.for_mentor(mentor_id)}
+        replace = channel is not None and channel.suspect_ms > 0  # presumed dead: never kept
         try:
-            kept = self.ensure(mentor_id, replace=False, now_s=now_s, horizon_s=horizon_s)
+            kept = self.ensure(mentor_id, replace=replace, now_s=now_s, horizon_s=horizon_s)
         except Exception as exc:
             retry = exc.retry if isinstance(exc, WatchError) else True
             error = str(exc) if isinstance(exc, WatchError) else type(exc).__name__

@@ -12,7 +12,8 @@ from collections.abc import Callable, Mapping
 from typing import Final
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.platform.env import EnvSettings
 
 #: Headers Google sends with every notification (lower-case; the body is empty).
 CHANNEL_ID_HEADER: Final = "x-goog-channel-id"
@@ -43,10 +44,8 @@ PushHeaders = Mapping[str, str | None]
 TokenSource = Callable[[str], SecretStr]
 
 
-class PushSettings(BaseSettings):
+class PushSettings(EnvSettings):
     """Google push settings (environment variables are the field names upper-cased)."""
-
-    model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False)
 
     api_url: str = Field(default="http://localhost:8080", description="This API's public origin.")
     google_push_enabled: bool = Field(default=True, description="Open watch channels at all.")

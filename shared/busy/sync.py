@@ -30,8 +30,10 @@ Outcomes:
 * a permanent refusal (Google: the selected calendar is gone, 4xx) — recorded, acknowledged.
 * a Google sync that fails keeps the connection on the 5-minute poll until one succeeds, even with a
   live push channel (:mod:`shared.busy.push_first`).
-* a scheduled sync of a connection synced less than ``BUSY_MIN_INTERVAL_S`` ago is skipped
-  (a backlog cannot make the same connection sync twice in a row); push and connect syncs always run.
+* a scheduled sync (or safety resync) of a connection synced less than ``BUSY_MIN_INTERVAL_S`` ago is
+  skipped (a backlog cannot make the same connection sync twice in a row); push and connect syncs always run.
+* a safety resync (``RESYNC``) that finds a change no push brought flags the push channel before the
+  blocks are stored (``missed_push``, :mod:`shared.busy.push_watchdog`; never fails the sync).
 
 **Read** (``GET /mentors/me/busy``): :mod:`shared.busy.view`.
 """
@@ -47,9 +49,9 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.busy.push_first import push_first_outcome
+from shared.platform.env import EnvSettings
 from shared.platform.observability import logger
 from shared.platform.queue import Received, run_record
 from shared.queues.busy import SyncJob, SyncReason
@@ -62,10 +64,8 @@ from shared.store.repository import SYNCED_PROVIDERS
 CALDAV_PAD = timedelta(days=1)
 
 
-class BusySettings(BaseSettings):
+class BusySettings(EnvSettings):
     """Busy-sync tuning (environment variables of the same names, upper-cased)."""
-
-    model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False)
 
     busy_window_days: int = Field(default=60, ge=1, le=366, description="How far ahead busy times are read.")
     busy_min_interval_s: float = Field(
@@ -187,6 +187,7 @@ class BusySync:
     on_reconnect: ReconnectCallback
     microsoft: Callable[[], Any] | None = None  # -> shared.providers.microsoft.busy.MicrosoftBusyClient
     lifecycle: Callable[[SyncJob], object] | None = None  # Microsoft lifecycle events (never raises)
+    missed_push: Callable[[SyncJob, list[Block], tuple[datetime, datetime], datetime], object] | None = None
     window: timedelta = timedelta(days=60)
     min_interval: timedelta = timedelta(seconds=60)
     http_timeout_s: float = 10.0
@@ -209,7 +210,7 @@ class BusySync:
             return f"skipped:{ConnectionStatus.NEEDS_RECONNECT.value}"
         now = self.clock()
         if (
-            job.reason is SyncReason.SCHEDULE
+            job.reason in (SyncReason.SCHEDULE, SyncReason.RESYNC)
             and head is not None
             and head.synced_at is not None
             and head.synced_at >= conn.connected_at
@@ -239,6 +240,8 @@ class BusySync:
             self.busy.record_attempt(mentor_id, provider, error=exc.code)
             push_first_outcome(self.store.table, conn, failed=True, was_failing=False, now=now)
             raise
+        if job.reason is SyncReason.RESYNC and self.missed_push is not None:  # never raises (push_watchdog)
+            self.missed_push(job, blocks, window, now)
         current = self.busy.replace(mentor_id, provider, blocks, window=window, read_at=now, caldav=caldav)
         push_first_outcome(self.store.table, conn, failed=False, was_failing=bool(head and head.error), now=now)
         return f"synced:{len(blocks)}" if current else "superseded"

@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.platform.api import ApiError
+from shared.platform.env import EnvSettings
 from shared.platform.observability import logger
 from shared.store.guards import Guards
 
@@ -46,10 +46,8 @@ APPLE_ID_KIND = "apple-id"
 BREAKER = "apple-icloud-401"
 
 
-class AppleLimitSettings(BaseSettings):
+class AppleLimitSettings(EnvSettings):
     """Apple connect limits (environment variables of the same names, upper-cased)."""
-
-    model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False)
 
     apple_attempts_free: int = Field(
         default=5, ge=1, description="Sign-ins per mentor / per Apple ID before the back-off starts."

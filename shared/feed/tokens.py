@@ -19,7 +19,8 @@ not hand out anyone's schedule. Both items are written in one transaction: the f
 token conditional on the old hash, so the old URL answers 404 the moment the call returns.
 
 This module is what ``GET /mentors/me/feed`` and ``POST /mentors/me/feed/rotate`` need (no calendar
-library: ``connections_api`` does not load icalendar); :mod:`shared.feed.service` renders the feed.
+library: ``mentors_api``, which serves them, does not load icalendar); :mod:`shared.feed.service`
+renders the feed.
 """
 
 from __future__ import annotations

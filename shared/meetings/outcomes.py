@@ -10,13 +10,12 @@ token endpoint's :class:`~shared.providers.oauth.OAuthError`) to one of the two.
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.platform.env import EnvSettings
 
 
-class MeetingsSettings(BaseSettings):
+class MeetingsSettings(EnvSettings):
     """Meetings-worker tuning (environment variables of the same names, upper-cased)."""
-
-    model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False)
 
     meetings_max_receives: int = Field(
         default=5,

@@ -15,17 +15,15 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import ConfigDict, Field, SecretStr, model_validator
 
+from shared.platform.env import EnvSettings
 from shared.platform.once import once_per
 from shared.platform.secrets import fill_secret_params
 
 
-class BaseFunctionSettings(BaseSettings):
+class BaseFunctionSettings(EnvSettings):
     """Settings every function shares."""
-
-    model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False)
 
     table_name: str = Field(default="mentor-connections", description="The single DynamoDB table.")
     kms_key_id: str = Field(
@@ -47,23 +45,21 @@ class BaseFunctionSettings(BaseSettings):
     http_timeout_s: float = Field(default=10.0, gt=0)
 
 
-class QueueSettings(BaseSettings):
+class QueueSettings(EnvSettings):
     """Queue URLs, for functions that enqueue work."""
-
-    model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False)
 
     meetings_queue_url: str = ""
     busy_sync_queue_url: str = ""
 
 
-class AuthSettings(BaseSettings):
+class AuthSettings(EnvSettings):
     """How a function verifies a mentor's bearer JWT itself (routes without API Gateway's authorizer).
 
     The same issuer and audience API Gateway's JWT authorizer is configured with; the signing keys
     come from ``JWT_JWKS_URL`` (cached per container for ``JWT_JWKS_TTL_S``).
     """
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False, defer_build=True)
+    model_config = ConfigDict(defer_build=True)
 
     jwt_issuer: str = ""
     jwt_audience: str = ""
@@ -79,10 +75,10 @@ class AuthSettings(BaseSettings):
     jwt_platform_scope: str = Field(default="platform", min_length=1, pattern=r"^\S+$")
 
 
-class ProviderSettings(BaseSettings):
+class ProviderSettings(EnvSettings):
     """Provider endpoints and client credentials. Base URLs default to the real providers."""
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False, defer_build=True)
+    model_config = ConfigDict(defer_build=True)
 
     google_auth_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
     google_token_url: str = "https://oauth2.googleapis.com/token"
@@ -116,10 +112,8 @@ class ProviderSettings(BaseSettings):
         return fill_secret_params(cls, data)
 
 
-class StripeSettings(BaseSettings):
+class StripeSettings(EnvSettings):
     """The Stripe webhook endpoint (``POST /webhooks/stripe``, see :mod:`shared.schedule.payments`)."""
-
-    model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False)
 
     stripe_webhook_secret: SecretStr = Field(
         default=SecretStr(""), description="The endpoint's signing secret (whsec_…); unset refuses every event."
@@ -138,11 +132,11 @@ class StripeSettings(BaseSettings):
         return fill_secret_params(cls, data)
 
 
-S = TypeVar("S", bound=BaseSettings)
+S = TypeVar("S", bound=EnvSettings)
 
 
 @once_per
-def _load(cls: type[BaseSettings]) -> BaseSettings:
+def _load(cls: type[EnvSettings]) -> EnvSettings:
     return cls()
 
 

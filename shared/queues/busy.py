@@ -1,9 +1,10 @@
 """Messages on the busy-sync queue: "re-read this connection's busy times now".
 
-Producers: the scheduled fan-out (``calendar_poll``, one message per calendar connection), Google
-push notifications (``POST /webhooks/google``) and a fresh connect. The consumer is the
-``busy_sync`` worker. A message names only the connection; the worker reads the current
-connection and replaces its busy blocks, so duplicates and reordering are harmless.
+Producers: the scheduled fan-out (``calendar_poll``, one message per calendar connection not covered
+by push, and a push-covered one's safety resync), Google push notifications (``POST /webhooks/google``)
+and a fresh connect. The consumer is the ``busy_sync`` worker. A message names only the connection
+(a periodic safety resync also the push channel it checks); the worker reads the current connection
+and replaces its busy blocks, so duplicates and reordering are harmless.
 """
 
 from __future__ import annotations
@@ -19,11 +20,15 @@ from shared.store.models import Provider
 
 
 class SyncReason(StrEnum):
-    """Why a sync was asked for (logs and metrics only; every reason does the same work)."""
+    """Why a sync was asked for. Every reason reads and stores the same busy set; besides,
+    ``RESYNC`` (a push-covered connection's safety resync, :mod:`shared.busy.push_first`) with a
+    ``channel`` checks that push missed nothing (:mod:`shared.busy.push_watchdog`), and ``SCHEDULE``
+    and ``RESYNC`` are skipped right after another sync (``BUSY_MIN_INTERVAL_S``)."""
 
     SCHEDULE = "schedule"
     PUSH = "push"
     CONNECT = "connect"
+    RESYNC = "resync"
 
 
 class SyncJob(BaseModel):
@@ -37,6 +42,9 @@ class SyncJob(BaseModel):
     #: A Microsoft lifecycle event to act on before the sync (``shared.busy.microsoft_push``):
     #: ``renew`` the subscriptions (``reauthorizationRequired``) or ``recreate`` one (``subscriptionRemoved``).
     subscription: Literal["renew", "recreate"] | None = None
+    #: A periodic safety resync (``RESYNC``): the push channel (Google channel id, Graph subscription
+    #: id) that covered the connection since the last resync, flagged if the calendar changed unseen.
+    channel: str | None = Field(default=None, alias="channelId", max_length=200)
 
     def body(self) -> str:
         """The SQS message body."""

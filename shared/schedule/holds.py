@@ -22,16 +22,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.platform.env import EnvSettings
 from shared.platform.observability import logger
 from shared.store import ScheduleStore
 
 
-class HoldSettings(BaseSettings):
+class HoldSettings(EnvSettings):
     """How long a checkout holds a seat, and how far back the sweep looks."""
-
-    model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False)
 
     booking_hold_minutes: int = Field(
         default=30, ge=1, le=24 * 60, description="How long POST /bookings holds the seat unpaid."

@@ -20,6 +20,9 @@ Items (see :mod:`shared.store.schema`)::
   ``sync`` handshake reached the webhook (``confirmed_ms``: proof that deliveries arrive) and when the
   next safety resync is due (``resync_due_ms``; 0 on a new channel: due at the first poll). The
   poller reads the live ones with one paged Query (:meth:`ChannelStore.live`).
+* **Suspect** (:mod:`shared.busy.push_watchdog`): a resync found a change no push brought. The channel
+  gets ``suspect_ms`` and its GSI1 key moves to the flag time: the poll's live Query no longer finds
+  it (polled) and the renewal's expiring Query does at once (replaced); no extra read on a poll.
 
 Every item carries ``ttl`` (a day after the channel expired / the retries give up), so leftovers
 disappear even if nobody cleans them up.
@@ -36,7 +39,7 @@ from typing import Any, Final
 from shared.store.errors import ConflictError
 from shared.store.repository import mentor_pk
 from shared.store.schema import GSI1
-from shared.store.table import Table, from_item, to_item, tx_put, tx_update
+from shared.store.table import Table, from_item, to_item, tx_check, tx_put, tx_update
 
 CHANNEL_PREFIX: Final = "CHANNEL#"
 CHANNEL_SK: Final = "CHANNEL"
@@ -78,6 +81,7 @@ class PushChannel:
     renew_failures: int = 0  # channel item only: failed renewals so far (backoff)
     confirmed_ms: int = 0  # channel item only: when Google's "sync" handshake reached the webhook
     resync_due_ms: int = 0  # channel item only: when the next safety resync is due
+    suspect_ms: int = 0  # channel item only: when a resync found a change it missed (renewed at once)
 
     @property
     def expires_at(self) -> datetime:
@@ -109,6 +113,7 @@ def _channel_from_item(item: dict[str, Any]) -> PushChannel:
         renew_failures=int(item.get("renew_failures", 0)),
         confirmed_ms=int(item.get("confirmed_ms", 0)),
         resync_due_ms=int(item.get("resync_due_ms", 0)),
+        suspect_ms=int(item.get("suspect_ms", 0)),
     )
 
 
@@ -269,6 +274,34 @@ class ChannelStore:
                 condition="attribute_exists(PK) AND (attribute_not_exists(#r) OR #r <= :now)",
                 names={"#r": "resync_due_ms"},
                 values={":next": next_ms, ":now": now_ms},
+            )
+        except ConflictError:
+            return False
+        return True
+
+    def flag_suspect(self, channel_id: str, mentor_id: str, provider: str, *, now_ms: int, quiet_since_ms: int) -> bool:
+        """Flag a channel that missed a change (module docstring) in one transaction, on condition
+        that its link's last push sync (:meth:`claim_push_sync`) was due before ``quiet_since_ms``;
+        ``False`` (nothing written) when a push is that recent, or the channel is gone or flagged."""
+        try:
+            self.table.transact(
+                [
+                    tx_update(
+                        channel_pk(channel_id),
+                        CHANNEL_SK,
+                        expression="SET #s = :now, #g1sk = :due",
+                        condition="attribute_exists(PK) AND attribute_not_exists(#s)",
+                        names={"#s": "suspect_ms", "#g1sk": "GSI1SK"},
+                        values={":now": now_ms, ":due": _ms_key(now_ms, channel_id)},
+                    ),
+                    tx_check(
+                        mentor_pk(mentor_id),
+                        link_sk(provider, channel_id),
+                        condition="attribute_exists(PK) AND (attribute_not_exists(#d) OR #d < :quiet)",
+                        names={"#d": "sync_due_ms"},
+                        values={":quiet": quiet_since_ms},
+                    ),
+                ]
             )
         except ConflictError:
             return False

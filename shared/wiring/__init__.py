@@ -254,11 +254,13 @@ def busy_sync() -> BusySync:
     """The busy-sync worker over the store, the vault, the credentials and the configured endpoints."""
     from datetime import timedelta
 
+    from shared.busy.push_watchdog import MissedPushCheck
     from shared.busy.sync import BusySettings, BusySync
     from shared.platform.config import BaseFunctionSettings, ProviderSettings, settings
     from shared.providers.google.calendar import GoogleClient
     from shared.providers.microsoft.busy import MicrosoftBusyClient
     from shared.store import Provider
+    from shared.store.channels import ChannelStore
 
     base, providers, tuning = settings(BaseFunctionSettings), settings(ProviderSettings), settings(BusySettings)
     the_vault = vault()
@@ -278,6 +280,7 @@ def busy_sync() -> BusySync:
         google=google,
         microsoft=lambda: MicrosoftBusyClient(api_base=providers.microsoft_api_base, timeout_s=base.http_timeout_s),
         lifecycle=lambda job: microsoft_push().on_lifecycle(job),
+        missed_push=MissedPushCheck(busy_store(), ChannelStore(store().table)),
         open_credential=lambda blob, mentor_id: the_vault.open_credential(
             blob, mentor_id=mentor_id, provider=Provider.APPLE.value
         ),

@@ -135,3 +135,92 @@ def test_push_first_idle_hour_push_latency_and_fallback_to_polling(
     before = _calendar_requests(google, email)
     _poll(local_stack)
     assert _calendar_requests(google, email) - before == 0
+
+
+def _step(google: Any, email: str, local_stack: LocalStack) -> tuple[dict[str, Any], int]:
+    """One poll (and its syncs): the poll's result and this mentor's Google calendar requests."""
+    before = _calendar_requests(google, email)
+    result = _poll(local_stack)
+    return result, _calendar_requests(google, email) - before
+
+
+def test_a_channel_google_dropped_silently_is_caught_by_the_safety_resync_and_replaced(
+    api: httpx.Client,
+    headers: dict[str, str],
+    providers: Providers,
+    stack_store: Store,
+    local_stack: LocalStack,
+    mentor: str,
+    no_scheduled_poll: None,
+) -> None:
+    google = providers.google
+    email = flows.seed_google_account(google, f"grace-{uuid.uuid4().hex[:8]}@example.com", calendars=[])
+    measured: dict[str, int] = {}
+    # Given Google connected through OAuth, its channel confirmed, and the first safety resync done
+    assert flows.connect_oauth(api, headers, "google")["status"] == "connected"
+    assert google.flush_pushes(10)
+    local_stack.drain(timeout=60)
+    channels = ChannelStore(stack_store.table)
+    (link,) = channels.for_mentor(mentor)
+    dropped = channels.get(link.channel_id)
+    assert dropped is not None
+    assert dropped.confirmed_ms > 0
+    _, measured["first resync"] = _step(google, email, local_stack)
+    assert measured["first resync"] == 1
+
+    # When Google drops the channel on its side, telling nobody, and the mentor then adds an event
+    google.drop_channel(dropped.channel_id)
+    deliveries = len(google.push_deliveries())
+    day = (datetime.now(UTC) + timedelta(days=3)).replace(hour=9, minute=0, second=0, microsecond=0)
+    _event(google, email, day)
+    assert google.flush_pushes(10)
+    local_stack.drain(timeout=60)
+    # Then no push arrives, the change is not in busy times, and plain polls still skip the connection
+    assert len(google.push_deliveries()) == deliveries
+    for n in range(3):
+        result, measured[f"plain poll {n + 1}"] = _step(google, email, local_stack)
+        assert measured[f"plain poll {n + 1}"] == 0
+        assert result["push_first"]["google_skip"] >= 1
+    assert not _busy_covers(api, headers, day, day + timedelta(hours=1))
+
+    # When the safety resync falls due (moved into the past on the channel item) and a poll runs
+    past_ms = int((time.time() - 60) * 1000)
+    stack_store.table.update(
+        f"CHANNEL#{dropped.channel_id}", "CHANNEL", expression="SET resync_due_ms = :p", values={":p": past_ms}
+    )
+    result, measured["safety resync"] = _step(google, email, local_stack)
+    # Then that one sync brings the change, and flags the channel as having missed it
+    assert result["push_first"]["google_resync"] >= 1
+    assert measured["safety resync"] == 1
+    assert _busy_covers(api, headers, day, day + timedelta(hours=1))
+    flagged = channels.get(dropped.channel_id)
+    assert flagged is not None
+    assert flagged.suspect_ms > 0
+
+    # When the next poll runs: the connection is polled at once, and the renewal opens a new channel
+    result, measured["poll after flag (+ renewal)"] = _step(google, email, local_stack)
+    assert result["push_first"]["google_poll"] >= 1
+    assert "renewed': 1" in result["maintenance"]["renew_google_channels"], result["maintenance"]
+    # freeBusy, events.watch of the new channel, channels.stop of the old (404: Google had dropped it)
+    assert measured["poll after flag (+ renewal)"] == 3
+    assert google.flush_pushes(10)
+    (new_link,) = channels.for_mentor(mentor)
+    renewed = channels.get(new_link.channel_id)
+    assert renewed is not None
+    assert renewed.channel_id != dropped.channel_id
+    assert renewed.confirmed_ms > 0
+    assert not renewed.suspect_ms
+    assert channels.get(dropped.channel_id) is None
+
+    # Then push-first covers it again: the new channel's first resync, then nothing
+    result, measured["new channel's first resync"] = _step(google, email, local_stack)
+    assert (result["push_first"]["google_resync"] >= 1, measured["new channel's first resync"]) == (True, 1)
+    for n in range(3):
+        _, measured[f"covered poll {n + 1}"] = _step(google, email, local_stack)
+        assert measured[f"covered poll {n + 1}"] == 0
+    # And a change now arrives through the new channel's push again
+    _event(google, email, day + timedelta(days=1))
+    assert google.flush_pushes(10)
+    local_stack.drain(timeout=60)
+    assert _busy_covers(api, headers, day + timedelta(days=1), day + timedelta(days=1, hours=1))
+    print("Google calendar requests per step:", measured)

@@ -21,6 +21,16 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "secrets": {"GoogleClientSecret", "ZoomClientSecret", "MicrosoftClientSecret"},
         "queues": {"Meetings", "Sync"},
     },
+    # busy, availability (conditional Put), slots (Get / Query: no BatchGetItem, no index), the feed token
+    # (transactions of Put / Update / Delete parts, sealed with the vault); no provider, secret, queue or e-mail
+    "mentors_api": {
+        "table": {"GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"},
+        "index": set(),
+        "vault": True,
+        "email": False,
+        "secrets": set(),
+        "queues": set(),
+    },
     "oauth_callback": {
         "table": {"GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"},
         "index": set(),
@@ -78,7 +88,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "queues": {"Sync", "Meetings"},  # the pre-flight queues meeting checks
     },
     "busy_sync": {
-        "table": {"GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"},
+        "table": {"GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"},
         "index": set(),
         "vault": True,
         "email": True,

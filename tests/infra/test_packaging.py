@@ -74,6 +74,8 @@ def test_only_the_caldav_functions_carry_urllib3_future_and_niquests() -> None:
         if any({"urllib3-future", "niquests"} & set(_locked(group_lock_file(g))) for g in groups)
     }
     assert carriers == {"busy_sync", "connections_api"}
+    # the /mentors routes (busy, availability, slots, feed URL) call no provider: the store and the vault only
+    assert FUNCTION_LAYERS["mentors_api"] == ("core", "crypto")
     assert "stripe" in FUNCTION_LAYERS["stripe_webhook"]
     assert not [f for f, groups in FUNCTION_LAYERS.items() if "stripe" in groups and f != "stripe_webhook"]
 

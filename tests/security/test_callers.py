@@ -18,6 +18,7 @@ the function's own check as by the gateway's.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Any
@@ -141,6 +142,51 @@ def test_each_function_and_the_gateway_agree_on_its_platform_routes(function: st
     app = importlib.import_module(f"functions.{function}.handler").app
     table = {route.key for route in ROUTES if route.platform and route.function == function}
     assert app.platform_routes == table
+
+
+#: The two functions that serve the mentor's own data (connections_api was split in two: the /mentors routes
+#: are mentors_api's); each keeps the refusals the one function had.
+SPLIT_FUNCTIONS = ("connections_api", "mentors_api")
+
+
+@pytest.mark.parametrize("function", SPLIT_FUNCTIONS)
+def test_the_caller_matrix_covers_every_route_of_the_split_functions(function: str) -> None:
+    # Given the routes of connections_api / of mentors_api
+    routes = [route for route in ROUTES if route.function == function]
+    assert routes
+    # Then every caller kind a route is not for is in the matrix the gateway test runs: a mentor route
+    # refuses no token, the platform's token and a booking token; the slots route a mentor's token too
+    for route in routes:
+        refused = {caller for refused_route, caller in REFUSED if refused_route == route}
+        expected = {"none", "booking token", "mentor" if route.who == "platform" else "platform"}
+        assert refused == expected, route.key
+    # And the split moved no route between caller kinds: mentor routes stay mentor routes, slots the platform's
+    assert {route.key for route in routes if route.who == "platform"} == (
+        {"GET /mentors/{mentorId}/slots"} if function == "mentors_api" else set()
+    )
+
+
+@pytest.mark.parametrize(("function", "other"), [SPLIT_FUNCTIONS, SPLIT_FUNCTIONS[::-1]])
+def test_each_split_function_serves_only_its_own_routes(
+    function: str, other: str, local_stack: LocalStack, mentor: str
+) -> None:
+    # Given a mentor's claims and the other function's routes, sent to this function's handler in process
+    from devstack.gateway import HttpRequest, build_event
+    from devstack.routes import invoke
+
+    module = f"functions.{function}.handler"
+    for route in [r for r in ROUTES if r.function == other]:
+        path = _concrete(route, "bkg_x")
+        claims = {"sub": "platform-client", "scope": "platform"} if route.platform else {"sub": mentor}
+        request = HttpRequest(route.method, path, [("content-type", "application/json")], b"{}")
+        event = build_event(route, {}, request, claims=claims, api_id="unit")
+        # When it is invoked / Then no route of one is served by the other: a mentor route is 404 not_found;
+        # the platform's slots route is refused to the platform token before routing (connections_api has no
+        # platform route, so a platform token is never let in)
+        result = invoke(module, function, event, timeout_s=10)
+        status, code = (403, "insufficient_scope") if route.platform else (404, "not_found")
+        assert result["statusCode"] == status, (function, route.key, result)
+        assert json.loads(result["body"])["error"]["code"] == code, (function, route.key, result)
 
 
 def test_a_mentor_cannot_book_a_seat_and_the_platform_can(

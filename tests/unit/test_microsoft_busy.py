@@ -20,7 +20,7 @@ from shared.busy.push_settings import token_hash
 from shared.platform.api import ApiError
 from shared.providers.microsoft.busy import MAX_PERIOD, MicrosoftBusyClient, ScheduleItem, Subscription, periods
 from shared.providers.microsoft.errors import MicrosoftApiError
-from shared.queues.busy import SyncJob
+from shared.queues.busy import SyncJob, SyncReason
 from shared.store import Connection, ConnectionStatus, Provider, Store
 from shared.store.channels import ChannelStore
 
@@ -270,6 +270,38 @@ def test_a_live_subscription_takes_the_connection_off_the_poll_idle_cost_under_o
     assert per_hour <= 1
     assert requests["m2"] == polls
     print(f"idle Microsoft requests per mentor per hour with a live subscription: {per_hour:.3f}")
+
+
+def test_a_subscription_flagged_for_a_missed_change_is_polled_then_replaced_by_the_renewal(
+    store: Store, push: MicrosoftPush, graph: Graph, clock: list[float]
+) -> None:
+    _connect(store, "m1")
+    first = push.subscribe("m1", replace=True)
+    assert first is not None
+    rule = PushFirst(store.table, safety_resync_s=0, microsoft_resync_s=24 * HOUR, clock=lambda: clock[0])
+
+    def jobs() -> list[SyncJob]:
+        queue = Queue()
+        fan_out(store.table, queue, providers=[Provider.MICROSOFT], push_first=rule)  # type: ignore[arg-type]
+        return [job for job, _ in queue.jobs]
+
+    # The first resync names no channel; the next safety resync names the subscription it checks
+    assert [(j.reason, j.channel) for j in jobs()] == [(SyncReason.RESYNC, None)]
+    clock[0] += 24 * HOUR
+    assert [(j.reason, j.channel) for j in jobs()] == [(SyncReason.RESYNC, first.channel_id)]
+    # When the busy sync flags it (push_watchdog), the connection is polled from the next poll on
+    now_ms = int(clock[0] * 1000)
+    channels = ChannelStore(store.table)
+    assert channels.flag_suspect(first.channel_id, "m1", "microsoft", now_ms=now_ms, quiet_since_ms=now_ms - 30_000)
+    assert [j.reason for j in jobs()] == [SyncReason.SCHEDULE]
+    # And the renewal replaces it at once (67 h before its expiry): a new subscription, the old deleted
+    made = len(graph.calls)
+    assert push.renew().recreated == 1
+    assert graph.calls[made:] == ["POST", "DELETE"]
+    (second,) = channels.for_mentor("m1", "microsoft")
+    assert second.channel_id != first.channel_id
+    assert [(j.reason, j.channel) for j in jobs()] == [(SyncReason.RESYNC, None)]
+    assert jobs() == []
 
 
 class Schedule:

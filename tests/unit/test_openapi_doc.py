@@ -203,14 +203,25 @@ def test_document_shape(document: dict[str, Any]) -> None:
     assert apple is not None
     assert apple["summary"].startswith("Connect iCloud Calendar")
     assert apple["tags"] == ["connections_api"]
+    # And each operation is tagged with the function that serves it (the /mentors routes: mentors_api)
+    slots = _operation(document, "GET", "/mentors/{mentorId}/slots")
+    assert slots is not None
+    assert slots["summary"].startswith("Bookable slots of a mentor")
+    assert slots["tags"] == ["mentors_api"]
+    assert {route.function for route in ROUTES if route.path.startswith("/mentors/")} == {"mentors_api"}
+    for route in ROUTES:
+        op = _operation(document, route.method, route.path)
+        if op is not None and "tags" in op:
+            assert op["tags"] == [route.function], route.key
 
 
-def test_a_resolver_route_missing_from_routes_is_an_error() -> None:
-    # Given a route table that lacks the connections routes
-    routes = [r for r in ROUTES if r.function != "connections_api"]
+@pytest.mark.parametrize("function", ["connections_api", "mentors_api"])
+def test_a_resolver_route_missing_from_routes_is_an_error(function: str) -> None:
+    # Given a route table that lacks the function's routes (the connections routes, the /mentors routes)
+    routes = [r for r in ROUTES if r.function != function]
     # When the document is built / Then the generator refuses (API Gateway would never deliver them)
     with pytest.raises(openapi.OpenApiError, match=r"not in devstack/routes\.py ROUTES"):
-        openapi.build_document(["connections_api"], routes)
+        openapi.build_document([function], routes)
 
 
 def test_a_function_without_resolver_is_documented_from_routes(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,6 +1,7 @@
 """Google's own admin routes: changes to a calendar made outside the API (the mentor editing their
-calendar), under ``/_admin/calendars/{calendarId}/events``. Clients, users and consent use the
-shared OAuth admin routes; state, faults, clock and tokens the common ones.
+calendar), under ``/_admin/calendars/{calendarId}/events``, and a watch channel Google drops silently
+(``POST /_admin/channels/{channelId}/drop``). Clients, users and consent use the shared OAuth admin
+routes; state, faults, clock and tokens the common ones.
 
 Rules: external changes notify watch channels like API changes do; an unknown calendar or event
 answers 404 ``{"error"}``.
@@ -38,6 +39,14 @@ def blueprint(state: GoogleState) -> Blueprint:
     def admin_delete_event(calendar_id: str, event_id: str) -> ResponseReturnValue:
         try:
             state.delete_event_external(calendar_id, event_id)
+        except KeyError as exc:
+            return json_response({"error": str(exc)}, 404)
+        return empty_response(204)
+
+    @bp.post("/channels/<channel_id>/drop")
+    def admin_drop_channel(channel_id: str) -> ResponseReturnValue:
+        try:
+            state.drop_channel(channel_id)
         except KeyError as exc:
             return json_response({"error": str(exc)}, 404)
         return empty_response(204)

@@ -120,6 +120,10 @@ class GoogleEmulator(OAuthEmulator[OAuthClient]):
     def delete_event_external(self, calendar_id: str, event_id: str) -> None:
         self.state.delete_event_external(calendar_id, event_id)
 
+    def drop_channel(self, channel_id: str) -> None:
+        """Google drops the watch channel silently (no message; ``/_admin/channels/{id}/drop``)."""
+        self.state.drop_channel(channel_id)
+
     # reads ----------------------------------------------------------------------------------
 
     def events(self, calendar_id: str) -> list[JSONDict]:

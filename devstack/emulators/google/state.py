@@ -281,6 +281,15 @@ class GoogleState(OAuthState[OAuthClient, AuthCode, AccessToken, RefreshToken]):
                 ch.message_number += 1
                 self._enqueue_push(ch, "exists")
 
+    def drop_channel(self, channel_id: str) -> None:
+        """Google drops a channel on its side without telling anyone: no message, its owner still
+        believes it live, and changes no longer reach it (``channels.stop`` on it then answers 404)."""
+        with self.lock:
+            ch = self.channels.get(channel_id)
+            if ch is None:
+                raise KeyError(f"unknown channel {channel_id}")
+            ch.stopped = True
+
     def _enqueue_push(self, ch: Channel, resource_state: str) -> None:
         headers = {
             "X-Goog-Channel-ID": ch.id,
