@@ -2,7 +2,8 @@
 
 Items (all in the mentor's partition, so one Query reads everything a busy answer needs)::
 
-    head    PK=MENTOR#<m>  SK=BUSY#<provider>                       version, chunks, blocks, synced_at,
+    head    PK=MENTOR#<m>  SK=BUSY#<provider>                       version, chunks, blocks, digest,
+                                                                    chunks_ttl, read_ms, synced_at,
                                                                     window_start/end, attempted_at, error,
                                                                     caldav (Apple discovery cache), ttl
     chunk   PK=MENTOR#<m>  SK=BUSY#<provider>#v<version>#<nnn>      data (zlib of packed UTC second pairs), ttl
@@ -15,6 +16,15 @@ the flip's ``ALL_OLD`` answer). A sync that loses the flip deletes its own chunk
 the head and the chunks of the head's version from one strongly consistent Query; if a chunk is
 missing (the head moved on between pages) they read again.
 
+**Nothing changed, one write**: the head keeps a digest of its chunks. A sync whose blocks have the
+same digest only moves the head's times (``synced_at``, the window, ``ttl``) with one conditional
+``UpdateItem`` — no chunk written or deleted — as long as the chunks have more than
+:data:`CHUNK_RENEW_BEFORE` to live (their ``ttl`` is not moved; after that the set is written
+again). Any other outcome of that update (different blocks, a newer read, no head) falls through
+to the replacement above. Both paths apply only a read newer than the head's (``read_ms``), so
+an unchanged refresh can never let an older, different read win afterwards. An idle poll of a
+polled calendar costs 1 write instead of 3 (new chunk, head, old chunk).
+
 Sizes: a block is 8 bytes before compression (two unsigned 32-bit UTC seconds), so 60 days of a
 very busy calendar (a few thousand blocks) is one chunk of a few kilobytes; a chunk holds at most
 :data:`CHUNK_BLOCKS` (320 KB raw, under DynamoDB's 400 KB item limit even uncompressible).
@@ -25,6 +35,8 @@ any more (disconnected); readers ignore heads older than the connection (reconne
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import struct
 import time
 import uuid
@@ -37,6 +49,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
+from shared.store.errors import ConflictError
 from shared.store.models import Connection, Mentor, Provider
 from shared.store.repository import _connection_from_item, _mentor_from_item, connection_sk, mentor_pk
 from shared.store.table import Table, from_item, is_conditional_failure, to_item
@@ -46,6 +59,9 @@ BUSY_PREFIX = "BUSY#"
 CHUNK_BLOCKS = 40_000
 #: Blocks and heads live this long after the last successful sync (then DynamoDB's TTL removes them).
 RETENTION = timedelta(days=30)
+#: An unchanged set's chunks are written again once they have less than this left to live: the
+#: one-write refresh moves the head's ``ttl`` but not theirs.
+CHUNK_RENEW_BEFORE = timedelta(days=15)
 _PAIR = struct.Struct(">II")
 
 
@@ -198,26 +214,15 @@ class BusyStore:
 
         ``read_at`` is when the provider was read (it orders concurrent syncs).
         """
-        version = f"{int(read_at.timestamp() * 1000):013d}{uuid.uuid4().hex[:8]}"
+        read_ms = int(read_at.timestamp() * 1000)
+        version = f"{read_ms:013d}{uuid.uuid4().hex[:8]}"
         merged = merge(blocks)
         chunks = encode_blocks(merged)
         now = datetime.fromtimestamp(self._clock(), UTC)
         expires = int((now + RETENTION).timestamp())
         pk = mentor_pk(mentor_id)
-        for index, data in enumerate(chunks):
-            self.table.put(
-                {
-                    "PK": pk,
-                    "SK": chunk_sk(provider, version, index),
-                    "type": "busy_chunk",
-                    "data": data,
-                    "ttl": expires,
-                }
-            )
-        sets = {
-            "version": version,
-            "chunks": len(chunks),
-            "blocks": len(merged),
+        sets: dict[str, Any] = {
+            "read_ms": read_ms,
             "synced_at": _iso(read_at),
             "window_start": _iso(window[0]),
             "window_end": _iso(window[1]),
@@ -225,30 +230,52 @@ class BusyStore:
             "provider": provider.value,
             "type": "busy_head",
             "ttl": expires,
-        }
-        if caldav is not None:
-            sets["caldav"] = caldav.model_dump(mode="json")
-        names = {f"#{k}": k for k in sets} | {"#error": "error"}
-        values = {f":{k}": v for k, v in sets.items()}
+        } | ({"caldav": caldav.model_dump(mode="json")} if caldav is not None else {})
+        digest = hashlib.sha256(b"\0".join(chunks)).hexdigest()[:32]
+        renew_after = int((now + CHUNK_RENEW_BEFORE).timestamp())
+        with contextlib.suppress(ConflictError):  # the same blocks: one write (module docstring)
+            self._flip(
+                pk, provider, sets, "#digest = :digest AND #chunks_ttl > :renew", digest=digest, renew=renew_after
+            )
+            return True
+        for index, data in enumerate(chunks):
+            self.table.put(
+                {"PK": pk, "SK": chunk_sk(provider, version, index), "type": "busy_chunk", "data": data, "ttl": expires}
+            )
+        sets |= {"version": version, "chunks": len(chunks), "blocks": len(merged), "digest": digest}
+        try:
+            old = self._flip(
+                pk, provider, sets | {"chunks_ttl": expires}, "(attribute_not_exists(#version) OR #version < :version)"
+            )
+        except ConflictError:
+            self._delete_chunks(pk, provider, version, len(chunks))
+            return False
+        if old.get("version"):
+            self._delete_chunks(pk, provider, str(old["version"]), int(old.get("chunks", 0)))
+        return True
+
+    def _flip(self, pk: str, provider: Provider, sets: dict[str, Any], condition: str, **extra: Any) -> dict[str, Any]:
+        """Set ``sets`` on the head on ``condition`` and a read no older (``read_ms``); the old item.
+
+        :class:`ConflictError` when the condition fails. ``extra``: more ``:name`` values it uses.
+        """
+        names = {f"#{k}": k for k in sets} | {"#error": "error", "#digest": "digest", "#chunks_ttl": "chunks_ttl"}
+        values = {f":{k}": v for k, v in (sets | extra).items()}
         try:
             resp = self.table.client.update_item(
                 TableName=self.table.name,
                 Key=to_item({"PK": pk, "SK": head_sk(provider)}),
                 UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in sets) + " REMOVE #error",
-                ConditionExpression="attribute_not_exists(#version) OR #version < :version",
+                ConditionExpression=f"{condition} AND (attribute_not_exists(#read_ms) OR #read_ms < :read_ms)",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=to_item(values),
                 ReturnValues="ALL_OLD",
             )
         except ClientError as exc:
-            if not is_conditional_failure(exc):
-                raise
-            self._delete_chunks(pk, provider, version, len(chunks))
-            return False
-        old = from_item(resp.get("Attributes", {}))
-        if old.get("version"):
-            self._delete_chunks(pk, provider, str(old["version"]), int(old.get("chunks", 0)))
-        return True
+            if is_conditional_failure(exc):
+                raise ConflictError(f"busy head of {pk} moved on") from None
+            raise
+        return from_item(resp.get("Attributes", {}))
 
     def record_attempt(self, mentor_id: str, provider: Provider, *, error: str | None) -> None:
         """Note a sync attempt that changed no blocks (skipped or failed), with its reason."""

@@ -11,9 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from devstack.metering import count_calls
 from shared.store import Provider, Store
 from shared.store.busy import (
     CHUNK_BLOCKS,
+    RETENTION,
     Block,
     BusyStore,
     CalDavCache,
@@ -182,3 +184,57 @@ def test_record_attempt_keeps_the_blocks_and_notes_the_error(busy: BusyStore, st
 def test_keys_are_the_documented_ones() -> None:
     assert head_sk(Provider.GOOGLE) == "BUSY#google"
     assert chunk_sk(Provider.APPLE, "0001", 2) == "BUSY#apple#v0001#002"
+
+
+def test_an_unchanged_set_costs_one_write_and_moves_only_the_head(busy: BusyStore, store: Store) -> None:
+    # Given a synced set
+    busy.replace(MENTOR, Provider.GOOGLE, [_b(1, 2), _b(5, 6)], window=WINDOW, read_at=T0)
+    version = busy.head(MENTOR, Provider.GOOGLE).version  # type: ignore[union-attr]
+    # When the next poll reads the same blocks (the window slid five minutes)
+    later = T0 + timedelta(minutes=5)
+    slid = (WINDOW[0] + timedelta(minutes=5), WINDOW[1] + timedelta(minutes=5))
+    with count_calls(store.table.client) as calls:
+        assert busy.replace(MENTOR, Provider.GOOGLE, [_b(1, 2), _b(5, 6)], window=slid, read_at=later)
+    # Then one UpdateItem: the head's times moved, its chunks were neither written nor deleted
+    assert dict(calls.calls) == {"UpdateItem": 1}
+    head = busy.head(MENTOR, Provider.GOOGLE)
+    assert head is not None
+    assert (head.version, head.synced_at, head.window_start, head.window_end) == (version, later, *slid)
+    assert busy.read(MENTOR)[Provider.GOOGLE].blocks == (_b(1, 2), _b(5, 6))
+    assert len([i for i in _items(store) if i["type"] == "busy_chunk"]) == 1
+    # And a changed set goes the whole way again (the failed refresh, the chunk, the flip, the old chunk)
+    with count_calls(store.table.client) as calls:
+        assert busy.replace(MENTOR, Provider.GOOGLE, [_b(7, 8)], window=slid, read_at=later + timedelta(minutes=5))
+    assert dict(calls.calls) == {"UpdateItem": 2, "PutItem": 1, "DeleteItem": 1}
+    assert busy.read(MENTOR)[Provider.GOOGLE].blocks == (_b(7, 8),)
+
+
+def test_an_older_read_cannot_win_after_an_unchanged_refresh(busy: BusyStore) -> None:
+    # Given a set stored from a 10:00 read and refreshed unchanged by a 10:10 read
+    busy.replace(MENTOR, Provider.GOOGLE, [_b(1, 2)], window=WINDOW, read_at=T0)
+    assert busy.replace(MENTOR, Provider.GOOGLE, [_b(1, 2)], window=WINDOW, read_at=T0 + timedelta(minutes=10))
+    # When a slower sync that read something else at 10:05 finishes
+    won = busy.replace(MENTOR, Provider.GOOGLE, [_b(3, 4)], window=WINDOW, read_at=T0 + timedelta(minutes=5))
+    # Then it loses: the newest read stands
+    assert won is False
+    assert busy.read(MENTOR)[Provider.GOOGLE].blocks == (_b(1, 2),)
+    # And an older unchanged read does not move the head's time back
+    assert busy.replace(MENTOR, Provider.GOOGLE, [_b(1, 2)], window=WINDOW, read_at=T0 + timedelta(minutes=1)) is False
+    assert busy.head(MENTOR, Provider.GOOGLE).synced_at == T0 + timedelta(minutes=10)  # type: ignore[union-attr]
+
+
+def test_chunks_near_their_expiry_are_written_again_even_when_unchanged(store: Store) -> None:
+    # Given a set written at day 0 (its chunk lives 30 days) and a store whose clock says day 16
+    now = [T0.timestamp()]
+    busy = BusyStore(store.table, clock=lambda: now[0])
+    busy.replace(MENTOR, Provider.GOOGLE, [_b(1, 2)], window=WINDOW, read_at=T0)
+    first = busy.head(MENTOR, Provider.GOOGLE).version  # type: ignore[union-attr]
+    now[0] = (T0 + timedelta(days=16)).timestamp()
+    # When an unchanged sync comes, with less than CHUNK_RENEW_BEFORE (15 days) left to the chunk
+    assert busy.replace(MENTOR, Provider.GOOGLE, [_b(1, 2)], window=WINDOW, read_at=T0 + timedelta(days=16))
+    # Then the set is written again: a new version whose chunk lives 30 days from now
+    head = busy.head(MENTOR, Provider.GOOGLE)
+    assert head is not None
+    assert head.version != first
+    (chunk,) = [i for i in _items(store) if i["type"] == "busy_chunk"]
+    assert int(chunk["ttl"]) == int((T0 + timedelta(days=16) + RETENTION).timestamp())
