@@ -74,9 +74,10 @@ API_FUNCTIONS: Final[dict[str, FunctionSpec]] = {
     # and opens Google's (vault); Google calendar list refreshes tokens (both client secrets for
     # refresh / ?revoke=true) and e-mails the mentor on invalid_grant; CalDAV discovery (providers);
     # Google push channels (shared/busy/push.py) watched on complete and on a calendar switch, stopped
-    # on disconnect (Query for the mentor's channels, transactions of Put / Update / Delete parts).
-    # A reconnect re-queues the bookings waiting for it (meetings queue) and syncs the calendar at once
-    # (busy-sync queue): shared/meetings/resume.py.
+    # on disconnect (Query for the mentor's channels, transactions of Put / Update / Delete parts);
+    # Microsoft subscriptions likewise, each create preceded by its pending clientState hash (PutItem,
+    # shared/store/subscription_states.py). A reconnect re-queues the bookings waiting for it (meetings
+    # queue) and syncs the calendar at once (busy-sync queue): shared/meetings/resume.py.
     "connections_api": FunctionSpec(
         name="connections_api",
         description="/connections/*",
@@ -162,7 +163,9 @@ API_FUNCTIONS: Final[dict[str, FunctionSpec]] = {
     # meeting.deleted / meeting.updated reads the meeting index (Get) and queues a check, a Google push a
     # calendar.changed check (meetings queue). A Microsoft notification reads its subscription (Get),
     # coalesces like Google's (Update on the link), forgets a removed subscription (transaction of
-    # Deletes) and queues a sync (busy-sync queue). The webhook secret token. No provider call, no KMS.
+    # Deletes) and queues a sync (busy-sync queue); one for an unknown subscription reads the pending
+    # clientState (Get) and, for a stray of ours, claims it (conditional Update) and queues its delete
+    # (busy-sync queue). The webhook secret token. No provider call, no KMS.
     "provider_webhooks": FunctionSpec(
         name="provider_webhooks",
         description="/webhooks/zoom, /webhooks/google, /webhooks/microsoft",

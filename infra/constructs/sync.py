@@ -42,7 +42,8 @@ POLL_DETAIL: Final[dict[str, Any]] = dict(POLL_SCHEDULE.detail)
 #: PATCH / POST / DELETE /subscriptions with the Microsoft client secret): channels expiring soon and
 #: due watch retries (Query on
 #: GSI1), the mentor's channels (Query), the connection (GetItem), channel items (transactions of
-#: PutItem / UpdateItem / DeleteItem; UpdateItem leases; PutItem / DeleteItem retries), a Google
+#: PutItem / UpdateItem / DeleteItem; UpdateItem leases; PutItem / DeleteItem retries; PutItem of a
+#: Microsoft subscription's pending clientState hash before each create), a Google
 #: access token (vault; refresh with the client secret; invalid_grant → needs_reconnect + e-mail) and
 #: events.watch / channels.stop at Google. Its seat-hold sweep (shared/schedule/holds.py) queries the
 #: GSI1 partitions ``HOLDS#<hour>`` and expires each ended hold in a transaction (Update booking and
@@ -66,7 +67,9 @@ POLL_ACCESS: Final = Access(
 #: busy chunks (PutItem), flips the head (UpdateItem), deletes the old chunks (DeleteItem); shortens a
 #: failed message's visibility (ChangeMessageVisibility on its own queue, granted with the event
 #: source). Microsoft: getSchedule with refreshed tokens (client secret); a lifecycle job renews the
-#: mentor's subscriptions (Query of the links, transactions of Updates) or makes one (Put / Delete parts).
+#: mentor's subscriptions (Query of the links, transactions of Updates) or makes one (PutItem of the pending
+#: clientState hash, then Put / Delete parts); a stray's delete job reads the channel item (GetItem) and
+#: deletes the subscription at Graph, nothing else.
 #: A periodic safety resync that finds a change no push brought reads the stored busy sets (Query) and
 #: flags the channel (shared/busy/push_watchdog.py: a transaction of an Update of the channel and a
 #: ConditionCheck of its link). No Zoom secret.

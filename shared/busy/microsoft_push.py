@@ -22,6 +22,12 @@ every notification; never stored itself).
   One flagged for a missed change (``suspect_ms``, :mod:`.push_watchdog`) is replaced by a new one.
 * lifecycle events (:mod:`.microsoft_webhook`): ``reauthorizationRequired`` → :meth:`renew_now`;
   ``subscriptionRemoved`` → :meth:`ensure` with ``replace``.
+* **strays** — a create whose answer is lost (Graph made it; we see a 5xx / timeout, then retry with
+  a new ``clientState``, or the Graph client re-POSTs the same body) leaves a subscription we never
+  recorded. So the ``clientState``'s hash is first stored as a *pending state* for the mentor
+  (:mod:`shared.store.subscription_states`, kept until its TTL); the webhook recognises a stray by it
+  and queues a ``delete`` job, and :meth:`delete_stray` (the worker) deletes it at Graph — never a
+  subscription recorded as a channel (checked first), 404 counting as done, no sync after it.
 
 Deleting on disconnect is :func:`shared.connections.microsoft.stop_subscriptions`.
 """
@@ -38,11 +44,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import Field, SecretStr, model_validator
 
-from shared.busy.push_settings import RENEW_LEASE_S, RETRY_BASE_S, RETRY_CAP_S, WatchError, token_hash
+from shared.busy.push_settings import RENEW_LEASE_S, RETRY_BASE_S, RETRY_CAP_S, WatchError, access_token, token_hash
 from shared.platform.env import EnvSettings
 from shared.platform.observability import logger
 from shared.store import ConnectionStatus, Provider, Store
 from shared.store.channels import ChannelStore, PushChannel, WatchRetry
+from shared.store.subscription_states import PendingState, SubscriptionStateStore
 
 if TYPE_CHECKING:
     from shared.providers.microsoft.busy import MicrosoftBusyClient
@@ -66,6 +73,9 @@ class MicrosoftPushSettings(EnvSettings):
     microsoft_watch_retry_max: int = Field(default=8, ge=0, le=50)
     microsoft_safety_resync_h: float = Field(
         default=24.0, ge=0, le=24 * 30, description="A covered connection still syncs this often (0: always poll)."
+    )
+    microsoft_stray_delete_delay_s: int = Field(
+        default=180, ge=0, le=900, description="A stray's delete waits out any create still in flight."
     )
 
     @model_validator(mode="after")
@@ -110,6 +120,7 @@ class MicrosoftPush:
     ) -> None:
         self.store = store
         self.channels = ChannelStore(store.table)
+        self.states = SubscriptionStateStore(store.table)
         self.config = config
         self._tokens = tokens
         self.queue = queue
@@ -155,22 +166,16 @@ class MicrosoftPush:
         return keep
 
     def token(self, mentor_id: str) -> SecretStr:
-        from shared.providers.credentials import ConnectionUnavailable
-        from shared.providers.oauth import OAuthError
-        from shared.vault import VaultError
-
-        try:
-            return self._tokens(mentor_id)
-        except ConnectionUnavailable as exc:
-            raise WatchError(f"microsoft connection unavailable ({exc.status.value})", retry=False) from None
-        except (OAuthError, VaultError) as exc:
-            raise WatchError(f"access token unavailable ({type(exc).__name__})", retry=True) from None
+        return access_token(self._tokens, mentor_id, MICROSOFT)
 
     def _subscribe(self, token: SecretStr, conn: Connection, calendar: str, now: float) -> PushChannel:
         from shared.providers.microsoft.errors import MicrosoftApiError
 
         client_state = secrets.token_urlsafe(32)
         expiration = datetime.fromtimestamp(now + self.config.microsoft_subscription_ttl_s, UTC)
+        # Before the POST: a subscription whose answer is lost is still known as ours (module docstring).
+        pending = PendingState(token_hash(client_state), conn.mentor_id, MICROSOFT, created_ms=int(now * 1000))
+        self.states.put(pending, expires_s=expiration.timestamp())
         client = self._client()
         try:
             sub = client.subscribe(
@@ -258,8 +263,12 @@ class MicrosoftPush:
         ``renew``: every subscription of the mentor gets a new expiration; ``recreate``: a live
         subscription on the selected calendar is made if none is left. A failure records a
         subscribe retry for the scheduled renewal (the connection is polled meanwhile).
+        ``delete``: :meth:`delete_stray` of ``job.channel``.
         """
         mentor_id = job.mentor_id
+        if job.subscription == "delete":
+            self.delete_stray(mentor_id, job.channel or "")
+            return
         try:
             if job.subscription == "renew":
                 for channel in self.channels.for_mentor(mentor_id, MICROSOFT):
@@ -272,6 +281,30 @@ class MicrosoftPush:
             logger.warning("microsoft lifecycle step failed", extra={"mentor_id": mentor_id, "error": error})
             if retry:
                 self.schedule_retry(mentor_id, f"{job.subscription}: {error}")
+
+    def delete_stray(self, mentor_id: str, subscription_id: str) -> bool:
+        """Delete a stray subscription of the mentor at Graph (module docstring); never raises.
+
+        Never one recorded as a channel (one consistent GetItem first). ``True`` when the DELETE was
+        answered (404 included: already gone); a failure is only logged (the stray expires anyway,
+        and its next notification asks again).
+        """
+        from shared.providers.microsoft.errors import MicrosoftApiError
+
+        extra = {"mentor_id": mentor_id, "subscription_id": subscription_id[:8]}
+        try:
+            if not subscription_id or self.channels.get(subscription_id) is not None:
+                logger.info("microsoft subscription recorded: not deleted as a stray", extra=extra)
+                return False
+            existed = self._client().delete_subscription(self.token(mentor_id), subscription_id)
+        except (WatchError, MicrosoftApiError) as exc:
+            logger.warning("microsoft stray subscription not deleted", extra={**extra, "error": str(exc)})
+            return False
+        except Exception as exc:
+            logger.warning("microsoft stray subscription not deleted", extra={**extra, "error": type(exc).__name__})
+            return False
+        logger.info("microsoft stray subscription deleted", extra={**extra, "existed": existed})
+        return True
 
     # -- renewal ---------------------------------------------------------------------------------
     def renew_now(self, channel: PushChannel) -> datetime | None:

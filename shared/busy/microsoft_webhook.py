@@ -7,6 +7,14 @@
   subscription is looked up (one consistent GetItem) and the clientState's SHA-256 compared in
   constant time. An unknown subscription, one of another provider or a wrong clientState is
   ignored and logged, never trusted (the answer is still 202: a forger learns nothing).
+* **Strays** — only for an unknown subscription id: the clientState's hash is looked up among the
+  pending states (:mod:`shared.store.subscription_states`, one consistent GetItem, compared in
+  constant time). A match is one of ours whose create answer was lost: one job marked
+  ``subscription="delete"`` with the subscription id (``channelId``) is queued for the ``busy_sync``
+  worker, ``MICROSOFT_STRAY_DELETE_DELAY_S`` ahead (a create still in flight records its channel
+  first; the worker never deletes a recorded one), and claimed on the state item (one conditional
+  UpdateItem) so a burst queues one delete. The notification itself is not trusted (no sync); no
+  match: ignored as above. Either way 202.
 * A change (``created`` / ``updated`` / ``deleted``) queues one busy sync of the mentor's Microsoft
   connection, coalesced like Google's pushes: the sync is queued ``MICROSOFT_PUSH_COALESCE_S`` ahead
   and its due time claimed on the subscription's link item, so a burst queues one sync.
@@ -26,18 +34,23 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any, Final, Literal
 
-from shared.busy.push_settings import COALESCE_MARGIN_MS, MAX_CHANNEL_ID, token_matches
+from shared.busy.push_settings import COALESCE_MARGIN_MS, MAX_CHANNEL_ID, token_hash, token_matches
 from shared.platform.api import ApiError
 from shared.platform.observability import logger
 from shared.queues.busy import SyncJob, SyncQueue, SyncReason
 from shared.store import ConnectionStatus, Provider, Store
 from shared.store.channels import ChannelStore, PushChannel
+from shared.store.subscription_states import PendingState, SubscriptionStateStore
 
 MAX_VALIDATION_TOKEN: Final = 1024
 MAX_NOTIFICATIONS: Final = 100
 MAX_BODY: Final = 512 * 1024
 CHANGES: Final = frozenset({"created", "updated", "deleted"})
 LIFECYCLE: Final = frozenset({"reauthorizationRequired", "subscriptionRemoved", "missed"})
+#: A stray's notifications queue no second delete this long after its delete is due.
+STRAY_WINDOW_S: Final = 300
+#: The longest subscription id a delete job can carry (``SyncJob.channel``).
+MAX_STRAY_ID: Final = 200
 
 
 def validation_answer(token: str) -> str:
@@ -70,18 +83,22 @@ class MicrosoftWebhook:
         queue: SyncQueue,
         coalesce_s: int,
         clock: Callable[[], float],
+        stray_delay_s: int = 180,
     ) -> None:
         self.store = store
         self.channels = ChannelStore(store.table)
+        self.states = SubscriptionStateStore(store.table)
         self.queue = queue
         self.coalesce_s = coalesce_s
         self.clock = clock
+        self.stray_delay_s = stray_delay_s
 
     def handle(self, body: bytes) -> dict[str, Any]:
         received, queued = 0, 0
         mentors: set[str] = set()
+        strays: dict[str, PendingState] = {}
         for note in _notifications(body):
-            channel = self._verified(note)
+            channel = self._verified(note, strays)
             if channel is None:
                 continue
             received += 1
@@ -100,11 +117,18 @@ class MicrosoftWebhook:
                 continue
             mentors.add(channel.mentor_id)
             queued += int(self._queue_sync(channel, extra))
+        queued += sum(self._queue_delete(sub_id, state) for sub_id, state in strays.items())
         return {"received": received, "queued": queued}
 
-    def _verified(self, note: dict[str, Any]) -> PushChannel | None:
+    def _verified(self, note: dict[str, Any], strays: dict[str, PendingState]) -> PushChannel | None:
+        """The note's recorded subscription if its clientState matches; a stray of ours goes to ``strays``."""
         sub_id = str(note.get("subscriptionId") or "").strip()
         channel = self.channels.get(sub_id) if 0 < len(sub_id) <= MAX_CHANNEL_ID else None
+        if channel is None and sub_id in strays:
+            return None  # this body's notes of the same stray: its delete is queued once
+        if channel is None and 0 < len(sub_id) <= MAX_STRAY_ID and (state := self._pending(note)) is not None:
+            strays[sub_id] = state
+            return None
         if channel is None or channel.provider != Provider.MICROSOFT.value:
             logger.warning("microsoft notification for an unknown subscription", extra={"subscription_id": sub_id[:80]})
             return None
@@ -113,6 +137,34 @@ class MicrosoftWebhook:
             logger.warning("microsoft notification with a wrong clientState", extra={"subscription_id": sub_id})
             return None
         return channel
+
+    def _pending(self, note: dict[str, Any]) -> PendingState | None:
+        """The pending state the note's clientState was made as (a stray of ours), or ``None``."""
+        state = note.get("clientState")
+        if not isinstance(state, str) or not state or len(state) > MAX_CHANNEL_ID:
+            return None
+        pending = self.states.get(token_hash(state))
+        if pending is None or pending.provider != Provider.MICROSOFT.value:
+            return None
+        return pending if token_matches(state, pending.state_hash) else None
+
+    def _queue_delete(self, sub_id: str, state: PendingState) -> int:
+        extra = {"mentor_id": state.mentor_id, "subscription_id": sub_id[:8]}
+        now_ms, delay_s = int(self.clock() * 1000), self.stray_delay_s
+        window_ms = (delay_s + STRAY_WINDOW_S) * 1000
+        if not self.states.claim_stray(state.state_hash, sub_id, now_ms=now_ms, window_ms=window_ms):
+            logger.info("microsoft stray subscription: delete already queued", extra=extra)
+            return 0
+        job = SyncJob(
+            mentor_id=state.mentor_id,
+            provider=Provider.MICROSOFT,
+            reason=SyncReason.PUSH,
+            subscription="delete",
+            channel=sub_id,
+        )
+        self.queue.send(job, delay_s=delay_s)
+        logger.warning("microsoft stray subscription: delete queued", extra={**extra, "delay_s": delay_s})
+        return 1
 
     def _syncs(self, channel: PushChannel, extra: dict[str, Any]) -> bool:
         conn = self.store.get_connection(channel.mentor_id, Provider.MICROSOFT)

@@ -48,6 +48,7 @@ from shared.busy.push_settings import (
     PushSettings,
     TokenSource,
     WatchError,
+    access_token,
     token_hash,
 )
 from shared.busy.push_webhook import PushWebhook, process_google_push
@@ -168,16 +169,7 @@ class GooglePush(ChannelRenewal, PushWebhook):
         return keep
 
     def _token_or_raise(self, mentor_id: str) -> SecretStr:
-        from shared.providers.credentials import ConnectionUnavailable
-        from shared.providers.oauth import OAuthError
-        from shared.vault import VaultError
-
-        try:
-            return self.token(mentor_id)
-        except ConnectionUnavailable as exc:
-            raise WatchError(f"google connection unavailable ({exc.status.value})", retry=False) from None
-        except (OAuthError, VaultError) as exc:
-            raise WatchError(f"access token unavailable ({type(exc).__name__})", retry=True) from None
+        return access_token(self.token, mentor_id, "google")
 
     def _watch(self, token: SecretStr, conn: Connection, calendar: str, now: float) -> PushChannel:
         from shared.providers.google.calendar import GoogleApiError

@@ -1,7 +1,8 @@
 """Google push settings and the pieces the channel service, webhook and renewal share (:mod:`.push`).
 
 The ``X-Goog-*`` headers of a notification, the limits and backoff of watches and renewals, the
-channel token's hash (only the SHA-256 of a channel token is stored) and the watch error.
+channel token's hash (only the SHA-256 of a channel token is stored), the watch error and the access
+token of a watch (:func:`access_token`, Google's and Microsoft's).
 """
 
 from __future__ import annotations
@@ -90,3 +91,19 @@ class WatchError(Exception):
     def __init__(self, message: str, *, retry: bool) -> None:
         super().__init__(message)
         self.retry = retry
+
+
+def access_token(tokens: TokenSource, mentor_id: str, provider: str) -> SecretStr:
+    """``tokens(mentor_id)``, its errors as :class:`WatchError`: a connection that cannot be used
+    (``<provider> connection unavailable (<status>)``) is not retried; a token endpoint or vault
+    failure (``access token unavailable (<error type>)``) is."""
+    from shared.providers.credentials import ConnectionUnavailable
+    from shared.providers.oauth import OAuthError
+    from shared.vault import VaultError
+
+    try:
+        return tokens(mentor_id)
+    except ConnectionUnavailable as exc:
+        raise WatchError(f"{provider} connection unavailable ({exc.status.value})", retry=False) from None
+    except (OAuthError, VaultError) as exc:
+        raise WatchError(f"access token unavailable ({type(exc).__name__})", retry=True) from None

@@ -1,9 +1,8 @@
 """Busy-time sync (PRODUCT.md §2.7): read a calendar connection's busy times and store them.
 
-**Sync** (:class:`BusySync`, the ``busy_sync`` worker). A :class:`~shared.queues.busy.SyncJob` only
-names a connection; the worker reads the connection and replaces its busy set
-(:class:`shared.store.busy.BusyStore`) with what the provider says now, for the window
-``now → now + BUSY_WINDOW_DAYS`` (60 by default):
+**Sync** (:class:`BusySync`, the ``busy_sync`` worker). A :class:`~shared.queues.busy.SyncJob` only names a
+connection; the worker reads the connection and replaces its busy set (:class:`shared.store.busy.BusyStore`) with
+what the provider says now, for the window ``now → now + BUSY_WINDOW_DAYS`` (60 by default):
 
 * **Google** — ``freeBusy.query`` on the selected calendar (:meth:`GoogleClient.free_busy`, split
   into ≤ 60-day requests, rate limits honoured). The access token comes from the credential
@@ -23,15 +22,15 @@ Outcomes:
 * not connected / ``needs_reconnect`` — recorded on the busy head and acknowledged (the poller
   stops queueing such connections: they leave the sync index). CalDAV 401 marks the Apple
   connection ``needs_reconnect`` (first caller only) and e-mails the mentor once.
-* transient trouble (rate limits, 5xx, timeouts, token endpoint down) — :class:`TransientSyncError`:
-  the message comes back after a short delay (``Retry-After`` when given), at most
-  ``BUSY_MAX_ATTEMPTS`` receives; then it is acknowledged with the error recorded, and the next
-  scheduled poll tries again. The previous blocks stay in every failure case.
+* transient trouble (rate limits, 5xx, timeouts, token endpoint down) — :class:`TransientSyncError`: the message comes
+  back after a short delay (``Retry-After`` when given), at most ``BUSY_MAX_ATTEMPTS`` receives; then it is acknowledged
+  with the error recorded, and the next scheduled poll tries again. The previous blocks stay in every failure case.
 * a permanent refusal (Google: the selected calendar is gone, 4xx) — recorded, acknowledged.
 * a Google sync that fails keeps the connection on the 5-minute poll until one succeeds, even with a
   live push channel (:mod:`shared.busy.push_first`).
-* a scheduled sync (or safety resync) of a connection synced less than ``BUSY_MIN_INTERVAL_S`` ago is
-  skipped (a backlog cannot make the same connection sync twice in a row); push and connect syncs always run.
+* a scheduled sync (or safety resync) of a connection synced less than ``BUSY_MIN_INTERVAL_S`` ago is skipped
+  (a backlog cannot make the same connection sync twice in a row); push and connect syncs always run; a
+  Microsoft stray's ``delete`` job runs no sync (a recorded subscription or the poll covers the calendar).
 * a safety resync (``RESYNC``) that finds a change no push brought flags the push channel before the
   blocks are stored (``missed_push``, :mod:`shared.busy.push_watchdog`; never fails the sync).
 
@@ -201,6 +200,8 @@ class BusySync:
             return "skipped:not_a_calendar"
         if job.subscription is not None and self.lifecycle is not None:
             self.lifecycle(job)  # renew / recreate the Microsoft subscription, then sync (the gap)
+        if job.subscription == "delete":  # a stray subscription: its calendar's changes reach a recorded one
+            return "subscription:delete"
         context = self.busy.context(mentor_id, provider, profile=provider is Provider.APPLE)
         conn, head = context.connection, context.head
         if conn is None:

@@ -40,10 +40,12 @@ class SyncJob(BaseModel):
     provider: Provider
     reason: SyncReason = SyncReason.SCHEDULE
     #: A Microsoft lifecycle event to act on before the sync (``shared.busy.microsoft_push``):
-    #: ``renew`` the subscriptions (``reauthorizationRequired``) or ``recreate`` one (``subscriptionRemoved``).
-    subscription: Literal["renew", "recreate"] | None = None
+    #: ``renew`` the subscriptions (``reauthorizationRequired``) or ``recreate`` one (``subscriptionRemoved``);
+    #: ``delete`` the stray subscription named by ``channel`` at Graph (no sync follows).
+    subscription: Literal["renew", "recreate", "delete"] | None = None
     #: A periodic safety resync (``RESYNC``): the push channel (Google channel id, Graph subscription
     #: id) that covered the connection since the last resync, flagged if the calendar changed unseen.
+    #: A ``delete`` job: the stray Graph subscription to delete.
     channel: str | None = Field(default=None, alias="channelId", max_length=200)
 
     def body(self) -> str:

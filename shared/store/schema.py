@@ -32,6 +32,10 @@ Key design (all keys are strings)::
                                                                              of the token; see shared.store.channels)
     mentor → channel link      MENTOR#<mentorId>     CHANNEL#google#<channelId>  -   (copy of the channel's fields)
     Google watch retry         MENTOR#<mentorId>     PUSHRETRY#google        PUSHRETRY / <due ms:013d>#<mentorId>
+    pending subscription state SUBSTATE#<sha256(clientState)>  SUBSTATE  -   (mentor_id, provider, state_hash,
+                                                                             created_ms, strays {subscriptionId: ms};
+                                                                             ``ttl`` = requested expiration + 1 day;
+                                                                             see shared.store.subscription_states)
     timeline head              MENTOR#<mentorId>     TIMELINE                -   (version, classes {classId:
                                                                              [first start, last end]}; see
                                                                              shared.store.timeline)
@@ -140,9 +144,13 @@ Access patterns:
     44. An Apple connection's calendar caches (busy sync)       BatchGetItem PK=MENTOR#id, SK=CALDAV#<hash> per listed
                                                                 calendar; PutItem if read_at is older; DeleteItem
                                                                 for a calendar no longer listed
+    45. Remember a Graph clientState before the create          PutItem  PK=SUBSTATE#<sha256(clientState)>, SK=SUBSTATE
+    46. Is an unknown subscription a stray of ours (webhook)    GetItem  PK=SUBSTATE#<sha256(clientState)> (consistent)
+    47. Queue one delete per stray per window                   UpdateItem SET strays.<id> if absent or older
 (see :mod:`shared.store.caldav_cache`, :mod:`shared.store.waiting`, :mod:`shared.store.meeting_index`,
 :mod:`shared.store.timeline`, :mod:`shared.store.schedule`, :mod:`shared.schedule.payments`,
-:mod:`shared.store.channels`, :mod:`shared.feed.service` and :mod:`shared.store.busy`)
+:mod:`shared.store.channels`, :mod:`shared.store.subscription_states`, :mod:`shared.feed.service` and
+:mod:`shared.store.busy`)
 """
 
 from __future__ import annotations

@@ -107,11 +107,13 @@ def microsoft_webhook() -> MicrosoftWebhook:
     from shared.busy.microsoft_webhook import MicrosoftWebhook
     from shared.platform.config import settings
 
+    config = settings(MicrosoftPushSettings)
     return MicrosoftWebhook(
         wiring.store(),
         queue=wiring.sync_queue(),
-        coalesce_s=settings(MicrosoftPushSettings).microsoft_push_coalesce_s,
+        coalesce_s=config.microsoft_push_coalesce_s,
         clock=time.time,
+        stray_delay_s=config.microsoft_stray_delete_delay_s,
     )
 
 

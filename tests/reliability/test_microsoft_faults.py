@@ -332,3 +332,63 @@ def test_busy_sync_under_graph_faults_and_spikes_keeps_blocks_and_one_subscripti
         f"sync messages {len(final)} ({Counter(final.values())}), DLQ {len(sync_dlq)}, injected {dict(injected)}, "
         f"spikes {spikes}"
     )
+
+
+def test_a_lost_subscription_answer_leaves_a_stray_that_its_first_notification_gets_deleted(
+    api: httpx.Client,
+    local_stack: LocalStack,
+    graph: MicrosoftEmulator,
+    mentor: str,
+    mentor_headers: Callable[..., dict[str, str]],
+    stack_store: Store,
+    provider_env: pytest.MonkeyPatch,
+) -> None:
+    provider_env.setenv("MICROSOFT_STRAY_DELETE_DELAY_S", "0")
+    wiring.reset()
+    channels = ChannelStore(stack_store.table)
+    day = (datetime.now(UTC) + timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0)
+    window = {"from": utc_z(day - timedelta(days=1)), "to": utc_z(day + timedelta(days=4))}
+    stack_store.upsert_mentor(mentor, email=f"{mentor}@mentor.example.com", timezone="UTC")
+    email = f"{mentor}-{uuid.uuid4().hex[:6]}@contoso.example"
+    graph.add_user(email)
+    one = Mentor(mentor, mentor_headers(mentor), email, graph.default_calendar_id(email))
+    start = day + timedelta(hours=9)
+    event = graph.seed_event(one.calendar, _outlook_event(start))
+    graph.set_next_consent(email)
+
+    # Given a connect whose first POST /subscriptions is made at Graph but its answer lost (500)
+    lost = {"status": 500, "count": 1, "path": "/v1.0/subscriptions", "method": "POST", "after": True}
+    graph.set_faults(forced=[lost])
+    try:
+        assert flows.connect_oauth(api, one.headers, "microsoft")["status"] == "connected"
+        assert [f for f in graph.snapshot()["faults_injected"] if f.get("after")], "the answer was not lost"
+    finally:
+        graph.clear_faults()
+    assert graph.flush_notifications(5)
+    local_stack.drain(timeout=60)
+    if not channels.for_mentor(mentor, "microsoft"):  # the subscribe failed as a whole: the renewal retries it
+        retry = channels.get_retry(mentor, "microsoft")
+        assert retry is not None
+        channels.put_retry(WatchRetry(mentor, retry.attempts, 0, retry.last_error, "microsoft"))
+        local_stack.tick("calendar-poll")
+        local_stack.drain(timeout=60)
+    (link,) = channels.for_mentor(mentor, "microsoft")
+    at_graph = _subscriptions_at_graph(graph, email)
+    assert len(at_graph) == 2, at_graph  # the recorded one and a stray
+    assert link.channel_id in at_graph
+    (stray,) = set(at_graph) - {link.channel_id}
+
+    # When the mentor moves the event in Outlook: Graph notifies both subscriptions
+    moved = start + timedelta(hours=3)
+    graph.update_event_external(str(event["id"]), _outlook_event(moved))
+    assert graph.flush_notifications(5)
+    local_stack.drain(timeout=60)
+
+    # Then the stray is deleted at Graph, the recorded subscription is kept, and busy shows the change
+    assert _subscriptions_at_graph(graph, email) == [link.channel_id]
+    assert stray in [d.get("id") for d in graph.state.deleted_subscriptions]
+    assert [c.channel_id for c in channels.for_mentor(mentor, "microsoft")] == [link.channel_id]
+    resp = api.get("/mentors/me/busy", headers=one.headers, params=window)
+    assert resp.status_code == 200, resp.text
+    shown = {(b["start"], b["end"]) for b in resp.json()["busy"] if "microsoft" in b["sources"]}
+    assert shown == {(utc_z(moved), utc_z(moved + timedelta(hours=1)))}

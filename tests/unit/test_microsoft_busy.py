@@ -50,15 +50,23 @@ class Graph:
         self.states: dict[str, str] = {}
         self.fail: MicrosoftApiError | None = None
         self.gone = False
+        self.lose_answer = False  # make the subscription, then answer 503 (the answer is lost)
+        self.missing = False  # DELETE answers 404
+        self.deleted: list[str] = []
+        self.on_post: list[Any] = []  # called with the clientState when a POST arrives
 
     def subscribe(
         self, token: SecretStr, calendar_id: str, *, url: str, client_state: SecretStr, expiration: datetime
     ) -> Subscription:
         self.calls.append("POST")
+        for hook in self.on_post:
+            hook(client_state.get_secret_value())
         if self.fail is not None:
             raise self.fail
         sub_id = f"sub-{len(self.calls)}"
         self.states[sub_id] = client_state.get_secret_value()
+        if self.lose_answer:
+            raise MicrosoftApiError("Microsoft Graph answered HTTP 503 (no code).", status=503)
         return Subscription(id=sub_id, resource="me/events", expiration=expiration)
 
     def renew(self, token: SecretStr, subscription_id: str, expiration: datetime) -> datetime | None:
@@ -67,7 +75,8 @@ class Graph:
 
     def delete_subscription(self, token: SecretStr, subscription_id: str) -> bool:
         self.calls.append("DELETE")
-        return True
+        self.deleted.append(subscription_id)
+        return not self.missing
 
 
 @pytest.fixture
@@ -176,8 +185,9 @@ def test_connect_subscribes_once_with_a_hashed_client_state_and_the_webhook_trus
         with pytest.raises(ApiError) as refused:
             validation_answer(bad)
         assert refused.value.status == 400
-    # Wrong clientState, unknown subscription: ignored (received 0), nothing queued
-    forged = _body(_note(channel.channel_id, "guess"), _note("nope", secret), _note(channel.channel_id, 5))
+    # Wrong clientState, unknown subscription: ignored (received 0), nothing queued (an unknown one
+    # with a clientState we sent is a stray of ours: test_a_lost_create_answer_leaves_a_stray…)
+    forged = _body(_note(channel.channel_id, "guess"), _note("nope", "guess"), _note(channel.channel_id, 5))
     assert hook.handle(forged) == {"received": 0, "queued": 0}
     # A burst of three changes queues one sync, 2 s ahead
     burst = _body(*(_note(channel.channel_id, secret) for _ in range(3)))
@@ -363,3 +373,140 @@ def test_the_busy_sync_stores_outlook_busy_blocks_and_maps_graph_errors(store: S
     renew = SyncJob(mentor_id="m1", provider=Provider.MICROSOFT, subscription="renew")
     assert worker.handle(renew) == "synced:2"
     assert lifecycle == [renew]
+
+
+def test_a_lost_create_answer_leaves_a_stray_the_webhook_has_the_worker_delete(
+    store: Store, push: MicrosoftPush, graph: Graph, clock: list[float]
+) -> None:
+    from shared.store.subscription_states import SubscriptionStateStore
+
+    states, channels = SubscriptionStateStore(store.table), ChannelStore(store.table)
+    _connect(store, "m1")
+    at_post: list[object] = []
+    graph.on_post.append(lambda state: at_post.append(states.get(token_hash(state))))
+    # Given a create whose answer is lost: Graph made the subscription, we recorded nothing but its
+    # clientState's hash, written before the POST, for this mentor
+    graph.lose_answer = True
+    assert push.subscribe("m1", replace=True) is None
+    (stray_id,) = graph.states
+    stray_state = graph.states[stray_id]
+    (pending,) = at_post
+    assert pending is not None
+    assert (pending.mentor_id, pending.provider, pending.state_hash) == ("m1", "microsoft", token_hash(stray_state))
+    assert channels.for_mentor("m1", "microsoft") == []
+    # And the retry makes the recorded one (its pending state written first too, and kept after)
+    graph.lose_answer = False
+    recorded = push.subscribe("m1", replace=True)
+    assert recorded is not None
+    secret = graph.states[recorded.channel_id]
+    assert len(at_post) == 2
+    assert at_post[1] is not None
+    kept = store.table.get(f"SUBSTATE#{token_hash(secret)}", "SUBSTATE")
+    assert kept is not None
+    assert kept["ttl"] == int(NOW) + 70 * 3600 + 24 * 3600
+    everything = json.dumps(store.table.client.scan(TableName=store.table.name)["Items"], default=str)
+    assert stray_state not in everything
+    assert secret not in everything
+
+    queue = Queue()
+    hook = MicrosoftWebhook(
+        store,
+        queue=queue,  # type: ignore[arg-type]
+        coalesce_s=2,
+        clock=lambda: clock[0],
+        stray_delay_s=180,
+    )
+    # When the stray notifies a burst of changes: nothing synced, ONE delete job queued for the worker
+    burst = _body(*(_note(stray_id, stray_state) for _ in range(3)))
+    assert hook.handle(burst) == {"received": 0, "queued": 1}
+    clock[0] += 1
+    assert hook.handle(_body(_note(stray_id, stray_state))) == {"received": 0, "queued": 0}
+    ((job, delay),) = queue.jobs
+    assert (job.mentor_id, job.provider, job.subscription, job.channel, delay) == (
+        "m1",
+        Provider.MICROSOFT,
+        "delete",
+        stray_id,
+        180,
+    )
+    assert json.loads(job.body())["channelId"] == stray_id
+    # A forged notification (unknown id, a clientState we never sent) queues nothing
+    assert hook.handle(_body(_note("sub-forged", "guess"), _note("sub-forged", 7))) == {"received": 0, "queued": 0}
+    assert len(queue.jobs) == 1
+    # A stray made by a POST retried inside the client (the recorded clientState) is ours too
+    assert hook.handle(_body(_note("sub-twin", secret))) == {"received": 0, "queued": 1}
+    assert [(j.subscription, j.channel) for j, _ in queue.jobs[1:]] == [("delete", "sub-twin")]
+
+    # Then the worker deletes the stray at Graph and nothing else
+    push.on_lifecycle(job)
+    assert graph.deleted == [stray_id]
+    assert channels.get(recorded.channel_id) is not None
+    # It never deletes the recorded subscription, even if asked to
+    graph.calls.clear()
+    push.on_lifecycle(job.model_copy(update={"channel": recorded.channel_id}))
+    assert graph.calls == []
+    assert [c.channel_id for c in channels.for_mentor("m1", "microsoft")] == [recorded.channel_id]
+    # A stray Graph no longer knows (404) is fine: no error, no subscribe retry
+    graph.missing = True
+    push.on_lifecycle(job)
+    assert graph.deleted == [stray_id, stray_id]
+    assert channels.get_retry("m1", "microsoft") is None
+    # And the claim expires: a later burst from a stray still alive queues one more delete
+    clock[0] += 600
+    assert hook.handle(_body(_note(stray_id, stray_state))) == {"received": 0, "queued": 1}
+
+
+def test_a_stray_delete_job_runs_no_busy_sync(store: Store) -> None:
+    from shared.busy.sync import BusySync
+    from shared.store.busy import BusyStore
+
+    _connect(store, "m1")
+    graph, lifecycle = Schedule(), list[SyncJob]()
+    worker = BusySync(
+        store=store,
+        busy=BusyStore(store.table),
+        tokens=lambda *_, **__: SecretStr("at"),
+        google=lambda: pytest.fail("a Microsoft sync called Google"),
+        open_credential=lambda *_: pytest.fail("a Microsoft sync opened an Apple credential"),
+        apple_url="http://127.0.0.1:9",
+        on_reconnect=lambda *_: None,
+        microsoft=lambda: graph,
+        lifecycle=lifecycle.append,
+        min_interval=timedelta(0),
+        clock=lambda: T0,
+    )
+    delete = SyncJob(mentor_id="m1", provider=Provider.MICROSOFT, reason=SyncReason.PUSH, subscription="delete")
+    assert worker.handle(delete.model_copy(update={"channel": "sub-1"})) == "subscription:delete"
+    assert [j.channel for j in lifecycle] == ["sub-1"]
+    assert graph.asked == []
+
+
+@pytest.mark.parametrize("provider", ["google", "microsoft"])
+def test_a_watch_token_failure_is_one_watch_error_for_both_providers(provider: str) -> None:
+    from shared.busy.push_settings import WatchError, access_token
+    from shared.providers.credentials import ConnectionUnavailable
+    from shared.providers.oauth import OAuthError
+    from shared.vault import VaultError
+
+    def failing(exc: Exception) -> Any:
+        def tokens(mentor_id: str) -> SecretStr:
+            raise exc
+
+        return tokens
+
+    assert access_token(lambda _: SecretStr("at"), "m1", provider).get_secret_value() == "at"
+    cases = [
+        (ConnectionUnavailable(ConnectionStatus.NEEDS_RECONNECT, "invalid_grant"), False),
+        (OAuthError("temporarily_unavailable"), True),
+        (VaultError("sealed blob failed authentication"), True),
+    ]
+    got = []
+    for exc, _ in cases:
+        with pytest.raises(WatchError) as caught:
+            access_token(failing(exc), "m1", provider)
+        got.append((str(caught.value), caught.value.retry))
+    assert got == [
+        (f"{provider} connection unavailable (needs_reconnect)", False),
+        ("access token unavailable (OAuthError)", True),
+        ("access token unavailable (VaultError)", True),
+    ]
