@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from google_push_support import FakeGoogleChannels
 from pydantic import SecretStr
 
 from devstack.metering import count_calls
@@ -21,7 +22,6 @@ from shared.busy.push_first import (
     push_first_outcome,
 )
 from shared.platform import aws
-from shared.providers.google.channels import WatchedChannel
 from shared.queues.busy import SyncJob, SyncQueue
 from shared.store import Connection, ConnectionStatus, Provider, Store
 from shared.store.channels import ChannelStore, PushChannel, WatchRetry
@@ -248,30 +248,10 @@ def test_when_the_channels_cannot_be_read_every_connection_is_polled(store: Stor
     assert result.queued == {"apple": 0, "google": 1, "microsoft": 0}
 
 
-class _Google:
-    """events.watch / channels.stop as GooglePush's client sees them (tokens remembered)."""
-
-    def __init__(self, clock: list[float]) -> None:
-        self.clock = clock
-        self.tokens: dict[str, str] = {}
-        self.stopped: list[str] = []
-
-    def watch(
-        self, token: Any, calendar_id: str, *, channel_id: str, address: str, channel_token: Any, ttl_s: int
-    ) -> Any:
-        self.tokens[channel_id] = channel_token.get_secret_value()
-        expiration_ms = int((self.clock[0] + ttl_s) * 1000)
-        return WatchedChannel(id=channel_id, resource_id=f"res-{calendar_id}", expiration_ms=expiration_ms)
-
-    def stop(self, token: Any, *, channel_id: str, resource_id: str) -> bool:
-        self.stopped.append(channel_id)
-        return True
-
-
 def test_a_channel_covers_only_after_its_handshake_and_a_renewed_one_resyncs_again(
     store: Store, rule: PushFirst, clock: list[float]
 ) -> None:
-    google = _Google(clock)
+    google = FakeGoogleChannels(clock)
     sent: list[Any] = []
 
     class Sqs:

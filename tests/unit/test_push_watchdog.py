@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from google_push_support import FakeGoogleChannels
 from pydantic import SecretStr
 
 from devstack.metering import count_calls
@@ -22,7 +23,6 @@ from shared.busy.push_watchdog import QUIET_S, MissedPushCheck
 from shared.busy.sync import BusySync
 from shared.platform import aws
 from shared.providers.google.calendar import BusySpan
-from shared.providers.google.channels import WatchedChannel
 from shared.queues.busy import SyncJob, SyncQueue, SyncReason
 from shared.store import Connection, ConnectionStatus, Provider, Store
 from shared.store.busy import Block, BusyStore
@@ -52,26 +52,6 @@ class FakeCalendar:
 
     def free_busy(self, token: Any, calendar_id: str, start: datetime, end: datetime) -> list[BusySpan]:
         return [BusySpan(max(s, start), min(e, end)) for s, e in self.busy if e > start and s < end]
-
-
-class FakeChannels:
-    """events.watch / channels.stop as GooglePush's client sees them."""
-
-    def __init__(self, clock: list[float]) -> None:
-        self.clock = clock
-        self.tokens: dict[str, str] = {}
-        self.stopped: list[str] = []
-
-    def watch(
-        self, token: Any, calendar_id: str, *, channel_id: str, address: str, channel_token: Any, ttl_s: int
-    ) -> WatchedChannel:
-        self.tokens[channel_id] = channel_token.get_secret_value()
-        expiration_ms = int((self.clock[0] + ttl_s) * 1000)
-        return WatchedChannel(id=channel_id, resource_id=f"res-{calendar_id}", expiration_ms=expiration_ms)
-
-    def stop(self, token: Any, *, channel_id: str, resource_id: str) -> bool:
-        self.stopped.append(channel_id)
-        return True
 
 
 class Mentor:
@@ -231,7 +211,7 @@ def test_a_resync_that_finds_a_change_no_push_brought_flags_the_channel_polls_an
     result = poll(store.table, RecordingQueue(), tasks=(), push_first=ada.rule)  # type: ignore[arg-type]
     assert (result.queued["google"], result.push_first["google_poll"]) == (1, 1)
     # And the renewal pass (that same poll's maintenance) replaces the channel at once, days before expiry
-    google = FakeChannels(ada.clock)
+    google = FakeGoogleChannels(ada.clock)
     push = GooglePush(
         store,
         config=PushSettings(api_url="https://api.example.test"),
