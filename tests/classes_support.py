@@ -28,6 +28,7 @@ from shared.store import (
     Connection,
     ConnectionStatus,
     MeetingProvider,
+    MeetingRef,
     Provider,
     ScheduleStore,
     Session,
@@ -87,6 +88,22 @@ def connect(
     )
 
 
+def pro_mentor(local_stack: LocalStack, mentor_headers: Callable[..., dict[str, str]], mentor: str) -> dict[str, str]:
+    """A Pro mentor with the e-mail ``<mentor>@mentor.example.com``; their JWT header."""
+    store, _ = tables(local_stack)
+    set_plan(store, mentor, "pro")
+    store.upsert_mentor(mentor, email=f"{mentor}@mentor.example.com")
+    return mentor_headers(mentor)
+
+
+def session_meeting(schedule: ScheduleStore, session_id: str) -> MeetingRef:
+    """The meeting recorded on the session (it must have one)."""
+    session = schedule.get_session(session_id)
+    assert session is not None
+    assert session.meeting is not None
+    return session.meeting
+
+
 def oauth_mentor(
     api: httpx.Client,
     local_stack: LocalStack,
@@ -97,10 +114,7 @@ def oauth_mentor(
 ) -> dict[str, str]:
     """A pro mentor (e-mail ``<mentor>@mentor.example.com``) connected to ``which`` (google | zoom)
     through the real OAuth flow, as ``<mentor>@example.com`` at the emulator; their JWT header."""
-    store, _ = tables(local_stack)
-    set_plan(store, mentor, "pro")
-    store.upsert_mentor(mentor, email=f"{mentor}@mentor.example.com")
-    headers = mentor_headers(mentor)
+    headers = pro_mentor(local_stack, mentor_headers, mentor)
     email = f"{mentor}@example.com"
     if which == "google":
         flows.seed_google_account(providers.google, email, calendars=[])

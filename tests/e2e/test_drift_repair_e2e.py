@@ -23,7 +23,8 @@ from classes_support import (
     create,
     future,
     online,
-    set_plan,
+    pro_mentor,
+    session_meeting,
     settle,
     student_email,
     subjects_to,
@@ -43,13 +44,8 @@ DEADLINE_S = 30.0
 
 
 @pytest.fixture
-def mentor_headers_pro(
-    api: httpx.Client, local_stack: LocalStack, mentor: str, mentor_headers: Headers
-) -> dict[str, str]:
-    store, _ = tables(local_stack)
-    set_plan(store, mentor, "pro")
-    store.upsert_mentor(mentor, email=f"{mentor}@mentor.example.com")
-    return mentor_headers(mentor)
+def mentor_headers_pro(local_stack: LocalStack, mentor: str, mentor_headers: Headers) -> dict[str, str]:
+    return pro_mentor(local_stack, mentor_headers, mentor)
 
 
 @pytest.fixture
@@ -67,11 +63,7 @@ def zoom_events(providers: Providers, local_stack: LocalStack, provider_env: pyt
 
 
 def _meeting(local_stack: LocalStack, session_id: str) -> MeetingRef:
-    _, schedule = tables(local_stack)
-    session = schedule.get_session(session_id)
-    assert session is not None
-    assert session.meeting is not None
-    return session.meeting
+    return session_meeting(tables(local_stack)[1], session_id)
 
 
 def _link(local_stack: LocalStack, booking_id: str) -> str | None:

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from classes_support import create, future, online, set_plan, tables
+from classes_support import create, future, online, pro_mentor, tables
 from e2e_support import Providers
 from icalendar import Calendar
 
@@ -91,10 +91,7 @@ def _our_events(providers: Providers, calendar: str, title: str) -> list[dict[st
 def mentor_setup(
     api: httpx.Client, local_stack: LocalStack, mentor: str, mentor_headers: Headers
 ) -> tuple[str, dict[str, str]]:
-    store, _ = tables(local_stack)
-    set_plan(store, mentor, "pro")
-    store.upsert_mentor(mentor, email=f"{mentor}@mentor.example.com")
-    return mentor, mentor_headers(mentor)
+    return mentor, pro_mentor(local_stack, mentor_headers, mentor)
 
 
 def test_google_meet_link_minted_once_shared_moved_and_deleted(

@@ -35,7 +35,8 @@ from classes_support import (
     future,
     meetings_dlq_depth,
     online,
-    set_plan,
+    pro_mentor,
+    session_meeting,
     settle,
     student_email,
     subjects_to,
@@ -49,7 +50,7 @@ from devstack.emulators import GoogleEmulator, ZoomEmulator
 from devstack.outbox import read_outbox
 from devstack.stack import LocalStack
 from shared import wiring
-from shared.store import ConnectionStatus, MeetingRef, MeetingStatus, Provider, ScheduleStore
+from shared.store import ConnectionStatus, MeetingStatus, Provider, ScheduleStore
 
 Headers = Callable[..., dict[str, str]]
 
@@ -78,12 +79,9 @@ def _push_checks_at_once(provider_env: pytest.MonkeyPatch) -> pytest.MonkeyPatch
 
 
 @pytest.fixture
-def pro_mentor(local_stack: LocalStack, mentor: str, mentor_headers: Headers) -> dict[str, str]:
+def pro_mentor_headers(local_stack: LocalStack, mentor: str, mentor_headers: Headers) -> dict[str, str]:
     """A Pro mentor (e-mail ``<mentor>@mentor.example.com``); their JWT header."""
-    store, _ = tables(local_stack)
-    set_plan(store, mentor, "pro")
-    store.upsert_mentor(mentor, email=f"{mentor}@mentor.example.com")
-    return mentor_headers(mentor)
+    return pro_mentor(local_stack, mentor_headers, mentor)
 
 
 @pytest.fixture
@@ -101,13 +99,6 @@ def short_tokens(providers: Providers) -> Iterator[Providers]:
 def _new(before: list[str], after: list[str]) -> list[str]:
     """The subjects in ``after`` beyond those in ``before`` (the outbox lists raw before simple e-mails)."""
     return list((Counter(after) - Counter(before)).elements())
-
-
-def _meeting(schedule: ScheduleStore, session_id: str) -> MeetingRef:
-    session = schedule.get_session(session_id)
-    assert session is not None
-    assert session.meeting is not None
-    return session.meeting
 
 
 def _booking(schedule: ScheduleStore, booking_id: str) -> tuple[str | None, str | None]:
@@ -162,12 +153,12 @@ def test_a_google_reconnect_under_faults_gives_every_waiting_student_one_link_an
     local_stack: LocalStack,
     short_tokens: Providers,
     mentor: str,
-    pro_mentor: dict[str, str],
+    pro_mentor_headers: dict[str, str],
     platform_headers: dict[str, str],
     schedule: ScheduleStore,
 ) -> None:
     providers = short_tokens
-    headers = pro_mentor
+    headers = pro_mentor_headers
     email = flows.seed_google_account(providers.google, f"{mentor}@example.com")
     assert flows.connect_oauth(api, headers, "google")["status"] == "connected"
     title = f"Faulty resume {mentor}"
@@ -202,7 +193,7 @@ def test_a_google_reconnect_under_faults_gives_every_waiting_student_one_link_an
         def converged() -> bool:
             for (sid, _), booking_id in bookings.items():
                 url, status = _booking(schedule, booking_id)
-                if status != "ready" or url is None or url != _meeting(schedule, sid).url:
+                if status != "ready" or url is None or url != session_meeting(schedule, sid).url:
                     return False
             return True
 
@@ -221,7 +212,7 @@ def test_a_google_reconnect_under_faults_gives_every_waiting_student_one_link_an
     assert sorted(e.get("status", "") for e in events) == ["confirmed"] * len(sessions), events
     recorded = {}
     for sid in sessions:
-        meeting = _meeting(schedule, sid)
+        meeting = session_meeting(schedule, sid)
         assert meeting.status is MeetingStatus.CREATED
         recorded[meeting.meeting_id] = meeting.url
         assert {_booking(schedule, bookings[sid, n])[0] for n in (1, 2)} == {meeting.url}
@@ -246,12 +237,12 @@ def test_a_google_event_deleted_under_faults_is_live_again_with_one_email_each(
     local_stack: LocalStack,
     short_tokens: Providers,
     mentor: str,
-    pro_mentor: dict[str, str],
+    pro_mentor_headers: dict[str, str],
     platform_headers: dict[str, str],
     schedule: ScheduleStore,
 ) -> None:
     providers = short_tokens
-    headers = pro_mentor
+    headers = pro_mentor_headers
     email = flows.seed_google_account(providers.google, f"{mentor}@example.com")
     assert flows.connect_oauth(api, headers, "google")["status"] == "connected"  # opens the watch channel
     title = f"Faulty drift {mentor}"
@@ -259,7 +250,7 @@ def test_a_google_event_deleted_under_faults_is_live_again_with_one_email_each(
     session_id = klass["sessions"][0]["sessionId"]
     bookings = [book_and_pay(local_stack, api, platform_headers, session_id, n) for n in (1, 2)]
     settle(local_stack, providers, zoom_webhooks=False)
-    first = _meeting(schedule, session_id)
+    first = session_meeting(schedule, session_id)
     assert first.meeting_id is not None
     assert {_booking(schedule, b) for b in bookings} == {(first.url, "ready")}
     mentor_mail = f"{mentor}@mentor.example.com"
@@ -299,7 +290,7 @@ def test_a_google_event_deleted_under_faults_is_live_again_with_one_email_each(
     } <= injected
 
     # Then the session has one live event under a new id (the deleted one and one replacement, no more)
-    second = _meeting(schedule, session_id)
+    second = session_meeting(schedule, session_id)
     (event,) = _events(providers, email, title)
     assert second.status is MeetingStatus.CREATED
     assert (second.generation, second.meeting_id, second.url) == (2, event["id"], event["hangoutLink"])
@@ -348,11 +339,11 @@ def test_an_access_token_invalidated_early_is_refreshed_once_under_faults(
     local_stack: LocalStack,
     providers: Providers,
     mentor: str,
-    pro_mentor: dict[str, str],
+    pro_mentor_headers: dict[str, str],
     platform_headers: dict[str, str],
     schedule: ScheduleStore,
 ) -> None:
-    headers = pro_mentor
+    headers = pro_mentor_headers
     meeting_provider, token_path, create_path, token_faults = REFRESH_PATHS[provider]
     emu = providers.google if provider == "google" else providers.zoom
     email = f"{mentor}@example.com"
@@ -402,7 +393,7 @@ def test_an_access_token_invalidated_early_is_refreshed_once_under_faults(
         held = {e["id"]: e.get("hangoutLink") for e in _events(providers, email, title, live=False)}
     else:
         held = {str(m["id"]): m.get("join_url") for m in providers.zoom.meetings(True) if m.get("topic") == title}
-    assert held == {_meeting(schedule, sid).meeting_id: _meeting_url(schedule, sid) for sid in sessions}
+    assert held == {session_meeting(schedule, sid).meeting_id: _meeting_url(schedule, sid) for sid in sessions}
     outbox = read_outbox(local_stack.environment()["AWS_ENDPOINT_URL"])
     for sid, booking_id in bookings.items():
         (mail,) = [m for m in outbox if student_email(sid, 1) in m.to]
