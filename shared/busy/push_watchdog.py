@@ -29,10 +29,10 @@ the connection again once Google's handshake confirms the new one (the usual rul
   cost of such a false alarm is one channel replacement and a few polls.)
 * It never fails the sync: any error is logged and the sync goes on.
 
-**Cost**: one consistent Query of the mentor's busy items per checked ``RESYNC`` job (at most one
-every ``GOOGLE_SAFETY_RESYNC_H`` per connection), plus one ``TransactWriteItems`` when it flags.
-Nothing on other jobs, nothing on a poll. Microsoft subscriptions are checked the same way
-(``MICROSOFT_SAFETY_RESYNC_H``), and their renewal re-subscribes a flagged one.
+**Cost**: one consistent Query of the connection's busy items (its head and chunks only) per checked
+``RESYNC`` job (at most one every ``GOOGLE_SAFETY_RESYNC_H`` per connection), plus one
+``TransactWriteItems`` when it flags. Nothing on other jobs, nothing on a poll. Microsoft
+subscriptions are checked the same way (``MICROSOFT_SAFETY_RESYNC_H``), and their renewal re-subscribes a flagged one.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ class MissedPushCheck:
             return False
 
     def _changed(self, job: SyncJob, blocks: Sequence[Block], window: tuple[datetime, datetime]) -> bool:
-        stored = self.busy.read(job.mentor_id).get(job.provider)  # the one extra read
+        stored = self.busy.read(job.mentor_id, provider=job.provider).get(job.provider)  # the one extra read
         if stored is None or not stored.complete or stored.head.error:
             return False
         if stored.head.window_start is None or stored.head.window_end is None:

@@ -334,11 +334,12 @@ class BusyStore:
         item = self.table.get(mentor_pk(mentor_id), head_sk(provider))
         return _head_from_item(item) if item else None
 
-    def read(self, mentor_id: str, *, attempts: int = 3) -> dict[Provider, BusySet]:
-        """Every connection's current busy set (consistent; re-read if a flip raced the read)."""
+    def read(self, mentor_id: str, *, provider: Provider | None = None, attempts: int = 3) -> dict[Provider, BusySet]:
+        """Every connection's current busy set, or ``provider``'s only (consistent; read again if a flip raced it)."""
         sets: dict[Provider, BusySet] = {}
+        prefix = head_sk(provider) if provider is not None else BUSY_PREFIX
         for attempt in range(attempts):
-            items = self._items(mentor_id)
+            items = self._items(mentor_id, prefix)
             sets = _assemble(items)
             if all(s.complete for s in sets.values()):
                 return sets
@@ -346,12 +347,12 @@ class BusyStore:
                 time.sleep(0.02 * (attempt + 1))
         return sets
 
-    def _items(self, mentor_id: str) -> list[dict[str, Any]]:
+    def _items(self, mentor_id: str, prefix: str) -> list[dict[str, Any]]:
         kwargs: dict[str, Any] = {
             "TableName": self.table.name,
             "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
             "ExpressionAttributeNames": {"#pk": "PK", "#sk": "SK"},
-            "ExpressionAttributeValues": to_item({":pk": mentor_pk(mentor_id), ":prefix": BUSY_PREFIX}),
+            "ExpressionAttributeValues": to_item({":pk": mentor_pk(mentor_id), ":prefix": prefix}),
             "ConsistentRead": True,
         }
         items: list[dict[str, Any]] = []

@@ -145,9 +145,9 @@ def test_a_read_racing_a_flip_reads_again(busy: BusyStore, monkeypatch: pytest.M
     real = busy._items
     calls = {"n": 0}
 
-    def racing(mentor_id: str) -> list[dict[str, Any]]:
+    def racing(mentor_id: str, prefix: str) -> list[dict[str, Any]]:
         calls["n"] += 1
-        items = real(mentor_id)
+        items = real(mentor_id, prefix)
         return [i for i in items if i["type"] != "busy_chunk"] if calls["n"] == 1 else items
 
     monkeypatch.setattr(busy, "_items", racing)
@@ -238,3 +238,15 @@ def test_chunks_near_their_expiry_are_written_again_even_when_unchanged(store: S
     assert head.version != first
     (chunk,) = [i for i in _items(store) if i["type"] == "busy_chunk"]
     assert int(chunk["ttl"]) == int((T0 + timedelta(days=16) + RETENTION).timestamp())
+
+
+def test_one_connection_s_set_can_be_read_alone(busy: BusyStore, store: Store) -> None:
+    # Given a Google and an Apple set
+    busy.replace(MENTOR, Provider.GOOGLE, [_b(1, 2)], window=WINDOW, read_at=T0)
+    busy.replace(MENTOR, Provider.APPLE, [_b(3, 4)], window=WINDOW, read_at=T0)
+    # When only Google's is read (the missed-push check): one Query that returns Google's items only
+    with count_calls(store.table.client) as calls:
+        sets = busy.read(MENTOR, provider=Provider.GOOGLE)
+    assert dict(calls.calls) == {"Query": 1}
+    assert set(sets) == {Provider.GOOGLE}
+    assert sets[Provider.GOOGLE].blocks == (_b(1, 2),)
